@@ -1,0 +1,202 @@
+//! `NativeStorage`: one class over `core::Storage` for every store. The JS `StorageBackend`
+//! class wraps it and adds Node streams, error classes and the Part A signatures.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::backends::local::LocalBackend;
+use crate::backends::memory::MemoryBackend;
+use crate::binding::convert::{
+    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
+    UploadOutcome, UploadSettings,
+};
+use crate::binding::error::JsResult;
+use crate::binding::streams::{NativeReader, NativeWriter};
+use crate::core::backend::{Backend, GetOptions};
+use crate::core::body::Body;
+use crate::core::error::{Error, Result};
+use crate::core::key::generate_key;
+use crate::core::signing::{SignedFields, UrlSigner, Verdict};
+use crate::core::storage::Storage;
+
+#[napi(object)]
+pub struct LocalSettings {
+    pub root: String,
+    pub base_url: String,
+    pub signing_secret: Option<String>,
+}
+
+#[napi(object)]
+pub struct MemorySettings {
+    pub base_url: String,
+    pub signing_secret: Option<String>,
+}
+
+/// The fields of a request to a signed URL, as the HTTP handler parsed them.
+#[napi(object)]
+pub struct SignedRequest {
+    pub method: String,
+    pub key: String,
+    pub expires: String,
+    pub content_type: Option<String>,
+    pub response_content_type: Option<String>,
+    pub response_content_disposition: Option<String>,
+    pub signature: String,
+}
+
+#[napi]
+pub struct NativeStorage {
+    storage: Storage,
+    backend: Arc<dyn Backend>,
+}
+
+fn random_secret() -> Vec<u8> {
+    [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat()
+}
+
+fn range_options(range: Option<RangeSettings>) -> Result<GetOptions> {
+    Ok(GetOptions { range: range.map(RangeSettings::into_core).transpose()? })
+}
+
+#[napi]
+impl NativeStorage {
+    fn wrap(backend: Arc<dyn Backend>) -> NativeStorage {
+        NativeStorage { storage: Storage::new(Arc::clone(&backend)), backend }
+    }
+
+    #[napi(factory)]
+    pub fn local(settings: LocalSettings) -> napi::Result<NativeStorage> {
+        let secret = settings.signing_secret.map(String::into_bytes);
+        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
+        Ok(Self::wrap(Arc::new(backend)))
+    }
+
+    #[napi(factory)]
+    pub fn memory(settings: MemorySettings) -> napi::Result<NativeStorage> {
+        let secret = settings.signing_secret.map_or_else(random_secret, String::into_bytes);
+        let signer = UrlSigner::new(secret, &settings.base_url).js()?;
+        Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
+    }
+
+    /// Stores a whole buffer; the bytes are copied before the call returns.
+    #[napi(ts_return_type = "Promise<UploadOutcome>")]
+    pub fn put<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        data: BufferSlice,
+        settings: UploadSettings,
+    ) -> napi::Result<PromiseRaw<'env, UploadOutcome>> {
+        let body = Body::bytes(Bytes::copy_from_slice(&data));
+        let storage = self.storage.clone();
+        env.spawn_future(async move {
+            let result = storage.put(&key, body, settings.into_core().js()?).await.js()?;
+            Ok(UploadOutcome { etag: result.etag })
+        })
+    }
+
+    /// Starts a streamed upload; the store reads chunks as the writer receives them.
+    #[napi]
+    pub fn open_writer(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
+        Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core().js()?))
+    }
+
+    /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.
+    #[napi]
+    pub async fn open_reader(&self, key: String, range: Option<RangeSettings>) -> napi::Result<NativeReader> {
+        let result = self.storage.get(&key, range_options(range).js()?).await.js()?;
+        Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
+    }
+
+    #[napi]
+    pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Buffer> {
+        let bytes = self.storage.read(&key, range_options(range).js()?).await.js()?;
+        Ok(Vec::from(bytes).into())
+    }
+
+    #[napi]
+    pub async fn stat(&self, key: String) -> napi::Result<ObjectInfo> {
+        self.storage.head(&key).await.map(Into::into).js()
+    }
+
+    #[napi]
+    pub async fn exists(&self, key: String) -> napi::Result<bool> {
+        self.storage.exists(&key).await.js()
+    }
+
+    #[napi]
+    pub async fn delete(&self, key: String) -> napi::Result<()> {
+        self.storage.delete(&key).await.js()
+    }
+
+    #[napi]
+    pub async fn list(&self, settings: ListSettings) -> napi::Result<ListedPage> {
+        self.storage.list(settings.into()).await.map(Into::into).js()
+    }
+
+    #[napi]
+    pub async fn copy(&self, from: String, to: String) -> napi::Result<()> {
+        self.storage.copy(&from, &to).await.js()
+    }
+
+    #[napi]
+    pub async fn rename(&self, from: String, to: String) -> napi::Result<()> {
+        self.storage.rename(&from, &to).await.js()
+    }
+
+    #[napi]
+    pub async fn delete_many(&self, keys: Vec<String>) -> napi::Result<f64> {
+        self.storage.delete_many(&keys).await.map(|n| n as f64).js()
+    }
+
+    #[napi]
+    pub async fn delete_prefix(&self, prefix: String) -> napi::Result<f64> {
+        self.storage.delete_prefix(&prefix).await.map(|n| n as f64).js()
+    }
+
+    #[napi]
+    pub async fn delete_older_than(&self, prefix: String, before_ms: f64) -> napi::Result<f64> {
+        let before = from_millis(before_ms).js()?;
+        self.storage.delete_older_than(&prefix, before).await.map(|n| n as f64).js()
+    }
+
+    #[napi]
+    pub async fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
+        let options = settings.into_core().js()?;
+        let signed = self.storage.sign_url(&key, &options).await.js()?;
+        Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
+    }
+
+    /// "valid", "expired" or "invalid"; the signature is compared in constant time.
+    #[napi]
+    pub fn verify_signed_request(&self, request: SignedRequest) -> napi::Result<String> {
+        let signer = self.backend.url_signer().ok_or_else(|| {
+            Error::Configuration("this backend's signed URLs are served by the store itself".into())
+        });
+        let fields = SignedFields {
+            method: &request.method,
+            key: &request.key,
+            expires: &request.expires,
+            content_type: request.content_type.as_deref().unwrap_or(""),
+            response_content_type: request.response_content_type.as_deref().unwrap_or(""),
+            response_content_disposition: request.response_content_disposition.as_deref().unwrap_or(""),
+        };
+        let verdict = signer.js()?.verify(&fields, &request.signature, SystemTime::now());
+        Ok(match verdict {
+            Verdict::Valid => "valid",
+            Verdict::Expired => "expired",
+            Verdict::BadSignature => "invalid",
+        }
+        .to_owned())
+    }
+}
+
+/// `prefix/YYYY/MM/<uuid>.<ext>`.
+#[napi]
+pub fn generate_storage_key(prefix: Option<String>, filename: Option<String>) -> napi::Result<String> {
+    generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string()).js()
+}

@@ -1,0 +1,172 @@
+//! Streams across the boundary. Uploads: JS awaits `write(chunk)` per chunk into a bounded
+//! channel (backpressure), the store consumes it as a `Body`. Downloads: JS awaits `read()`
+//! per chunk; `cancel()` drops the Rust stream, which closes the file or connection.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::stream::{self, StreamExt};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::binding::convert::{ObjectInfo, UploadOutcome};
+use crate::binding::error::{to_js, JsResult};
+use crate::core::backend::PutResult;
+use crate::core::body::{Body, ByteStream};
+use crate::core::error::Error;
+use crate::core::storage::{Storage, UploadOptions};
+
+/// Chunks in flight between JS and the store; with JS's own chunk this bounds upload memory.
+const UPLOAD_QUEUE: usize = 4;
+
+type Outcome = Shared<BoxFuture<'static, std::result::Result<PutResult, Arc<Error>>>>;
+
+#[napi]
+pub struct NativeWriter {
+    sender: Mutex<Option<mpsc::Sender<Bytes>>>,
+    abort: CancellationToken,
+    outcome: Outcome,
+}
+
+impl NativeWriter {
+    pub fn start(storage: Storage, key: String, options: UploadOptions) -> NativeWriter {
+        let (sender, receiver) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+        let abort = CancellationToken::new();
+        let body = Body::stream(incoming(receiver, abort.clone()), options.content_length);
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        napi::bindgen_prelude::spawn(async move {
+            let _ = done.send(storage.put(&key, body, options).await);
+        });
+        let outcome = async move {
+            match outcome.await {
+                Ok(result) => result.map_err(Arc::new),
+                Err(_) => Err(Arc::new(Error::Aborted("the upload task ended early".into()))),
+            }
+        };
+        NativeWriter { sender: Mutex::new(Some(sender)), abort, outcome: outcome.boxed().shared() }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.sender.lock().expect("writer lock poisoned").clone()
+    }
+}
+
+/// The channel as a body stream that fails once the upload is aborted.
+fn incoming(receiver: mpsc::Receiver<Bytes>, abort: CancellationToken) -> ByteStream {
+    stream::unfold((receiver, abort), |(mut receiver, abort)| async move {
+        let next = tokio::select! {
+            biased;
+            _ = abort.cancelled() => Some(Err(Error::Aborted("the upload was aborted".into()))),
+            chunk = receiver.recv() => chunk.map(Ok),
+        };
+        next.map(|item| (item, (receiver, abort)))
+    })
+    .boxed()
+}
+
+#[napi]
+impl NativeWriter {
+    /// Resolves once the chunk is queued; rejects with the upload's own error if it has failed.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn write<'env>(&self, env: &'env Env, chunk: BufferSlice) -> napi::Result<PromiseRaw<'env, ()>> {
+        let bytes = Bytes::copy_from_slice(&chunk);
+        let sender = self.sender();
+        let outcome = self.outcome.clone();
+        env.spawn_future(async move {
+            let queued = match sender {
+                Some(sender) => sender.send(bytes).await.is_ok(),
+                None => false,
+            };
+            if queued {
+                return Ok(());
+            }
+            // The store stopped reading: report why.
+            match outcome.await {
+                Err(e) => Err(to_js(&e)),
+                Ok(_) => Err(to_js(&Error::InvalidArgument("write after the upload was closed".into()))),
+            }
+        })
+    }
+
+    /// Ends the body and resolves when the object is stored.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<UploadOutcome> {
+        self.sender.lock().expect("writer lock poisoned").take();
+        let result = self.outcome.clone().await;
+        result.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e))
+    }
+
+    /// Fails the upload; the store discards what it had received.
+    #[napi]
+    pub fn abort(&self) {
+        self.abort.cancel();
+        self.sender.lock().expect("writer lock poisoned").take();
+    }
+}
+
+impl Drop for NativeWriter {
+    fn drop(&mut self) {
+        // A writer collected without close() must not leave a half-written upload running.
+        self.abort.cancel();
+    }
+}
+
+#[napi(object)]
+pub struct DownloadInfo {
+    pub object: ObjectInfo,
+    pub start: f64,
+    pub end: f64,
+}
+
+#[napi]
+pub struct NativeReader {
+    info: ObjectInfo,
+    span: (u64, u64),
+    stream: Arc<tokio::sync::Mutex<Option<ByteStream>>>,
+    cancel: CancellationToken,
+}
+
+impl NativeReader {
+    pub fn new(info: ObjectInfo, span: (u64, u64), stream: ByteStream) -> NativeReader {
+        NativeReader { info, span, stream: Arc::new(tokio::sync::Mutex::new(Some(stream))), cancel: CancellationToken::new() }
+    }
+}
+
+#[napi]
+impl NativeReader {
+    /// The object's metadata and the `[start, end)` span this reader yields.
+    #[napi(getter)]
+    pub fn info(&self) -> DownloadInfo {
+        DownloadInfo { object: self.info.clone(), start: self.span.0 as f64, end: self.span.1 as f64 }
+    }
+
+    /// The next chunk, or null at the end (or after `cancel()`).
+    #[napi]
+    pub async fn read(&self) -> napi::Result<Option<Buffer>> {
+        let mut slot = self.stream.lock().await;
+        let Some(stream) = slot.as_mut() else { return Ok(None) };
+        let next = tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(chunk)) => Ok(Some(Vec::from(chunk).into())),
+            other => {
+                *slot = None;
+                other.transpose().js().map(|_| None)
+            }
+        }
+    }
+
+    /// Stops the download; the store's stream is dropped now or when a pending read returns.
+    #[napi]
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+        if let Ok(mut slot) = self.stream.try_lock() {
+            slot.take();
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Bodies as streams of byte chunks, and the guards that check a body while it streams.
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use crate::core::error::{Error, Result};
+
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Chunk size for streams a store produces: large, so each hop to JS carries a lot.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Streams an in-memory buffer in `CHUNK_SIZE` slices, without copying.
+pub fn chunked(bytes: Bytes) -> ByteStream {
+    let count = bytes.len().div_ceil(CHUNK_SIZE);
+    stream::iter((0..count).map(move |i| Ok(bytes.slice(i * CHUNK_SIZE..((i + 1) * CHUNK_SIZE).min(bytes.len()))))).boxed()
+}
+
+/// An upload body: chunks plus, when the caller stated it, the total length.
+pub struct Body {
+    pub stream: ByteStream,
+    pub length: Option<u64>,
+}
+
+impl Body {
+    pub fn bytes(bytes: Bytes) -> Body {
+        let length = Some(bytes.len() as u64);
+        Body { stream: stream::once(async move { Ok(bytes) }).boxed(), length }
+    }
+
+    pub fn stream(stream: ByteStream, length: Option<u64>) -> Body {
+        Body { stream, length }
+    }
+
+    /// Reads the whole body; for stores that hold objects in memory.
+    pub async fn collect(mut self) -> Result<Bytes> {
+        let mut buf = BytesMut::with_capacity(self.length.unwrap_or(0).min(64 << 20) as usize);
+        while let Some(chunk) = self.stream.next().await {
+            buf.extend_from_slice(&chunk?);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// What an upload must satisfy; checked while the body streams, so a bad body fails
+/// before the store commits anything.
+#[derive(Clone, Debug, Default)]
+pub struct UploadGuard {
+    /// The declared length: the body must be exactly this long.
+    pub expected_length: Option<u64>,
+    /// A hard cap on the body size.
+    pub max_bytes: Option<u64>,
+    /// Allowed MIME types (`image/png`, `image/*`); the declared type and the sniffed
+    /// content must both match.
+    pub allowed_content_types: Option<Vec<String>>,
+    pub content_type: Option<String>,
+}
+
+/// Enough leading bytes to recognise every format `infer` knows.
+const SNIFF_BYTES: usize = 8192;
+
+impl UploadGuard {
+    /// Checks what can be checked before any byte is read, then wraps the body so the rest
+    /// is checked as it streams.
+    pub fn apply(self, body: Body) -> Result<Body> {
+        let expected = match (self.expected_length, body.length) {
+            (Some(a), Some(b)) if a != b => return Err(Error::LengthMismatch { expected: a, actual: b }),
+            (a, b) => a.or(b),
+        };
+        if let (Some(limit), Some(len)) = (self.max_bytes, expected) {
+            if len > limit {
+                return Err(Error::QuotaExceeded { limit });
+            }
+        }
+        if let Some(allowed) = &self.allowed_content_types {
+            let declared = self.content_type.as_deref().unwrap_or("");
+            if !type_allowed(declared, allowed) {
+                return Err(Error::InvalidFileType { provided: declared.to_owned(), allowed: allowed.clone() });
+            }
+        }
+        let state = GuardState {
+            inner: body.stream,
+            seen: 0,
+            expected,
+            max_bytes: self.max_bytes,
+            sniff_against: self.allowed_content_types,
+            finished: false,
+        };
+        Ok(Body::stream(stream::try_unfold(state, GuardState::next).boxed(), expected))
+    }
+}
+
+struct GuardState {
+    inner: ByteStream,
+    seen: u64,
+    expected: Option<u64>,
+    max_bytes: Option<u64>,
+    /// Set until the leading bytes have been sniffed.
+    sniff_against: Option<Vec<String>>,
+    finished: bool,
+}
+
+impl GuardState {
+    async fn next(mut self) -> Result<Option<(Bytes, GuardState)>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let chunk = match self.sniff_against.take() {
+            Some(allowed) => self.sniff(&allowed).await?,
+            None => self.inner.next().await.transpose()?,
+        };
+        let Some(chunk) = chunk else {
+            self.finished = true;
+            return match self.expected {
+                Some(expected) if expected != self.seen => {
+                    Err(Error::LengthMismatch { expected, actual: self.seen })
+                }
+                _ => Ok(None),
+            };
+        };
+        self.seen += chunk.len() as u64;
+        if let Some(expected) = self.expected.filter(|&e| self.seen > e) {
+            return Err(Error::LengthMismatch { expected, actual: self.seen });
+        }
+        if let Some(limit) = self.max_bytes.filter(|&m| self.seen > m) {
+            return Err(Error::QuotaExceeded { limit });
+        }
+        Ok(Some((chunk, self)))
+    }
+
+    /// Gathers the leading bytes into one chunk and refuses content whose real type is not
+    /// allowed, whatever type was declared.
+    async fn sniff(&mut self, allowed: &[String]) -> Result<Option<Bytes>> {
+        let mut head = BytesMut::new();
+        while head.len() < SNIFF_BYTES {
+            match self.inner.next().await.transpose()? {
+                Some(chunk) if head.is_empty() && chunk.len() >= SNIFF_BYTES => {
+                    head = BytesMut::from(chunk);
+                }
+                Some(chunk) => head.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        if let Some(kind) = infer::get(&head) {
+            if !type_allowed(kind.mime_type(), allowed) {
+                return Err(Error::InvalidFileType {
+                    provided: kind.mime_type().to_owned(),
+                    allowed: allowed.to_vec(),
+                });
+            }
+        }
+        Ok((!head.is_empty()).then(|| head.freeze()))
+    }
+}
+
+/// `image/png` matches `image/png`, `image/*` and `*/*`; parameters and case are ignored.
+pub fn type_allowed(content_type: &str, allowed: &[String]) -> bool {
+    let essence = |t: &str| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let actual = essence(content_type);
+    let Some((kind, _)) = actual.split_once('/') else { return false };
+    allowed.iter().map(|a| essence(a)).any(|a| {
+        a == actual || a == "*/*" || a.strip_suffix("/*").is_some_and(|k| k == kind)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> Body {
+        let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Body::stream(stream::iter(items).boxed(), None)
+    }
+
+    async fn run(guard: UploadGuard, body: Body) -> Result<Bytes> {
+        guard.apply(body)?.collect().await
+    }
+
+    #[tokio::test]
+    async fn exact_length_passes_and_wrong_lengths_fail() {
+        let exact = UploadGuard { expected_length: Some(6), ..Default::default() };
+        assert_eq!(run(exact.clone(), chunks(&[b"abc", b"def"])).await.unwrap(), "abcdef");
+        let short = run(exact.clone(), chunks(&[b"abc"])).await.unwrap_err();
+        assert!(matches!(short, Error::LengthMismatch { expected: 6, actual: 3 }));
+        let long = run(exact, chunks(&[b"abc", b"defg"])).await.unwrap_err();
+        assert!(matches!(long, Error::LengthMismatch { expected: 6, actual: 7 }));
+        let declared = UploadGuard { expected_length: Some(2), ..Default::default() };
+        assert!(matches!(declared.apply(Body::bytes(Bytes::from_static(b"abc"))), Err(Error::LengthMismatch { .. })));
+    }
+
+    #[tokio::test]
+    async fn max_bytes_stops_the_stream() {
+        let guard = UploadGuard { max_bytes: Some(4), ..Default::default() };
+        let err = run(guard, chunks(&[b"abc", b"def"])).await.unwrap_err();
+        assert!(matches!(err, Error::QuotaExceeded { limit: 4 }));
+    }
+
+    #[tokio::test]
+    async fn sniffing_refuses_a_renamed_executable() {
+        let guard = UploadGuard {
+            allowed_content_types: Some(vec!["image/*".into()]),
+            content_type: Some("image/png".into()),
+            ..Default::default()
+        };
+        let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+        elf.resize(128, 0);
+        let elf: &'static [u8] = elf.leak();
+        let err = run(guard.clone(), chunks(&[&elf[..10], &elf[10..]])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidFileType { ref provided, .. } if provided.contains("executable")), "{err}");
+        let png: &'static [u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(run(guard.clone(), chunks(&[png, b"x"])).await.unwrap().len(), png.len() + 1);
+        let wrong_declared = UploadGuard { content_type: Some("text/html".into()), ..guard };
+        assert!(matches!(wrong_declared.apply(chunks(&[png])), Err(Error::InvalidFileType { .. })));
+    }
+
+    #[test]
+    fn type_patterns() {
+        let allowed = vec!["image/*".to_string(), "application/pdf".to_string()];
+        assert!(type_allowed("image/png", &allowed));
+        assert!(type_allowed("Application/PDF; charset=binary", &allowed));
+        assert!(!type_allowed("text/plain", &allowed));
+        assert!(!type_allowed("", &allowed));
+    }
+}

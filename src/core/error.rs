@@ -1,0 +1,165 @@
+//! One error type for every backend. Each variant names a failure a caller can act on;
+//! the JS binding maps each to its own error class by `code()`.
+
+use serde_json::{json, Value};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Invalid storage key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+
+    #[error("File not found in storage: {key}")]
+    NotFound { key: String },
+
+    #[error("An object already exists at {key}")]
+    AlreadyExists { key: String },
+
+    #[error("Precondition failed for {key}: {reason}")]
+    Precondition { key: String, reason: String },
+
+    #[error("Permission denied: {0}")]
+    PermissionDenied(String),
+
+    #[error("Storage unavailable: {0}")]
+    Unavailable(String),
+
+    #[error("Storage operation timed out: {0}")]
+    Timeout(String),
+
+    #[error("Storage quota exceeded: the body is larger than {limit} bytes")]
+    QuotaExceeded { limit: u64 },
+
+    #[error("{}", invalid_file_type_message(.provided, .allowed))]
+    InvalidFileType { provided: String, allowed: Vec<String> },
+
+    #[error("Content length mismatch: {expected} bytes were declared but the body {}", length_outcome(*.expected, *.actual))]
+    LengthMismatch { expected: u64, actual: u64 },
+
+    #[error("Range {start}-{end} is not satisfiable for an object of {size} bytes")]
+    InvalidRange { start: u64, end: u64, size: u64 },
+
+    #[error("Invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("Configuration error: {0}")]
+    Configuration(String),
+
+    #[error("Operation aborted: {0}")]
+    Aborted(String),
+
+    #[error("Storage I/O failed ({context}): {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Several independent operations failed (bulk deletes); each failure is kept.
+    #[error("{} of {total} operations failed; first: {}", .failures.len(), .failures[0].1)]
+    Partial { total: usize, failures: Vec<(String, Error)> },
+}
+
+fn invalid_file_type_message(provided: &str, allowed: &[String]) -> String {
+    if allowed.is_empty() {
+        format!("Invalid file type: {provided}")
+    } else {
+        format!("Invalid file type: {provided}. Allowed types: {}", allowed.join(", "))
+    }
+}
+
+fn length_outcome(expected: u64, actual: u64) -> String {
+    if actual > expected {
+        format!("went on past {actual} bytes")
+    } else {
+        format!("ended after {actual} bytes")
+    }
+}
+
+impl Error {
+    /// An I/O failure, with what we were doing when it happened.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// The stable code the JS layer turns into an error class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidKey { .. } => "INVALID_KEY",
+            Error::NotFound { .. } => "FILE_NOT_FOUND",
+            Error::AlreadyExists { .. } => "FILE_ALREADY_EXISTS",
+            Error::Precondition { .. } => "PRECONDITION_FAILED",
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
+            Error::Timeout(_) => "STORAGE_TIMEOUT",
+            Error::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Error::InvalidFileType { .. } => "INVALID_FILE_TYPE",
+            Error::LengthMismatch { .. } => "CONTENT_LENGTH_MISMATCH",
+            Error::InvalidRange { .. } => "INVALID_RANGE",
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::Configuration(_) => "CONFIGURATION_ERROR",
+            Error::Aborted(_) => "ABORTED",
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+                _ => "STORAGE_ERROR",
+            },
+            Error::Partial { .. } => "STORAGE_ERROR",
+        }
+    }
+
+    /// Structured context for the error's `details`; never holds credentials.
+    pub fn details(&self) -> Value {
+        match self {
+            Error::InvalidKey { key, reason } => json!({ "key": key, "reason": reason }),
+            Error::NotFound { key } | Error::AlreadyExists { key } => json!({ "key": key }),
+            Error::Precondition { key, reason } => json!({ "key": key, "reason": reason }),
+            Error::QuotaExceeded { limit } => json!({ "quotaLimit": limit }),
+            Error::InvalidFileType { provided, allowed } => {
+                json!({ "providedType": provided, "allowedTypes": allowed })
+            }
+            Error::LengthMismatch { expected, actual } => {
+                json!({ "expected": expected, "actual": actual })
+            }
+            Error::InvalidRange { start, end, size } => {
+                json!({ "start": start, "end": end, "size": size })
+            }
+            Error::Timeout(_) | Error::Unavailable(_) => json!({ "retryable": true }),
+            Error::Io { context, source } => {
+                json!({ "operation": context, "errno": source.raw_os_error() })
+            }
+            Error::Partial { total, failures } => json!({
+                "total": total,
+                "failures": failures
+                    .iter()
+                    .map(|(key, e)| json!({ "key": key, "code": e.code(), "message": e.to_string() }))
+                    .collect::<Vec<_>>(),
+            }),
+            _ => json!({}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_follow_the_contract() {
+        let e = Error::NotFound { key: "a/b.txt".into() };
+        assert_eq!(e.to_string(), "File not found in storage: a/b.txt");
+        assert_eq!(e.code(), "FILE_NOT_FOUND");
+        let e = Error::InvalidFileType { provided: "x/y".into(), allowed: vec!["a/b".into(), "c/d".into()] };
+        assert_eq!(e.to_string(), "Invalid file type: x/y. Allowed types: a/b, c/d");
+        let e = Error::InvalidFileType { provided: "x/y".into(), allowed: vec![] };
+        assert_eq!(e.to_string(), "Invalid file type: x/y");
+    }
+
+    #[test]
+    fn io_permission_errors_are_told_apart() {
+        let denied = Error::io("open", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(denied.code(), "PERMISSION_DENIED");
+        let other = Error::io("open", std::io::Error::other("boom"));
+        assert_eq!(other.code(), "STORAGE_ERROR");
+    }
+}

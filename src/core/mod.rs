@@ -1,0 +1,10 @@
+//! The store-independent core: keys, errors, bodies and guards, the backend trait, URL
+//! signing, and the `Storage` front that applies them to any backend.
+
+pub mod backend;
+pub mod body;
+pub mod error;
+pub mod key;
+pub mod listing;
+pub mod signing;
+pub mod storage;
