@@ -1,0 +1,71 @@
+// @raptscallions/storage: the ESM entry, a re-export of the CommonJS module (one shared state).
+import { createRequire } from 'node:module'
+
+const APP_ERROR_HINT = Symbol.for('@raptscallions/storage.AppError')
+// An ESM-only @raptscallions/core cannot be require()d by the CommonJS module: import it
+// here first and hand its AppError over, so our errors extend the app's class.
+if (typeof globalThis[APP_ERROR_HINT] !== 'function') {
+  try {
+    const core = await import('@raptscallions/core')
+    if (typeof core.AppError === 'function') globalThis[APP_ERROR_HINT] = core.AppError
+  } catch {
+    // No @raptscallions/core in the host app.
+  }
+}
+
+const storage = createRequire(import.meta.url)('./index.js')
+
+export const {
+  AppError,
+  StorageErrorCode,
+  StorageError,
+  QuotaExceededError,
+  FileNotFoundError,
+  InvalidFileTypeError,
+  BackendNotRegisteredError,
+  ConfigurationError,
+  InvalidKeyError,
+  FileAlreadyExistsError,
+  PreconditionFailedError,
+  PermissionDeniedError,
+  StorageUnavailableError,
+  StorageTimeoutError,
+  ContentLengthMismatchError,
+  InvalidRangeError,
+  InvalidArgumentError,
+  AbortError,
+  registerBackend,
+  getBackendFactory,
+  isBackendRegistered,
+  getRegisteredBackends,
+  resetRegistry,
+  getBackend,
+  isBackendCached,
+  resetFactory,
+  resetAll,
+  registerBuiltInBackends,
+  storageConfig,
+  resetStorageConfig,
+  getBackendConfig,
+  registerBuiltInConfigs,
+  commonConfigSchema,
+  localConfigSchema,
+  s3ConfigSchema,
+  azureConfigSchema,
+  gcsConfigSchema,
+  aliyunConfigSchema,
+  registerBackendConfig,
+  getBackendConfigSchema,
+  isBackendConfigRegistered,
+  getRegisteredBackendConfigs,
+  resetConfigRegistry,
+  StorageBackend,
+  LocalStorageBackend,
+  createLocalBackend,
+  MemoryStorageBackend,
+  createMemoryBackend,
+  generateKey,
+  createSignedUrlHandler,
+} = storage
+
+export default storage

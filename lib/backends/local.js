@@ -1,0 +1,38 @@
+'use strict'
+// The local filesystem store: plain files under a root folder.
+
+const path = require('node:path')
+const { NativeStorage } = require('../../binding.js')
+const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
+const { callNativeSync, InvalidArgumentError } = require('../errors')
+const { localConfigSchema, readBackendEnv, storageConfig } = require('../config')
+
+class LocalStorageBackend extends StorageBackend {
+  /** `new LocalStorageBackend("/var/uploads")` or `({ root, baseUrl?, signingSecret?, signedUrlExpiration? })`. */
+  constructor(rootOrOptions) {
+    const options = typeof rootOrOptions === 'string' ? { root: rootOrOptions } : { ...rootOrOptions }
+    if (typeof options.root !== 'string' || options.root === '') {
+      throw new InvalidArgumentError('LocalStorageBackend needs a root folder', {})
+    }
+    const root = path.resolve(options.root)
+    const baseUrl = options.baseUrl ?? DEFAULT_SIGNED_URL_BASE
+    const native = callNativeSync(() =>
+      NativeStorage.local({ root, baseUrl, signingSecret: options.signingSecret ?? undefined }),
+    )
+    super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
+    this.root = root
+  }
+}
+
+/** A local backend from STORAGE_LOCAL_* and STORAGE_SIGNED_URL_EXPIRATION_SECONDS. */
+function createLocalBackend() {
+  const env = readBackendEnv('local', localConfigSchema)
+  return new LocalStorageBackend({
+    root: env.STORAGE_LOCAL_PATH,
+    baseUrl: env.STORAGE_LOCAL_BASE_URL,
+    signingSecret: env.STORAGE_LOCAL_SIGNING_SECRET,
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+  })
+}
+
+module.exports = { LocalStorageBackend, createLocalBackend }
