@@ -1,0 +1,370 @@
+/// <reference types="node" />
+import type { Readable } from 'node:stream'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { z } from 'zod'
+
+// ---------------------------------------------------------------- the interface
+
+export interface IStorageBackend {
+  upload(params: UploadParams): Promise<UploadResult>
+  download(key: string): Promise<Readable>
+  delete(key: string): Promise<void>
+  exists(key: string): Promise<boolean>
+  getSignedUrl(key: string, options?: SignedUrlOptions): Promise<SignedUrl>
+}
+
+export type BackendFactory<T extends IStorageBackend = IStorageBackend> = () => T
+
+export interface UploadParams {
+  /** Unique storage key for the file. */
+  key: string
+  /** File content. */
+  body: Buffer | Readable
+  /** MIME type. */
+  contentType: string
+  /** The body's exact length; a body of another length is refused and nothing is stored. */
+  contentLength?: number
+  metadata?: Record<string, string>
+}
+
+export interface UploadResult {
+  key: string
+  etag?: string
+  url?: string
+}
+
+export interface SignedUrlOptions {
+  /** Seconds until expiration (default: the backend's, 900). */
+  expiresIn?: number
+  method?: 'GET' | 'PUT'
+  /** PUT: the Content-Type the uploader must send (it is signed). */
+  contentType?: string
+}
+
+export interface SignedUrl {
+  url: string
+  /** ISO 8601 expiration timestamp. */
+  expiresAt: string
+}
+
+// ---------------------------------------------------------------- Part B options and results
+
+export interface Progress {
+  loaded: number
+  total?: number
+}
+
+/** Every body an upload accepts; the length is optional. */
+export type UploadBody =
+  | Buffer
+  | Uint8Array
+  | ArrayBuffer
+  | string
+  | Readable
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array | string>
+
+export interface UploadOptions {
+  contentType?: string
+  contentLength?: number
+  metadata?: Record<string, string>
+  /** Refuse to overwrite an existing object (FileAlreadyExistsError, 409). */
+  ifNotExists?: boolean
+  /** Largest accepted body, enforced while streaming (QuotaExceededError). */
+  maxBytes?: number
+  /** Allowed MIME types (`image/png`, `image/*`); the content itself is sniffed too (InvalidFileTypeError). */
+  allowedContentTypes?: string[]
+  onProgress?: (progress: Progress) => void
+  signal?: AbortSignal
+}
+
+export interface ExtendedUploadParams extends Omit<UploadParams, 'body' | 'contentType'>, UploadOptions {
+  body: UploadBody
+  contentType?: string
+}
+
+export interface ByteRange {
+  start: number
+  /** Inclusive, as in HTTP; omitted: to the end. */
+  end?: number
+}
+
+export interface DownloadOptions {
+  range?: ByteRange
+  signal?: AbortSignal
+  onProgress?: (progress: Progress) => void
+}
+
+export interface ObjectInfo {
+  key: string
+  size: number
+  contentType: string
+  etag?: string
+  lastModified: Date
+  metadata: Record<string, string>
+}
+
+/** A download: a Readable that also tells what it carries. */
+export interface DownloadStream extends Readable {
+  info: ObjectInfo & { range: { start: number; end: number }; contentLength: number }
+}
+
+export interface ListOptions {
+  prefix?: string
+  delimiter?: string
+  cursor?: string
+  limit?: number
+}
+
+export interface ListedObject {
+  key: string
+  size: number
+  lastModified: Date
+  etag?: string
+}
+
+export interface ListPage {
+  objects: ListedObject[]
+  prefixes: string[]
+  /** Set when more results follow. */
+  cursor?: string
+}
+
+export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
+  /** GET: the Content-Type the response carries. */
+  responseContentType?: string
+  /** GET: the Content-Disposition the response carries (a download file name). */
+  responseContentDisposition?: string
+}
+
+// ---------------------------------------------------------------- backends
+
+export declare class StorageBackend implements IStorageBackend {
+  protected constructor(native: unknown, options?: { baseUrl?: string; signedUrlExpiration?: number })
+  upload(params: UploadParams | ExtendedUploadParams): Promise<UploadResult>
+  download(key: string, options?: DownloadOptions): Promise<DownloadStream>
+  delete(key: string): Promise<void>
+  exists(key: string): Promise<boolean>
+  getSignedUrl(key: string, options?: ExtendedSignedUrlOptions): Promise<SignedUrl>
+  stat(key: string): Promise<ObjectInfo>
+  list(options?: ListOptions): Promise<ListPage>
+  listAll(options?: Omit<ListOptions, 'delimiter'>): AsyncIterable<ListedObject>
+  copy(from: string, to: string): Promise<void>
+  move(from: string, to: string): Promise<void>
+  /** Deletes every key, going on past failures; resolves to the count deleted. */
+  deleteMany(keys: string[]): Promise<number>
+  deletePrefix(prefix: string): Promise<number>
+  deleteOlderThan(prefix: string, date: Date | string | number): Promise<number>
+  get(key: string, options?: { range?: ByteRange }): Promise<Buffer>
+  put(key: string, data: UploadBody, options?: UploadOptions): Promise<UploadResult>
+}
+
+export interface LocalStorageBackendOptions {
+  root: string
+  /** Where the signed-URL handler is reachable (default http://127.0.0.1:8790). */
+  baseUrl?: string
+  /** Shared by every process that signs or verifies URLs; default: a secret kept in the store. */
+  signingSecret?: string
+  signedUrlExpiration?: number
+}
+
+export declare class LocalStorageBackend extends StorageBackend {
+  constructor(root: string)
+  constructor(options: LocalStorageBackendOptions)
+  readonly root: string
+}
+
+export declare function createLocalBackend(): LocalStorageBackend
+
+export interface MemoryStorageBackendOptions {
+  baseUrl?: string
+  signingSecret?: string
+  signedUrlExpiration?: number
+}
+
+export declare class MemoryStorageBackend extends StorageBackend {
+  constructor(options?: MemoryStorageBackendOptions)
+}
+
+export declare function createMemoryBackend(): MemoryStorageBackend
+
+export interface S3StorageBackendOptions {
+  /** Default signed URL expiration in seconds. */
+  signedUrlExpiration?: number
+}
+
+/** `prefix/YYYY/MM/<uuid>.<ext>`. */
+export declare function generateKey(options?: { prefix?: string; filename?: string }): string
+
+/** Serves self-signed URLs (local, memory): GET/HEAD with Range and ETag, PUT uploads. */
+export declare function createSignedUrlHandler(
+  backend: StorageBackend,
+  options?: { basePath?: string },
+): (req: IncomingMessage, res: ServerResponse) => void
+
+// ---------------------------------------------------------------- registry and factory
+
+export declare function registerBackend<T extends IStorageBackend>(identifier: string, factory: BackendFactory<T>): void
+export declare function getBackendFactory(identifier: string): BackendFactory
+export declare function isBackendRegistered(identifier: string): boolean
+export declare function getRegisteredBackends(): string[]
+export declare function resetRegistry(): void
+export declare function getBackend(identifier: string): IStorageBackend
+export declare function isBackendCached(identifier: string): boolean
+export declare function resetFactory(): void
+export declare function resetAll(): void
+/** Registers "local" and "memory" again (they are registered on load). */
+export declare function registerBuiltInBackends(): void
+
+// ---------------------------------------------------------------- errors
+
+export type ErrorDetails = Record<string, unknown> | string | undefined
+
+export declare class AppError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  readonly details: ErrorDetails
+  constructor(message: string, code: string, statusCode?: number, details?: ErrorDetails)
+  toJSON(): Record<string, unknown>
+}
+
+export declare const StorageErrorCode: Readonly<{
+  STORAGE_ERROR: 'STORAGE_ERROR'
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED'
+  FILE_NOT_FOUND: 'FILE_NOT_FOUND'
+  INVALID_FILE_TYPE: 'INVALID_FILE_TYPE'
+  BACKEND_NOT_REGISTERED: 'BACKEND_NOT_REGISTERED'
+  CONFIGURATION_ERROR: 'CONFIGURATION_ERROR'
+  INVALID_KEY: 'INVALID_KEY'
+  FILE_ALREADY_EXISTS: 'FILE_ALREADY_EXISTS'
+  PRECONDITION_FAILED: 'PRECONDITION_FAILED'
+  PERMISSION_DENIED: 'PERMISSION_DENIED'
+  STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE'
+  STORAGE_TIMEOUT: 'STORAGE_TIMEOUT'
+  CONTENT_LENGTH_MISMATCH: 'CONTENT_LENGTH_MISMATCH'
+  INVALID_RANGE: 'INVALID_RANGE'
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT'
+  ABORTED: 'ABORTED'
+}>
+
+export type StorageErrorCodeType = (typeof StorageErrorCode)[keyof typeof StorageErrorCode]
+
+export declare class StorageError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>)
+}
+
+export declare class QuotaExceededError extends AppError {
+  constructor(
+    message?: string,
+    details?: { currentUsage?: number; quotaLimit?: number; requestedSize?: number } & Record<string, unknown>,
+  )
+}
+
+export declare class FileNotFoundError extends AppError {
+  constructor(key: string)
+}
+
+export declare class InvalidFileTypeError extends AppError {
+  constructor(providedType: string, allowedTypes?: string[])
+}
+
+export declare class BackendNotRegisteredError extends AppError {
+  constructor(identifier: string, availableBackends: string[])
+}
+
+export declare class ConfigurationError extends AppError {
+  constructor(
+    message: string,
+    details?: { issues?: Array<{ field: string; message: string }>; backend?: string } & Record<string, unknown>,
+  )
+}
+
+/** 400: a key that is empty, absolute, has `..`, backslashes, control characters, or is over 1024 bytes. */
+export declare class InvalidKeyError extends StorageError {}
+/** 409: `ifNotExists` and the key is taken. */
+export declare class FileAlreadyExistsError extends StorageError {
+  constructor(key: string)
+}
+/** 412 */
+export declare class PreconditionFailedError extends StorageError {}
+/** 403: the store refused our credentials or the operation. */
+export declare class PermissionDeniedError extends StorageError {}
+/** 503: the store is down or unreachable; safe to retry. */
+export declare class StorageUnavailableError extends StorageError {
+  readonly retryable: true
+}
+/** 503: the store did not answer in time. */
+export declare class StorageTimeoutError extends StorageUnavailableError {}
+/** 400: a stated contentLength the body did not match; nothing was stored. */
+export declare class ContentLengthMismatchError extends StorageError {}
+/** 416 */
+export declare class InvalidRangeError extends StorageError {}
+/** 400 */
+export declare class InvalidArgumentError extends StorageError {}
+/** An AbortSignal fired; name "AbortError". */
+export declare class AbortError extends StorageError {}
+
+// ---------------------------------------------------------------- configuration
+
+export declare const commonConfigSchema: z.ZodObject<{
+  STORAGE_BACKEND: z.ZodDefault<z.ZodString>
+  STORAGE_MAX_FILE_SIZE_BYTES: z.ZodDefault<z.ZodNumber>
+  STORAGE_QUOTA_BYTES: z.ZodDefault<z.ZodNumber>
+  STORAGE_SIGNED_URL_EXPIRATION_SECONDS: z.ZodDefault<z.ZodNumber>
+}>
+export declare const localConfigSchema: z.ZodObject<{
+  STORAGE_LOCAL_PATH: z.ZodDefault<z.ZodString>
+  STORAGE_LOCAL_BASE_URL: z.ZodOptional<z.ZodString>
+  STORAGE_LOCAL_SIGNING_SECRET: z.ZodOptional<z.ZodString>
+}>
+export declare const s3ConfigSchema: z.ZodObject<{
+  STORAGE_S3_ENDPOINT: z.ZodOptional<z.ZodString>
+  STORAGE_S3_REGION: z.ZodString
+  STORAGE_S3_BUCKET: z.ZodString
+  STORAGE_S3_ACCESS_KEY_ID: z.ZodString
+  STORAGE_S3_SECRET_ACCESS_KEY: z.ZodString
+}>
+export declare const azureConfigSchema: z.ZodObject<{
+  STORAGE_AZURE_ACCOUNT_NAME: z.ZodString
+  STORAGE_AZURE_ACCESS_KEY: z.ZodString
+  STORAGE_AZURE_CONTAINER: z.ZodString
+}>
+export declare const gcsConfigSchema: z.ZodObject<{
+  STORAGE_GCS_PROJECT_ID: z.ZodString
+  STORAGE_GCS_BUCKET: z.ZodString
+  STORAGE_GCS_KEY_FILE_PATH: z.ZodOptional<z.ZodString>
+}>
+export declare const aliyunConfigSchema: z.ZodObject<{
+  STORAGE_ALIYUN_REGION: z.ZodString
+  STORAGE_ALIYUN_BUCKET: z.ZodString
+  STORAGE_ALIYUN_ACCESS_KEY_ID: z.ZodString
+  STORAGE_ALIYUN_SECRET_ACCESS_KEY: z.ZodString
+}>
+
+export type CommonConfig = z.infer<typeof commonConfigSchema>
+export type LocalConfig = z.infer<typeof localConfigSchema>
+export type S3Config = z.infer<typeof s3ConfigSchema>
+export type AzureConfig = z.infer<typeof azureConfigSchema>
+export type GcsConfig = z.infer<typeof gcsConfigSchema>
+export type AliyunConfig = z.infer<typeof aliyunConfigSchema>
+
+export interface StorageConfig extends CommonConfig {
+  /** The selected backend's own settings. */
+  backend: Record<string, unknown>
+}
+
+/** A backend's config schema: a zod schema, or any object with `parse`. */
+export interface ConfigSchema<T = unknown> {
+  parse(input: unknown): T
+}
+
+/** Parsed on first property access, cached, read-only. */
+export declare const storageConfig: Readonly<StorageConfig>
+export declare function resetStorageConfig(): void
+export declare function getBackendConfig<T extends Record<string, unknown>>(): T
+export declare function registerBuiltInConfigs(): void
+export declare function registerBackendConfig(identifier: string, schema: ConfigSchema): void
+export declare function getBackendConfigSchema(identifier: string): ConfigSchema | undefined
+export declare function isBackendConfigRegistered(identifier: string): boolean
+export declare function getRegisteredBackendConfigs(): string[]
+export declare function resetConfigRegistry(): void
