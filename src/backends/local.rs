@@ -33,6 +33,8 @@ use crate::core::signing::UrlSigner;
 /// The store's own files; keys may not start with this segment.
 pub const INTERNAL_DIR: &str = ".rstorage";
 const LOCK_STRIPES: u64 = 64;
+/// NAME_MAX on Linux and macOS filesystems.
+const MAX_SEGMENT_BYTES: usize = 255;
 const SECRET_FILE: &str = "signing-secret";
 
 /// What the sidecar records. `ino` ties it to one data file: a sidecar whose inode does not
@@ -81,6 +83,12 @@ impl Root {
     fn data_path(&self, key: &Key) -> Result<PathBuf> {
         if key.as_str().split('/').next() == Some(INTERNAL_DIR) {
             return Err(Error::InvalidKey { key: key.to_string(), reason: "keys under .rstorage/ are reserved" });
+        }
+        if key.as_str().split('/').any(|segment| segment.len() > MAX_SEGMENT_BYTES) {
+            return Err(Error::InvalidKey {
+                key: key.to_string(),
+                reason: "a key segment over 255 bytes cannot be a file name on a local filesystem",
+            });
         }
         Ok(self.root.join(key.as_str()))
     }

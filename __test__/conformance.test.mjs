@@ -1,0 +1,598 @@
+// One behaviour everywhere: this suite runs unchanged against every fixture's backend.
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  AbortError,
+  AppError,
+  ContentLengthMismatchError,
+  FileAlreadyExistsError,
+  FileNotFoundError,
+  InvalidFileTypeError,
+  InvalidKeyError,
+  InvalidRangeError,
+  QuotaExceededError,
+  StorageError,
+} from '../index.mjs'
+import { fixtures } from './fixtures.mjs'
+
+const MiB = 1024 * 1024
+
+async function readAll(stream) {
+  const parts = []
+  for await (const chunk of stream) parts.push(chunk)
+  return Buffer.concat(parts)
+}
+
+async function* generate(chunks) {
+  for (const chunk of chunks) yield chunk
+}
+
+function failingStream(goodBytes) {
+  let sent = false
+  return new Readable({
+    read() {
+      if (!sent) {
+        sent = true
+        this.push(Buffer.alloc(goodBytes, 7))
+      } else this.destroy(new Error('source failed'))
+    },
+  })
+}
+
+const BAD_KEYS = {
+  empty: '',
+  absolute: '/etc/passwd',
+  'dot-dot segment': 'a/../../escape',
+  'leading dot-dot': '../escape',
+  'dot segment': 'a/./b',
+  'empty segment': 'a//b',
+  'trailing slash': 'a/b/',
+  backslash: 'a\\..\\b',
+  NUL: 'a\0b',
+  'control character': 'a\nb',
+  'over 1024 bytes': 'k'.repeat(1025),
+  'over 1024 bytes in UTF-8': 'é'.repeat(513),
+}
+
+const ELF_HEADER = Buffer.concat([Buffer.from('7f454c46020101000000000000000000020003e0', 'hex'), Buffer.alloc(120)])
+const PNG_HEADER = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex')
+
+for (const fixture of fixtures) {
+  describe(`conformance: ${fixture.name}`, () => {
+    let backend
+    let cleanup
+    let counter = 0
+    const fresh = (name = 'obj') => `t${++counter}/${name}`
+
+    before(async () => {
+      ;({ backend, cleanup } = await fixture.create())
+    })
+    after(() => cleanup())
+
+    describe('upload and download', () => {
+      it('round-trips a Buffer with content type, metadata and an ETag', async () => {
+        const key = fresh('a.txt')
+        const result = await backend.upload({
+          key,
+          body: Buffer.from('hello world'),
+          contentType: 'text/plain',
+          metadata: { owner: 'u1', purpose: 'test' },
+        })
+        assert.equal(result.key, key)
+        assert.match(result.etag, /^".+"$/)
+        assert.equal((await readAll(await backend.download(key))).toString(), 'hello world')
+        const info = await backend.stat(key)
+        assert.equal(info.size, 11)
+        assert.equal(info.contentType, 'text/plain')
+        assert.deepEqual(info.metadata, { owner: 'u1', purpose: 'test' })
+        assert.equal(info.etag, result.etag)
+        assert.ok(info.lastModified instanceof Date && Math.abs(info.lastModified - Date.now()) < 60_000)
+      })
+
+      const bodies = {
+        string: () => 'héllo ☃',
+        Uint8Array: () => new TextEncoder().encode('héllo ☃'),
+        ArrayBuffer: () => new TextEncoder().encode('héllo ☃').buffer,
+        'Node Readable': () => Readable.from([Buffer.from('hél'), Buffer.from('lo ☃')]),
+        'web ReadableStream': () =>
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode('hél'))
+              controller.enqueue(new TextEncoder().encode('lo ☃'))
+              controller.close()
+            },
+          }),
+        AsyncIterable: () => generate(['hél', Buffer.from('lo'), new TextEncoder().encode(' ☃')]),
+      }
+      for (const [kind, make] of Object.entries(bodies)) {
+        for (const withLength of [false, true]) {
+          it(`accepts a ${kind} body, length ${withLength ? 'stated' : 'unknown'}`, async () => {
+            const key = fresh()
+            const expected = Buffer.from('héllo ☃')
+            await backend.upload({
+              key,
+              body: make(),
+              contentType: 'text/plain',
+              contentLength: withLength ? expected.length : undefined,
+            })
+            assert.deepEqual(await backend.get(key), expected)
+          })
+        }
+      }
+
+      it('streams a multi-chunk object both ways intact', async () => {
+        const key = fresh('big.bin')
+        const data = crypto.randomBytes(5 * MiB + 123)
+        const chunks = []
+        for (let i = 0; i < data.length; i += 64 * 1024 + 7) chunks.push(data.subarray(i, i + 64 * 1024 + 7))
+        await backend.upload({ key, body: Readable.from(chunks), contentType: 'application/octet-stream' })
+        const stream = await backend.download(key)
+        assert.equal(stream.info.size, data.length)
+        assert.ok((await readAll(stream)).equals(data))
+      })
+
+      it('stores an empty object', async () => {
+        const key = fresh()
+        await backend.upload({ key, body: Buffer.alloc(0), contentType: 'text/plain' })
+        assert.equal((await backend.get(key)).length, 0)
+        assert.equal((await readAll(await backend.download(key))).length, 0)
+        await backend.upload({ key, body: generate([]), contentType: 'text/plain', contentLength: 0 })
+        assert.equal((await backend.stat(key)).size, 0)
+      })
+
+      it('replaces an object on overwrite', async () => {
+        const key = fresh()
+        await backend.upload({ key, body: 'first', contentType: 'text/plain' })
+        const second = await backend.upload({ key, body: 'second!', contentType: 'text/markdown' })
+        assert.equal((await backend.get(key)).toString(), 'second!')
+        const info = await backend.stat(key)
+        assert.equal(info.contentType, 'text/markdown')
+        assert.equal(info.etag, second.etag)
+      })
+
+      it('round-trips keys with spaces, plus, percent and unicode', async () => {
+        const keys = ['odd/with space.txt', 'odd/plus+sign', 'odd/per%25cent', 'odd/ünïcødé/😀.txt']
+        for (const key of keys) await backend.put(key, key, { contentType: 'text/plain' })
+        for (const key of keys) assert.equal((await backend.get(key)).toString(), key)
+        const listed = (await backend.list({ prefix: 'odd/' })).objects.map((o) => o.key)
+        assert.deepEqual(listed, [...keys].sort())
+        await backend.deletePrefix('odd/')
+      })
+    })
+
+    describe('missing objects', () => {
+      it('download of a missing key rejects with FileNotFoundError before any stream', async () => {
+        const key = fresh('missing')
+        await assert.rejects(backend.download(key), (error) => {
+          assert.ok(error instanceof FileNotFoundError)
+          assert.ok(error instanceof AppError)
+          assert.ok(error instanceof Error)
+          assert.equal(error.statusCode, 404)
+          assert.equal(error.code, 'FILE_NOT_FOUND')
+          assert.equal(error.message, `File not found in storage: ${key}`)
+          assert.deepEqual(error.details, { key })
+          return true
+        })
+        await assert.rejects(backend.stat(key), FileNotFoundError)
+        await assert.rejects(backend.get(key), FileNotFoundError)
+        await assert.rejects(backend.copy(key, fresh()), FileNotFoundError)
+        await assert.rejects(backend.move(key, fresh()), FileNotFoundError)
+      })
+
+      it('exists tells present from missing, and delete is idempotent', async () => {
+        const key = fresh()
+        assert.equal(await backend.exists(key), false)
+        await backend.put(key, 'x')
+        assert.equal(await backend.exists(key), true)
+        await backend.delete(key)
+        assert.equal(await backend.exists(key), false)
+        await backend.delete(key)
+        await backend.delete(fresh('never-existed'))
+      })
+    })
+
+    describe('bad keys are refused before any I/O', () => {
+      for (const [kind, key] of Object.entries(BAD_KEYS)) {
+        it(`refuses a key that is ${kind}`, async () => {
+          const isInvalidKey = (error) => {
+            assert.ok(error instanceof InvalidKeyError, `${error}`)
+            assert.ok(error instanceof StorageError)
+            assert.equal(error.statusCode, 400)
+            assert.equal(error.code, 'INVALID_KEY')
+            return true
+          }
+          await assert.rejects(backend.upload({ key, body: 'x', contentType: 'text/plain' }), isInvalidKey)
+          await assert.rejects(backend.upload({ key, body: generate(['x']), contentType: 'text/plain' }), isInvalidKey)
+          await assert.rejects(backend.download(key), isInvalidKey)
+          await assert.rejects(backend.exists(key), isInvalidKey)
+          await assert.rejects(backend.delete(key), isInvalidKey)
+          await assert.rejects(backend.stat(key), isInvalidKey)
+          await assert.rejects(backend.getSignedUrl(key), isInvalidKey)
+          await assert.rejects(backend.copy('ok', key), isInvalidKey)
+        })
+      }
+      it('refuses keys that are not strings', async () => {
+        await assert.rejects(backend.download(42), InvalidKeyError)
+        await assert.rejects(backend.upload({ key: undefined, body: 'x', contentType: 'text/plain' }), InvalidKeyError)
+      })
+      it('accepts a key of exactly 1024 bytes', async () => {
+        // Segments of 200 bytes: every store (filesystems too) can hold them.
+        const prefix = `t${++counter}/`
+        const key = `${prefix}${Array.from({ length: 6 }, () => 'k'.repeat(200)).join('/')}`.slice(0, 1024)
+        assert.equal(Buffer.byteLength(key), 1024)
+        await backend.put(key, 'x')
+        assert.equal(await backend.exists(key), true)
+      })
+    })
+
+    describe('failed uploads store nothing', () => {
+      const mismatches = {
+        'a short Buffer': () => ({ body: Buffer.from('abc'), contentLength: 5 }),
+        'a long Buffer': () => ({ body: Buffer.from('abcdefg'), contentLength: 5 }),
+        'a short stream': () => ({ body: generate(['ab', 'c']), contentLength: 5 }),
+        'a long stream': () => ({ body: generate(['abc', 'defg']), contentLength: 5 }),
+      }
+      for (const [kind, make] of Object.entries(mismatches)) {
+        it(`a stated contentLength that ${kind} does not match fails clearly`, async () => {
+          const key = fresh()
+          await assert.rejects(backend.upload({ key, contentType: 'text/plain', ...make() }), (error) => {
+            assert.ok(error instanceof ContentLengthMismatchError, `${error}`)
+            assert.equal(error.statusCode, 400)
+            assert.equal(error.details.expected, 5)
+            return true
+          })
+          assert.equal(await backend.exists(key), false)
+        })
+      }
+
+      it('a failing upload leaves the previous object untouched', async () => {
+        const key = fresh()
+        await backend.put(key, 'precious', { contentType: 'text/plain' })
+        await assert.rejects(backend.upload({ key, body: generate(['ab']), contentType: 'x/y', contentLength: 9 }))
+        await assert.rejects(backend.upload({ key, body: failingStream(3 * MiB), contentType: 'x/y' }), /source failed/)
+        assert.equal((await backend.get(key)).toString(), 'precious')
+        assert.equal((await backend.stat(key)).contentType, 'text/plain')
+      })
+
+      it('maxBytes is enforced while streaming', async () => {
+        const key = fresh()
+        const body = generate([Buffer.alloc(MiB), Buffer.alloc(MiB)])
+        await assert.rejects(backend.upload({ key, body, contentType: 'x/y', maxBytes: 1.5 * MiB }), (error) => {
+          assert.ok(error instanceof QuotaExceededError)
+          assert.equal(error.statusCode, 403)
+          return true
+        })
+        await assert.rejects(backend.put(key, Buffer.alloc(10), { maxBytes: 9 }), QuotaExceededError)
+        assert.equal(await backend.exists(key), false)
+        await backend.put(key, Buffer.alloc(10), { maxBytes: 10 })
+      })
+
+      it('allowedContentTypes checks the declared type and sniffs the content', async () => {
+        const key = fresh()
+        const allowed = ['image/*', 'application/pdf']
+        await assert.rejects(backend.put(key, 'text', { contentType: 'text/html', allowedContentTypes: allowed }), (error) => {
+          assert.ok(error instanceof InvalidFileTypeError)
+          assert.equal(error.message, 'Invalid file type: text/html. Allowed types: image/*, application/pdf')
+          return true
+        })
+        // A renamed executable: declared as a PNG, sniffed as ELF.
+        await assert.rejects(
+          backend.upload({ key, body: Readable.from([ELF_HEADER]), contentType: 'image/png', allowedContentTypes: allowed }),
+          (error) => error instanceof InvalidFileTypeError && error.statusCode === 400,
+        )
+        assert.equal(await backend.exists(key), false)
+        await backend.put(key, PNG_HEADER, { contentType: 'image/png', allowedContentTypes: allowed })
+        assert.equal((await backend.stat(key)).contentType, 'image/png')
+      })
+
+      it('ifNotExists refuses to overwrite with a 409', async () => {
+        const key = fresh()
+        await backend.put(key, 'first', { ifNotExists: true })
+        await assert.rejects(backend.put(key, 'second', { ifNotExists: true }), (error) => {
+          assert.ok(error instanceof FileAlreadyExistsError)
+          assert.equal(error.statusCode, 409)
+          return true
+        })
+        await assert.rejects(
+          backend.upload({ key, body: generate(['third']), contentType: 'x/y', ifNotExists: true }),
+          FileAlreadyExistsError,
+        )
+        assert.equal((await backend.get(key)).toString(), 'first')
+      })
+    })
+
+    describe('concurrency', () => {
+      it('concurrent writers to one key leave exactly one whole object', async () => {
+        const key = fresh('contended')
+        const size = 2 * MiB + 17
+        const writers = Array.from({ length: 12 }, (_, i) => {
+          const chunks = Array.from({ length: 4 }, (_, j) => Buffer.alloc(j === 3 ? size - 3 * Math.floor(size / 4) : Math.floor(size / 4), i))
+          return backend.upload({ key, body: Readable.from(chunks), contentType: `application/x-writer-${i}` })
+        })
+        const results = await Promise.all(writers)
+        const data = await backend.get(key)
+        assert.equal(data.length, size)
+        const writer = data[0]
+        assert.ok(data.every((b) => b === writer), 'the object mixes bytes of several writers')
+        const info = await backend.stat(key)
+        assert.equal(info.contentType, `application/x-writer-${writer}`, 'metadata and data come from different writers')
+        assert.ok(results.some((r) => r.etag === info.etag))
+      })
+
+      it('readers never see a partly written object', async () => {
+        const key = fresh()
+        const old = Buffer.alloc(3 * MiB, 1)
+        await backend.put(key, old)
+        const writing = backend.upload({
+          key,
+          body: (async function* () {
+            for (let i = 0; i < 6; i++) {
+              await sleep(5)
+              yield Buffer.alloc(MiB / 2, 2)
+            }
+          })(),
+          contentType: 'x/y',
+        })
+        const replacement = Buffer.alloc(3 * MiB, 2)
+        let done = false
+        writing.finally(() => (done = true)).catch(() => {})
+        while (!done) {
+          const data = await backend.get(key)
+          assert.ok(data.equals(old) || data.equals(replacement), 'read a torn object')
+        }
+        await writing
+        assert.ok((await backend.get(key)).equals(replacement))
+      })
+    })
+
+    describe('ranges, progress and cancellation', () => {
+      it('downloads byte ranges', async () => {
+        const key = fresh()
+        const data = crypto.randomBytes(3 * MiB)
+        await backend.put(key, data)
+        const cases = [
+          [{ start: 0, end: 9 }, data.subarray(0, 10)],
+          [{ start: MiB - 5, end: 2 * MiB + 5 }, data.subarray(MiB - 5, 2 * MiB + 6)],
+          [{ start: 3 * MiB - 10 }, data.subarray(3 * MiB - 10)],
+          [{ start: 100, end: 10 * MiB }, data.subarray(100)],
+        ]
+        for (const [range, expected] of cases) {
+          const stream = await backend.download(key, { range })
+          assert.equal(stream.info.range.start, range.start)
+          assert.ok((await readAll(stream)).equals(expected), JSON.stringify(range))
+          assert.ok((await backend.get(key, { range })).equals(expected))
+        }
+        await assert.rejects(backend.download(key, { range: { start: 3 * MiB } }), (error) => {
+          assert.ok(error instanceof InvalidRangeError)
+          assert.equal(error.statusCode, 416)
+          return true
+        })
+        await assert.rejects(backend.download(key, { range: { start: 10, end: 5 } }), InvalidRangeError)
+      })
+
+      it('reports progress on uploads and downloads', async () => {
+        const key = fresh()
+        const seen = []
+        const data = Buffer.alloc(3 * MiB, 3)
+        await backend.upload({
+          key,
+          body: Readable.from([data.subarray(0, MiB), data.subarray(MiB)]),
+          contentType: 'x/y',
+          contentLength: data.length,
+          onProgress: (p) => seen.push(p),
+        })
+        assert.deepEqual(seen.at(-1), { loaded: data.length, total: data.length })
+        assert.ok(seen.every((p, i) => i === 0 || p.loaded >= seen[i - 1].loaded))
+        const downloaded = []
+        await readAll(await backend.download(key, { onProgress: (p) => downloaded.push(p) }))
+        assert.deepEqual(downloaded.at(-1), { loaded: data.length, total: data.length })
+      })
+
+      it('an aborted upload rejects with AbortError and stores nothing', async () => {
+        const key = fresh()
+        const controller = new AbortController()
+        const body = (async function* () {
+          yield Buffer.alloc(MiB)
+          controller.abort()
+          await sleep(20)
+          yield Buffer.alloc(MiB)
+        })()
+        await assert.rejects(backend.upload({ key, body, contentType: 'x/y', signal: controller.signal }), (error) => {
+          assert.ok(error instanceof AbortError, `${error}`)
+          assert.equal(error.name, 'AbortError')
+          return true
+        })
+        assert.equal(await backend.exists(key), false)
+        await assert.rejects(backend.put(key, 'x', { signal: AbortSignal.abort() }), AbortError)
+      })
+
+      it('an aborted or destroyed download stops and releases the object', async () => {
+        const key = fresh()
+        await backend.put(key, Buffer.alloc(6 * MiB, 5))
+        const controller = new AbortController()
+        const stream = await backend.download(key, { signal: controller.signal })
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of stream) {
+              assert.ok(chunk.length > 0)
+              controller.abort()
+            }
+          })(),
+          (error) => error instanceof AbortError,
+        )
+        const early = await backend.download(key)
+        await new Promise((resolve) => early.once('readable', resolve))
+        early.destroy()
+        await new Promise((resolve) => early.once('close', resolve))
+        await backend.delete(key)
+        assert.equal(await backend.exists(key), false)
+        await assert.rejects(backend.download(key, { signal: AbortSignal.abort() }), AbortError)
+      })
+    })
+
+    describe('listing and bulk operations', () => {
+      it('lists one page at a time, with prefixes under a delimiter', async () => {
+        const base = fresh('list')
+        const keys = ['a.txt', 'b.txt', 'd1/x', 'd1/y', 'd2/z', 'z.txt'].map((k) => `${base}/${k}`)
+        for (const key of keys) await backend.put(key, key)
+        const all = await backend.list({ prefix: `${base}/` })
+        assert.deepEqual(
+          all.objects.map((o) => o.key),
+          keys,
+        )
+        assert.equal(all.cursor, undefined)
+        assert.equal(all.objects[0].size, keys[0].length)
+        assert.ok(all.objects[0].lastModified instanceof Date)
+        const grouped = await backend.list({ prefix: `${base}/`, delimiter: '/' })
+        assert.deepEqual(
+          grouped.objects.map((o) => o.key),
+          [`${base}/a.txt`, `${base}/b.txt`, `${base}/z.txt`],
+        )
+        assert.deepEqual(grouped.prefixes, [`${base}/d1/`, `${base}/d2/`])
+        const paged = []
+        let cursor
+        do {
+          const page = await backend.list({ prefix: `${base}/`, limit: 4, cursor })
+          assert.ok(page.objects.length <= 4)
+          paged.push(...page.objects.map((o) => o.key))
+          cursor = page.cursor
+        } while (cursor)
+        assert.deepEqual(paged, keys)
+        const iterated = []
+        for await (const o of backend.listAll({ prefix: `${base}/d`, limit: 1 })) iterated.push(o.key)
+        assert.deepEqual(iterated, keys.slice(2, 5))
+        assert.deepEqual((await backend.list({ prefix: `${base}/nothing/` })).objects, [])
+      })
+
+      it('copies and moves objects with their metadata', async () => {
+        const from = fresh('from')
+        await backend.put(from, 'payload', { contentType: 'text/csv', metadata: { a: '1' } })
+        const copied = fresh('copy')
+        await backend.copy(from, copied)
+        assert.equal((await backend.get(copied)).toString(), 'payload')
+        assert.deepEqual((await backend.stat(copied)).metadata, { a: '1' })
+        assert.equal((await backend.stat(copied)).contentType, 'text/csv')
+        const moved = fresh('moved/deeper')
+        await backend.move(from, moved)
+        assert.equal(await backend.exists(from), false)
+        assert.equal((await backend.get(moved)).toString(), 'payload')
+        assert.equal((await backend.stat(moved)).contentType, 'text/csv')
+      })
+
+      it('deletes many keys, whole prefixes and old objects, and counts them', async () => {
+        const base = fresh('bulk')
+        const keys = Array.from({ length: 25 }, (_, i) => `${base}/k${String(i).padStart(2, '0')}`)
+        for (const key of keys) await backend.put(key, 'x')
+        assert.equal(await backend.deleteMany(keys.slice(0, 5)), 5)
+        assert.equal(await backend.exists(keys[0]), false)
+        assert.equal(await backend.deleteOlderThan(`${base}/`, new Date(Date.now() - 3_600_000)), 0)
+        const cutoff = new Date(Date.now() + 1000)
+        await sleep(1100)
+        const young = `${base}/young`
+        await backend.put(young, 'y')
+        assert.equal(await backend.deleteOlderThan(`${base}/`, cutoff), 20)
+        assert.equal(await backend.exists(young), true)
+        assert.equal(await backend.deletePrefix(`${base}/`), 1)
+        assert.equal((await backend.list({ prefix: `${base}/` })).objects.length, 0)
+        await assert.rejects(backend.deletePrefix(''), StorageError)
+      })
+    })
+
+    describe('signed URLs', () => {
+      it('signs GET URLs with the default 900 s expiry without checking existence', async () => {
+        const before = Date.now()
+        const signed = await backend.getSignedUrl(fresh('not-there'))
+        assert.match(signed.url, /^https?:\/\//)
+        const expiresAt = Date.parse(signed.expiresAt)
+        assert.equal(new Date(expiresAt).toISOString(), signed.expiresAt)
+        assert.ok(Math.abs(expiresAt - before - 900_000) < 5000)
+        const short = await backend.getSignedUrl(fresh(), { expiresIn: 60 })
+        assert.ok(Math.abs(Date.parse(short.expiresAt) - Date.now() - 60_000) < 5000)
+      })
+
+      it('a GET URL serves the object with Content-Type, ETag and Range', async () => {
+        const key = fresh('served file.txt')
+        const data = Buffer.from('0123456789abcdefghij')
+        const { etag } = await backend.put(key, data, { contentType: 'text/plain' })
+        const { url } = await backend.getSignedUrl(key)
+        const full = await fetch(url)
+        assert.equal(full.status, 200)
+        assert.equal(full.headers.get('content-type'), 'text/plain')
+        assert.equal(full.headers.get('etag'), etag)
+        assert.equal(await full.text(), data.toString())
+        const ranged = await fetch(url, { headers: { Range: 'bytes=5-9' } })
+        assert.equal(ranged.status, 206)
+        assert.equal(ranged.headers.get('content-range'), `bytes 5-9/${data.length}`)
+        assert.equal(await ranged.text(), '56789')
+        const suffix = await fetch(url, { headers: { Range: 'bytes=-4' } })
+        assert.equal(suffix.status, 206)
+        assert.equal(await suffix.text(), 'ghij')
+        const beyond = await fetch(url, { headers: { Range: 'bytes=100-' } })
+        assert.equal(beyond.status, 416)
+        await beyond.body?.cancel()
+        const cached = await fetch(url, { headers: { 'If-None-Match': etag } })
+        assert.equal(cached.status, 304)
+        const head = await fetch(url, { method: 'HEAD' })
+        assert.equal(head.status, 200)
+        assert.equal(head.headers.get('content-length'), String(data.length))
+      })
+
+      it('a GET URL can set the response content type and download name', async () => {
+        const key = fresh()
+        await backend.put(key, 'a,b', { contentType: 'text/csv' })
+        const { url } = await backend.getSignedUrl(key, {
+          responseContentType: 'application/octet-stream',
+          responseContentDisposition: 'attachment; filename="report.csv"',
+        })
+        const response = await fetch(url)
+        assert.equal(response.headers.get('content-type'), 'application/octet-stream')
+        assert.equal(response.headers.get('content-disposition'), 'attachment; filename="report.csv"')
+        await response.body?.cancel()
+      })
+
+      it('a PUT URL accepts an upload with the signed content type only', async () => {
+        const key = fresh('uploaded.json')
+        const { url } = await backend.getSignedUrl(key, { method: 'PUT', contentType: 'application/json' })
+        const wrongType = await fetch(url, { method: 'PUT', body: '{}', headers: { 'Content-Type': 'text/html' } })
+        assert.equal(wrongType.status, 403)
+        assert.equal(await backend.exists(key), false)
+        const ok = await fetch(url, { method: 'PUT', body: '{"a":1}', headers: { 'Content-Type': 'application/json' } })
+        assert.equal(ok.status, 200)
+        assert.equal((await backend.get(key)).toString(), '{"a":1}')
+        assert.equal((await backend.stat(key)).contentType, 'application/json')
+      })
+
+      it('refuses tampered, wrong-method and expired URLs with 403', async () => {
+        const key = fresh()
+        await backend.put(key, 'secret')
+        const { url } = await backend.getSignedUrl(key, { expiresIn: 1 })
+        const u = new URL(url)
+        const signature = u.searchParams.get('X-Signature') ?? u.searchParams.get('X-Amz-Signature')
+        const tampered = [
+          url.replace(signature, signature.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))),
+          url.replace(encodeURIComponent(key.split('/')[1]), 'other'),
+          url.replace(/(X-(?:Amz-)?Expires=)(\d+)/, (_m, p, n) => `${p}${Number(n) + 1000}`),
+        ]
+        for (const bad of tampered) {
+          const response = await fetch(bad)
+          assert.equal(response.status, 403, bad)
+          await response.body?.cancel()
+        }
+        const wrongMethod = await fetch(url, { method: 'PUT', body: 'overwrite' })
+        assert.equal(wrongMethod.status, 403)
+        assert.equal((await backend.get(key)).toString(), 'secret')
+        const { url: putUrl } = await backend.getSignedUrl(key, { method: 'PUT' })
+        const getWithPutUrl = await fetch(putUrl)
+        assert.equal(getWithPutUrl.status, 403)
+        assert.equal((await fetch(url)).status, 200)
+        await sleep(2100)
+        const expired = await fetch(url)
+        assert.equal(expired.status, 403)
+        await expired.body?.cancel()
+      })
+    })
+  })
+}
