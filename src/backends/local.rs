@@ -37,8 +37,8 @@ const LOCK_STRIPES: u64 = 64;
 const MAX_SEGMENT_BYTES: usize = 255;
 const SECRET_FILE: &str = "signing-secret";
 
-/// What the sidecar records. `ino` ties it to one data file: a sidecar whose inode does not
-/// match the file (a crash between the two renames, a file replaced by another tool) is ignored.
+/// What the sidecar records. `file` ties it to one data file: a sidecar that does not match the
+/// file (a crash between the two renames, a file replaced by another tool) is ignored.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Sidecar {
@@ -46,7 +46,23 @@ struct Sidecar {
     #[serde(default)]
     metadata: Metadata,
     etag: String,
+    file: FileIdentity,
+}
+
+/// Inode, size and modification time: enough to tell one written file from any later one,
+/// even when the filesystem reuses the inode number.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct FileIdentity {
     ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileIdentity {
+    fn of(stat: &fs::Metadata) -> FileIdentity {
+        FileIdentity { ino: stat.ino(), size: stat.len(), mtime: stat.mtime(), mtime_nsec: stat.mtime_nsec() }
+    }
 }
 
 pub struct LocalBackend {
@@ -143,7 +159,7 @@ impl Root {
         let sidecar = fs::read(self.sidecar_path(key))
             .ok()
             .and_then(|raw| serde_json::from_slice::<Sidecar>(&raw).ok())
-            .filter(|s| s.ino == stat.ino());
+            .filter(|s| s.file == FileIdentity::of(&stat));
         let modified = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let meta = match sidecar {
             Some(s) => ObjectMeta {
@@ -237,7 +253,7 @@ impl Root {
         self.check_parent(to, &target).map_err(fail)?;
         let (from_sidecar, to_sidecar) = (self.sidecar_path(from), self.sidecar_path(to));
         fs::create_dir_all(to_sidecar.parent().expect("sidecars sit in a fan-out folder")).map_err(fail)?;
-        // The inode survives the rename, so the moved sidecar still matches the moved file.
+        // Inode and times survive the rename, so the moved sidecar still matches the moved file.
         if fs::rename(&from_sidecar, &to_sidecar).is_err() {
             let _ = fs::remove_file(&to_sidecar);
         }
@@ -294,12 +310,12 @@ impl Backend for LocalBackend {
         let temp = self.fs.internal.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
         let written = write_temp(&temp, body).await;
         let committed = match written {
-            Ok(ino) => {
+            Ok(file) => {
                 let sidecar = Sidecar {
                     content_type: options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
                     metadata: options.metadata,
                     etag: new_etag(),
-                    ino,
+                    file,
                 };
                 let (this, key, temp) = (Arc::clone(&self.fs), key.clone(), temp.clone());
                 let if_not_exists = options.if_not_exists;
@@ -377,8 +393,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::io("background task", io::Error::other(e)))?
 }
 
-/// Writes the body to a new temp file and fsyncs it; returns the file's inode.
-async fn write_temp(temp: &Path, mut body: Body) -> Result<u64> {
+/// Writes the body to a new temp file and fsyncs it; returns what identifies the file.
+async fn write_temp(temp: &Path, mut body: Body) -> Result<FileIdentity> {
     let fail = |e: io::Error| Error::io("write a temp file", e);
     let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(temp).await.map_err(fail)?;
     while let Some(chunk) = body.stream.next().await {
@@ -386,7 +402,7 @@ async fn write_temp(temp: &Path, mut body: Body) -> Result<u64> {
     }
     file.flush().await.map_err(fail)?;
     file.sync_all().await.map_err(fail)?;
-    Ok(file.metadata().await.map_err(fail)?.ino())
+    Ok(FileIdentity::of(&file.metadata().await.map_err(fail)?))
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {

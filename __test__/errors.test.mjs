@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import {
+  AppError,
+  BackendNotRegisteredError,
+  ConfigurationError,
+  FileNotFoundError,
+  InvalidFileTypeError,
+  QuotaExceededError,
+  StorageError,
+  StorageErrorCode,
+  StorageUnavailableError,
+  StorageTimeoutError,
+  InvalidKeyError,
+} from '../index.mjs'
+
+describe('error classes', () => {
+  const cases = [
+    [new StorageError('disk on fire', { a: 1 }), 'StorageError', 500, 'STORAGE_ERROR', 'disk on fire', { a: 1 }],
+    [new QuotaExceededError(), 'QuotaExceededError', 403, 'QUOTA_EXCEEDED', 'Storage quota exceeded', undefined],
+    [
+      new QuotaExceededError('Storage quota exceeded', { currentUsage: 1, quotaLimit: 2, requestedSize: 3 }),
+      'QuotaExceededError',
+      403,
+      'QUOTA_EXCEEDED',
+      'Storage quota exceeded',
+      { currentUsage: 1, quotaLimit: 2, requestedSize: 3 },
+    ],
+    [new FileNotFoundError('uploads/missing.pdf'), 'FileNotFoundError', 404, 'FILE_NOT_FOUND', 'File not found in storage: uploads/missing.pdf', { key: 'uploads/missing.pdf' }],
+    [new InvalidFileTypeError('text/html'), 'InvalidFileTypeError', 400, 'INVALID_FILE_TYPE', 'Invalid file type: text/html', { providedType: 'text/html', allowedTypes: undefined }],
+    [
+      new InvalidFileTypeError('text/html', ['image/png', 'application/pdf']),
+      'InvalidFileTypeError',
+      400,
+      'INVALID_FILE_TYPE',
+      'Invalid file type: text/html. Allowed types: image/png, application/pdf',
+      { providedType: 'text/html', allowedTypes: ['image/png', 'application/pdf'] },
+    ],
+    [
+      new BackendNotRegisteredError('minio', ['local', 's3']),
+      'BackendNotRegisteredError',
+      500,
+      'BACKEND_NOT_REGISTERED',
+      'Storage backend not registered: "minio". Available backends: local, s3',
+      { requestedBackend: 'minio', availableBackends: ['local', 's3'] },
+    ],
+    [
+      new BackendNotRegisteredError('minio', []),
+      'BackendNotRegisteredError',
+      500,
+      'BACKEND_NOT_REGISTERED',
+      'Storage backend not registered: "minio". No backends are currently registered.',
+      { requestedBackend: 'minio', availableBackends: [] },
+    ],
+    [new ConfigurationError('bad', { issues: [] }), 'ConfigurationError', 500, 'CONFIGURATION_ERROR', 'bad', { issues: [] }],
+  ]
+  for (const [error, name, statusCode, code, message, details] of cases) {
+    it(`${name}: ${message}`, () => {
+      assert.ok(error instanceof AppError)
+      assert.ok(error instanceof Error)
+      assert.equal(error.name, name)
+      assert.equal(error.statusCode, statusCode)
+      assert.equal(error.code, code)
+      assert.equal(error.message, message)
+      assert.deepEqual(error.details, details)
+      assert.deepEqual(error.toJSON(), { message, code, statusCode, details })
+      assert.ok(error.stack.includes(name))
+    })
+  }
+
+  it('Part B classes are StorageErrors with their own status and code', () => {
+    const unavailable = new StorageUnavailableError('down', {})
+    assert.ok(unavailable instanceof StorageError && unavailable instanceof AppError)
+    assert.equal(unavailable.statusCode, 503)
+    assert.equal(unavailable.retryable, true)
+    const timeout = new StorageTimeoutError('slow', {})
+    assert.ok(timeout instanceof StorageUnavailableError)
+    assert.equal(timeout.code, 'STORAGE_TIMEOUT')
+    assert.equal(timeout.name, 'StorageTimeoutError')
+    assert.equal(new InvalidKeyError('bad key', {}).name, 'InvalidKeyError')
+  })
+
+  it('StorageErrorCode is frozen and holds the contract codes', () => {
+    assert.ok(Object.isFrozen(StorageErrorCode))
+    for (const code of ['STORAGE_ERROR', 'QUOTA_EXCEEDED', 'FILE_NOT_FOUND', 'INVALID_FILE_TYPE', 'BACKEND_NOT_REGISTERED', 'CONFIGURATION_ERROR']) {
+      assert.equal(StorageErrorCode[code], code)
+    }
+  })
+})

@@ -1,0 +1,104 @@
+// What only the local store has: files on disk, a root that keys cannot leave, durable renames.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { InvalidKeyError, LocalStorageBackend, FileNotFoundError, StorageError, createSignedUrlHandler } from '../index.mjs'
+import { tempDir } from './fixtures.mjs'
+
+async function* failing() {
+  yield Buffer.alloc(1024 * 1024)
+  throw new Error('client went away')
+}
+
+describe('local store', () => {
+  let root
+  let outside
+  let backend
+
+  before(async () => {
+    root = await tempDir('local-only')
+    outside = await tempDir('outside')
+    backend = new LocalStorageBackend(root)
+  })
+  after(async () => {
+    await fs.rm(root, { recursive: true, force: true })
+    await fs.rm(outside, { recursive: true, force: true })
+  })
+
+  it('keeps objects as plain files under the root', async () => {
+    await backend.put('docs/readme.txt', 'plain file', { contentType: 'text/plain' })
+    assert.equal(await fs.readFile(path.join(root, 'docs/readme.txt'), 'utf8'), 'plain file')
+  })
+
+  it('serves files other tools put there, with a default content type', async () => {
+    await fs.mkdir(path.join(root, 'dropped'), { recursive: true })
+    await fs.writeFile(path.join(root, 'dropped/by-hand.bin'), 'abc')
+    const info = await backend.stat('dropped/by-hand.bin')
+    assert.equal(info.size, 3)
+    assert.equal(info.contentType, 'application/octet-stream')
+    assert.match(info.etag, /^".+"$/)
+    assert.equal((await backend.get('dropped/by-hand.bin')).toString(), 'abc')
+  })
+
+  it('ignores metadata left over from a file that was replaced behind its back', async () => {
+    await backend.put('swapped.txt', 'original', { contentType: 'text/plain', metadata: { v: '1' } })
+    await fs.rm(path.join(root, 'swapped.txt'))
+    await fs.writeFile(path.join(root, 'swapped.txt'), 'replaced')
+    const info = await backend.stat('swapped.txt')
+    assert.equal(info.contentType, 'application/octet-stream')
+    assert.deepEqual(info.metadata, {})
+  })
+
+  it('leaves no temp files behind after failed writes', async () => {
+    await assert.rejects(backend.upload({ key: 'failed.bin', body: failing(), contentType: 'x/y' }), /client went away/)
+    await assert.rejects(backend.upload({ key: 'short.bin', body: failing(), contentType: 'x/y', contentLength: 1 }))
+    assert.deepEqual(await fs.readdir(path.join(root, '.rstorage/tmp')), [])
+    assert.equal(await backend.exists('failed.bin'), false)
+  })
+
+  it('never follows symlinks out of the root', async () => {
+    await fs.writeFile(path.join(outside, 'secret.txt'), 'top secret')
+    await fs.symlink(outside, path.join(root, 'escape'))
+    await fs.symlink(path.join(outside, 'secret.txt'), path.join(root, 'link.txt'))
+    await assert.rejects(backend.get('escape/secret.txt'), StorageError)
+    await assert.rejects(backend.get('link.txt'), FileNotFoundError)
+    await assert.rejects(backend.put('escape/planted.txt', 'x'), StorageError)
+    assert.deepEqual(await fs.readdir(outside), ['secret.txt'])
+    const listed = (await backend.list()).objects.map((o) => o.key)
+    assert.ok(!listed.some((k) => k.startsWith('escape') || k === 'link.txt'), listed.join())
+  })
+
+  it('refuses keys the filesystem cannot hold, and its own folder', async () => {
+    await assert.rejects(backend.put('x'.repeat(256), 'x'), InvalidKeyError)
+    await assert.rejects(backend.put('.rstorage/tmp/evil', 'x'), InvalidKeyError)
+    await backend.put('file-here', 'x')
+    await assert.rejects(backend.put('file-here/below', 'x'), (e) => e.statusCode === 412)
+  })
+
+  it('prunes folders emptied by deletes', async () => {
+    await backend.put('deep/er/still/obj', 'x')
+    await backend.delete('deep/er/still/obj')
+    await assert.rejects(fs.stat(path.join(root, 'deep')), { code: 'ENOENT' })
+  })
+
+  it('shares its signing secret with every backend on the same root', async () => {
+    const server = http.createServer()
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const baseUrl = `http://127.0.0.1:${server.address().port}`
+    try {
+      const signer = new LocalStorageBackend({ root, baseUrl })
+      const verifier = new LocalStorageBackend({ root, baseUrl })
+      server.on('request', createSignedUrlHandler(verifier))
+      const { url } = await signer.getSignedUrl('docs/readme.txt')
+      assert.equal(await (await fetch(url)).text(), 'plain file')
+      const stranger = new LocalStorageBackend({ root: await tempDir('stranger'), baseUrl })
+      const refused = await fetch((await stranger.getSignedUrl('docs/readme.txt')).url)
+      assert.equal(refused.status, 403)
+      await refused.body?.cancel()
+    } finally {
+      server.close()
+    }
+  })
+})

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { afterEach, describe, it } from 'node:test'
+import { Readable } from 'node:stream'
+import {
+  BackendNotRegisteredError,
+  ConfigurationError,
+  MemoryStorageBackend,
+  getBackend,
+  getBackendFactory,
+  getRegisteredBackends,
+  isBackendCached,
+  isBackendRegistered,
+  registerBackend,
+  registerBuiltInBackends,
+  resetAll,
+  resetFactory,
+  resetRegistry,
+} from '../index.mjs'
+
+function plainBackend(label) {
+  return {
+    label,
+    upload: async (p) => ({ key: p.key }),
+    download: async () => Readable.from([label]),
+    delete: async () => {},
+    exists: async () => true,
+    getSignedUrl: async () => ({ url: `https://example.test/${label}`, expiresAt: new Date().toISOString() }),
+  }
+}
+
+describe('registry and factory', () => {
+  afterEach(() => {
+    resetAll()
+    registerBuiltInBackends()
+  })
+
+  it('registers the built-in stores on load', () => {
+    assert.deepEqual(getRegisteredBackends(), ['local', 'memory'])
+  })
+
+  it('registers, overwrites and lists backends side by side', () => {
+    resetRegistry()
+    assert.deepEqual(getRegisteredBackends(), [])
+    registerBackend('a', () => plainBackend('a1'))
+    registerBackend('b', () => plainBackend('b'))
+    registerBackend('a', () => plainBackend('a2'))
+    assert.deepEqual(getRegisteredBackends(), ['a', 'b'])
+    assert.equal(isBackendRegistered('a'), true)
+    assert.equal(isBackendRegistered('zzz'), false)
+    assert.equal(getBackend('a').label, 'a2')
+    assert.equal(getBackendFactory('b')().label, 'b')
+  })
+
+  it('names what is registered when an id is not', () => {
+    resetRegistry()
+    assert.throws(() => getBackend('minio'), (e) => e instanceof BackendNotRegisteredError && /No backends are currently registered/.test(e.message))
+    registerBackend('local', () => plainBackend('l'))
+    registerBackend('s3', () => plainBackend('s'))
+    assert.throws(() => getBackendFactory('minio'), {
+      message: 'Storage backend not registered: "minio". Available backends: local, s3',
+    })
+  })
+
+  it('creates lazily, once, and caches until reset', () => {
+    let calls = 0
+    registerBackend('lazy', () => {
+      calls++
+      return plainBackend('lazy')
+    })
+    assert.equal(calls, 0)
+    assert.equal(isBackendCached('lazy'), false)
+    const first = getBackend('lazy')
+    assert.equal(getBackend('lazy'), first)
+    assert.equal(calls, 1)
+    assert.equal(isBackendCached('lazy'), true)
+    resetFactory()
+    assert.equal(isBackendRegistered('lazy'), true)
+    assert.notEqual(getBackend('lazy'), first)
+    assert.equal(calls, 2)
+    resetAll()
+    assert.equal(isBackendRegistered('lazy'), false)
+    assert.equal(isBackendCached('lazy'), false)
+  })
+
+  it('refuses a factory product that lacks an interface method, naming it', () => {
+    const { exists, ...incomplete } = plainBackend('x')
+    registerBackend('broken', () => incomplete)
+    assert.throws(() => getBackend('broken'), (e) => {
+      assert.ok(e instanceof ConfigurationError)
+      assert.match(e.message, /missing exists/)
+      assert.deepEqual(e.details.issues, [{ field: 'exists', message: 'must be a function' }])
+      return true
+    })
+    assert.equal(isBackendCached('broken'), false)
+  })
+
+  it('takes native backends and plain objects alike', async () => {
+    registerBackend('native', () => new MemoryStorageBackend())
+    registerBackend('plain', () => plainBackend('p'))
+    const native = getBackend('native')
+    await native.upload({ key: 'k', body: Buffer.from('v'), contentType: 'text/plain' })
+    assert.equal(await native.exists('k'), true)
+    assert.deepEqual(await getBackend('plain').upload({ key: 'k', body: Buffer.from('v'), contentType: 'x' }), { key: 'k' })
+  })
+})
