@@ -1,0 +1,173 @@
+// Drop-in proof: the packed package, installed into scratch ESM-TypeScript and CommonJS apps
+// that have their own @raptscallions/core, type-checks and runs there.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { tempDir } from './fixtures.mjs'
+
+const exec = promisify(execFile)
+const repo = fileURLToPath(new URL('..', import.meta.url))
+const tsc = path.join(repo, 'node_modules/typescript/bin/tsc')
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+async function write(dir, files) {
+  for (const [name, content] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true })
+    await fs.writeFile(path.join(dir, name), typeof content === 'string' ? content : JSON.stringify(content, null, 2))
+  }
+}
+
+const APP_ERROR = `
+  constructor(message, code, statusCode = 500, details) {
+    super(message)
+    this.name = 'AppError'
+    this.code = code
+    this.statusCode = statusCode
+    this.details = details
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+  toJSON() { return { message: this.message, code: this.code, statusCode: this.statusCode, details: this.details } }
+`
+
+const ESM_APP = `
+import { Readable } from 'node:stream'
+import { AppError } from '@raptscallions/core'
+import {
+  FileNotFoundError, LocalStorageBackend, StorageError, getBackend, registerBackend, resetAll,
+  storageConfig, s3ConfigSchema,
+  type IStorageBackend, type BackendFactory, type UploadParams, type UploadResult, type SignedUrl,
+  type SignedUrlOptions, type StorageConfig, type S3Config, type StorageErrorCodeType,
+} from '@raptscallions/storage'
+
+class EchoBackend implements IStorageBackend {
+  async upload(params: UploadParams): Promise<UploadResult> { return { key: params.key } }
+  async download(key: string): Promise<Readable> { return Readable.from([key]) }
+  async delete(_key: string): Promise<void> {}
+  async exists(_key: string): Promise<boolean> { return true }
+  async getSignedUrl(key: string, options?: SignedUrlOptions): Promise<SignedUrl> {
+    return { url: 'https://example.test/' + key + '?' + (options?.method ?? 'GET'), expiresAt: new Date().toISOString() }
+  }
+}
+
+const factory: BackendFactory<EchoBackend> = () => new EchoBackend()
+const config: StorageConfig = storageConfig
+const s3: S3Config | undefined = s3ConfigSchema.safeParse({}).success ? undefined : undefined
+const code: StorageErrorCodeType = 'FILE_NOT_FOUND'
+
+resetAll()
+registerBackend('echo', factory)
+registerBackend('local', () => new LocalStorageBackend(process.argv[2]))
+const local = getBackend('local')
+const uploaded = await local.upload({ key: 'a/b.txt', body: Buffer.from('drop-in'), contentType: 'text/plain' })
+let text = ''
+for await (const chunk of await local.download(uploaded.key)) text += chunk
+const signed = await local.getSignedUrl('a/b.txt', { expiresIn: 60 })
+const echo = await getBackend('echo').getSignedUrl('k', { method: 'PUT' })
+try {
+  await local.download('missing.txt')
+} catch (error) {
+  if (error instanceof FileNotFoundError && error instanceof AppError && !(error instanceof StorageError) && error.code === code) {
+    console.log(JSON.stringify({ text, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON() }))
+  }
+}
+`
+
+const CJS_APP = `
+const { Readable } = require('node:stream')
+const { AppError } = require('@raptscallions/core')
+const storage = require('@raptscallions/storage')
+
+async function main() {
+  const backend = new storage.LocalStorageBackend({ root: process.argv[2] })
+  storage.registerBackend('disk', () => backend)
+  const b = storage.getBackend('disk')
+  await b.upload({ key: 'c.txt', body: Readable.from(['common', 'js']), contentType: 'text/plain' })
+  const chunks = []
+  for await (const chunk of await b.download('c.txt')) chunks.push(chunk)
+  let notRegistered
+  try { storage.getBackend('nope') } catch (e) { notRegistered = e }
+  let missing
+  try { await b.download('gone') } catch (e) { missing = e }
+  console.log(JSON.stringify({
+    text: Buffer.concat(chunks).toString(),
+    cached: storage.isBackendCached('disk'),
+    notRegistered: notRegistered instanceof storage.BackendNotRegisteredError && notRegistered instanceof AppError,
+    missing: missing instanceof storage.FileNotFoundError && missing instanceof AppError && missing.statusCode === 404,
+    sameAppError: storage.AppError === AppError,
+  }))
+}
+main()
+`
+
+describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () => {
+  let work
+  let tarball
+
+  before(async () => {
+    work = await tempDir('dropin')
+    const { stdout } = await exec(npm, ['pack', '--silent', '--pack-destination', work], { cwd: repo })
+    tarball = path.join(work, stdout.trim().split('\n').at(-1))
+  })
+  after(() => fs.rm(work, { recursive: true, force: true }))
+
+  async function install(app, pkg) {
+    await write(app, { 'package.json': pkg })
+    await exec(npm, ['install', '--install-links', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app })
+  }
+
+  it('ships the addon, the loader, both entries and the types', async () => {
+    const { stdout } = await exec('tar', ['-tzf', tarball])
+    for (const file of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'bin/cli.js', 'lib/backend.js']) {
+      assert.match(stdout, new RegExp(`^package/${file.replace('.', '\\.')}$`, 'm'))
+    }
+    assert.match(stdout, /^package\/storage\.[\w-]+\.node$/m)
+  })
+
+  it('an ESM TypeScript app type-checks against the contract types and runs', async () => {
+    const app = path.join(work, 'esm-app')
+    await write(app, {
+      'core/package.json': { name: '@raptscallions/core', version: '1.0.0', type: 'module', exports: { '.': { types: './index.d.ts', default: './index.js' } } },
+      'core/index.js': `export class AppError extends Error {${APP_ERROR}}\n`,
+      'core/index.d.ts': 'export declare class AppError extends Error { code: string; statusCode: number; details: unknown; constructor(m: string, c: string, s?: number, d?: unknown); toJSON(): Record<string, unknown> }\n',
+      'tsconfig.json': {
+        compilerOptions: {
+          strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', outDir: 'dist',
+          typeRoots: [path.join(repo, 'node_modules/@types')], types: ['node'],
+        },
+        files: ['app.ts'],
+      },
+      'app.ts': ESM_APP,
+    })
+    await install(app, {
+      name: 'esm-app', private: true, type: 'module',
+      dependencies: { '@raptscallions/storage': `file:${tarball}`, '@raptscallions/core': 'file:./core' },
+    })
+    await exec(process.execPath, [tsc, '-p', app])
+    const { stdout } = await exec(process.execPath, [path.join(app, 'dist/app.js'), path.join(app, 'data')], { cwd: app })
+    const result = JSON.parse(stdout)
+    assert.equal(result.text, 'drop-in')
+    assert.equal(result.signed, true)
+    assert.equal(result.echo, 'https://example.test/k?PUT')
+    assert.equal(result.backend, 'local')
+    assert.deepEqual(result.json, { message: 'File not found in storage: missing.txt', code: 'FILE_NOT_FOUND', statusCode: 404, details: { key: 'missing.txt' } })
+  })
+
+  it('a CommonJS app requires it and its errors extend the app AppError', async () => {
+    const app = path.join(work, 'cjs-app')
+    await write(app, {
+      'core/package.json': { name: '@raptscallions/core', version: '1.0.0', main: 'index.js' },
+      'core/index.js': `class AppError extends Error {${APP_ERROR}}\nmodule.exports = { AppError }\n`,
+      'app.cjs': CJS_APP,
+    })
+    await install(app, {
+      name: 'cjs-app', private: true,
+      dependencies: { '@raptscallions/storage': `file:${tarball}`, '@raptscallions/core': 'file:./core' },
+    })
+    const { stdout } = await exec(process.execPath, [path.join(app, 'app.cjs'), path.join(app, 'data')], { cwd: app })
+    assert.deepEqual(JSON.parse(stdout), { text: 'commonjs', cached: true, notRegistered: true, missing: true, sameAppError: true })
+  })
+})

@@ -1,0 +1,26 @@
+// A 1 GiB object through Node stream pipelines: resident memory must stay bounded.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { fixtures } from './fixtures.mjs'
+
+const run = promisify(execFile)
+const worker = fileURLToPath(new URL('./workers/stream-1gib.mjs', import.meta.url))
+const LIMIT_MB = 150
+
+for (const fixture of fixtures.filter((f) => f.streamsToDisk)) {
+  describe(`1 GiB streaming: ${fixture.name}`, () => {
+    it(`uploads and downloads 1 GiB of unknown length with < ${LIMIT_MB} MB RSS growth`, { timeout: 600_000 }, async () => {
+      // A child process, so the measurement sees only this transfer.
+      const { stdout } = await run(process.execPath, [worker, fixture.name], { maxBuffer: 1 << 20 })
+      const report = JSON.parse(stdout.trim().split('\n').at(-1))
+      console.log(`# ${fixture.name}: ${JSON.stringify(report)}`)
+      assert.equal(report.uploaded, 1 << 30)
+      assert.equal(report.downloaded, 1 << 30)
+      assert.equal(report.digestsMatch, true)
+      assert.ok(report.rssGrowthMB < LIMIT_MB, `RSS grew by ${report.rssGrowthMB} MB`)
+    })
+  })
+}
