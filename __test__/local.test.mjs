@@ -77,6 +77,23 @@ describe('local store', () => {
     await assert.rejects(backend.put('file-here/below', 'x'), (e) => e.statusCode === 412)
   })
 
+  it('a destroyed download closes its file at once', async () => {
+    await backend.put('held.bin', Buffer.alloc(8 * 1024 * 1024, 1))
+    const file = path.join(backend.root, 'held.bin')
+    const openHandles = async () => {
+      const fds = await fs.readdir('/proc/self/fd')
+      const targets = await Promise.all(fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')))
+      return targets.filter((t) => t === file).length
+    }
+    const stream = await backend.download('held.bin')
+    await new Promise((resolve) => stream.once('readable', resolve))
+    assert.equal(await openHandles(), 1)
+    stream.destroy()
+    await new Promise((resolve) => stream.once('close', resolve))
+    for (let i = 0; i < 50 && (await openHandles()) > 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(await openHandles(), 0)
+  })
+
   it('prunes folders emptied by deletes', async () => {
     await backend.put('deep/er/still/obj', 'x')
     await backend.delete('deep/er/still/obj')

@@ -5,14 +5,8 @@
 const { Readable } = require('node:stream')
 const { NativeStorage, generateStorageKey } = require('../binding.js')
 const { asBuffer, isStreamBody, chunksOf } = require('./body')
-const {
-  AbortError,
-  InvalidArgumentError,
-  InvalidKeyError,
-  callNative,
-  callNativeSync,
-  fromNative,
-} = require('./errors')
+const { AbortError, InvalidArgumentError, InvalidKeyError } = require('./errors')
+const { callNative, callNativeSync, fromNative } = require('./native')
 
 const DEFAULT_SIGNED_URL_EXPIRATION = 900
 /** Where `raptscallions-storage serve` listens unless told otherwise; self-signed URLs point there. */

@@ -2,10 +2,8 @@
 // Error classes. Every class extends AppError: the host app's own (from @raptscallions/core)
 // when it resolves, so `instanceof AppError` holds with the app's class; ours otherwise.
 
+// The ESM entry (index.mjs) leaves an ESM-only core's AppError under this symbol.
 const APP_ERROR_HINT = Symbol.for('@raptscallions/storage.AppError')
-
-// Must match MARKER in src/binding/error.rs.
-const NATIVE_ERROR_MARKER = '@raptscallions/storage:'
 
 class OwnAppError extends Error {
   constructor(message, code, statusCode = 500, details) {
@@ -23,7 +21,6 @@ class OwnAppError extends Error {
 }
 
 function resolveAppError() {
-  // The ESM entry imports an ESM-only @raptscallions/core and leaves its AppError here.
   if (typeof globalThis[APP_ERROR_HINT] === 'function') return globalThis[APP_ERROR_HINT]
   try {
     const core = require('@raptscallions/core')
@@ -156,50 +153,6 @@ class FileAlreadyExistsError extends StorageError {
   }
 }
 
-const fromCode = {
-  [StorageErrorCode.FILE_NOT_FOUND]: (m, d) => new FileNotFoundError(d.key),
-  [StorageErrorCode.FILE_ALREADY_EXISTS]: (m, d) => new FileAlreadyExistsError(d.key),
-  [StorageErrorCode.QUOTA_EXCEEDED]: (m, d) => new QuotaExceededError(m, d),
-  [StorageErrorCode.INVALID_FILE_TYPE]: (m, d) =>
-    new InvalidFileTypeError(d.providedType, d.allowedTypes?.length ? d.allowedTypes : undefined),
-  [StorageErrorCode.CONFIGURATION_ERROR]: (m, d) => new ConfigurationError(m, d),
-  [StorageErrorCode.INVALID_KEY]: (m, d) => new InvalidKeyError(m, d),
-  [StorageErrorCode.PRECONDITION_FAILED]: (m, d) => new PreconditionFailedError(m, d),
-  [StorageErrorCode.PERMISSION_DENIED]: (m, d) => new PermissionDeniedError(m, d),
-  [StorageErrorCode.STORAGE_UNAVAILABLE]: (m, d) => new StorageUnavailableError(m, d),
-  [StorageErrorCode.STORAGE_TIMEOUT]: (m, d) => new StorageTimeoutError(m, d),
-  [StorageErrorCode.CONTENT_LENGTH_MISMATCH]: (m, d) => new ContentLengthMismatchError(m, d),
-  [StorageErrorCode.INVALID_RANGE]: (m, d) => new InvalidRangeError(m, d),
-  [StorageErrorCode.INVALID_ARGUMENT]: (m, d) => new InvalidArgumentError(m, d),
-  [StorageErrorCode.ABORTED]: (m, d) => new AbortError(m, d),
-}
-
-/** Turns an error rejected by the native addon into its class; other errors pass through. */
-function fromNative(error) {
-  const message = error?.message
-  if (typeof message !== 'string' || !message.startsWith(NATIVE_ERROR_MARKER)) return error
-  const { code, message: text, details } = JSON.parse(message.slice(NATIVE_ERROR_MARKER.length))
-  const make = fromCode[code] ?? ((m, d) => new StorageError(m, d))
-  return make(text, details ?? {})
-}
-
-/** Runs a native call (sync or async) and rethrows its errors as their classes. */
-async function callNative(fn) {
-  try {
-    return await fn()
-  } catch (error) {
-    throw fromNative(error)
-  }
-}
-
-function callNativeSync(fn) {
-  try {
-    return fn()
-  } catch (error) {
-    throw fromNative(error)
-  }
-}
-
 module.exports = {
   AppError,
   StorageErrorCode,
@@ -219,8 +172,4 @@ module.exports = {
   InvalidRangeError,
   InvalidArgumentError,
   AbortError,
-  fromNative,
-  callNative,
-  callNativeSync,
-  APP_ERROR_HINT,
 }

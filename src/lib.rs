@@ -2,5 +2,5 @@
 //! thin Node binding over both.
 
 pub mod backends;
-pub mod core;
 mod binding;
+pub mod core;

@@ -4,7 +4,8 @@
 const path = require('node:path')
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
-const { callNativeSync, InvalidArgumentError } = require('../errors')
+const { InvalidArgumentError } = require('../errors')
+const { callNativeSync } = require('../native')
 const { localConfigSchema, readBackendEnv, storageConfig } = require('../config')
 
 class LocalStorageBackend extends StorageBackend {

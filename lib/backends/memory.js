@@ -3,7 +3,7 @@
 
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
-const { callNativeSync } = require('../errors')
+const { callNativeSync } = require('../native')
 
 class MemoryStorageBackend extends StorageBackend {
   /** `new MemoryStorageBackend({ baseUrl?, signingSecret?, signedUrlExpiration? })`. */

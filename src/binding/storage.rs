@@ -11,8 +11,8 @@ use napi_derive::napi;
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
 use crate::binding::convert::{
-    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
-    UploadOutcome, UploadSettings,
+    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings,
+    SignedUrlInfo, UploadOutcome, UploadSettings,
 };
 use crate::binding::error::JsResult;
 use crate::binding::streams::{NativeReader, NativeWriter};
@@ -55,29 +55,41 @@ pub struct NativeStorage {
 }
 
 fn random_secret() -> Vec<u8> {
-    [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat()
+    [
+        uuid::Uuid::new_v4().into_bytes(),
+        uuid::Uuid::new_v4().into_bytes(),
+    ]
+    .concat()
 }
 
 fn range_options(range: Option<RangeSettings>) -> Result<GetOptions> {
-    Ok(GetOptions { range: range.map(RangeSettings::into_core).transpose()? })
+    Ok(GetOptions {
+        range: range.map(RangeSettings::into_core).transpose()?,
+    })
 }
 
 #[napi]
 impl NativeStorage {
     fn wrap(backend: Arc<dyn Backend>) -> NativeStorage {
-        NativeStorage { storage: Storage::new(Arc::clone(&backend)), backend }
+        NativeStorage {
+            storage: Storage::new(Arc::clone(&backend)),
+            backend,
+        }
     }
 
     #[napi(factory)]
     pub fn local(settings: LocalSettings) -> napi::Result<NativeStorage> {
         let secret = settings.signing_secret.map(String::into_bytes);
-        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
+        let backend =
+            LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
         Ok(Self::wrap(Arc::new(backend)))
     }
 
     #[napi(factory)]
     pub fn memory(settings: MemorySettings) -> napi::Result<NativeStorage> {
-        let secret = settings.signing_secret.map_or_else(random_secret, String::into_bytes);
+        let secret = settings
+            .signing_secret
+            .map_or_else(random_secret, String::into_bytes);
         let signer = UrlSigner::new(secret, &settings.base_url).js()?;
         Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
     }
@@ -94,7 +106,10 @@ impl NativeStorage {
         let body = Body::bytes(Bytes::copy_from_slice(&data));
         let storage = self.storage.clone();
         env.spawn_future(async move {
-            let result = storage.put(&key, body, settings.into_core().js()?).await.js()?;
+            let result = storage
+                .put(&key, body, settings.into_core().js()?)
+                .await
+                .js()?;
             Ok(UploadOutcome { etag: result.etag })
         })
     }
@@ -102,19 +117,39 @@ impl NativeStorage {
     /// Starts a streamed upload; the store reads chunks as the writer receives them.
     #[napi]
     pub fn open_writer(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
-        Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core().js()?))
+        Ok(NativeWriter::start(
+            self.storage.clone(),
+            key,
+            settings.into_core().js()?,
+        ))
     }
 
     /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.
     #[napi]
-    pub async fn open_reader(&self, key: String, range: Option<RangeSettings>) -> napi::Result<NativeReader> {
-        let result = self.storage.get(&key, range_options(range).js()?).await.js()?;
-        Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
+    pub async fn open_reader(
+        &self,
+        key: String,
+        range: Option<RangeSettings>,
+    ) -> napi::Result<NativeReader> {
+        let result = self
+            .storage
+            .get(&key, range_options(range).js()?)
+            .await
+            .js()?;
+        Ok(NativeReader::new(
+            result.meta.into(),
+            result.span,
+            result.stream,
+        ))
     }
 
     #[napi]
     pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Buffer> {
-        let bytes = self.storage.read(&key, range_options(range).js()?).await.js()?;
+        let bytes = self
+            .storage
+            .read(&key, range_options(range).js()?)
+            .await
+            .js()?;
         Ok(Vec::from(bytes).into())
     }
 
@@ -135,7 +170,11 @@ impl NativeStorage {
 
     #[napi]
     pub async fn list(&self, settings: ListSettings) -> napi::Result<ListedPage> {
-        self.storage.list(settings.into()).await.map(Into::into).js()
+        self.storage
+            .list(settings.into())
+            .await
+            .map(Into::into)
+            .js()
     }
 
     #[napi]
@@ -155,20 +194,35 @@ impl NativeStorage {
 
     #[napi]
     pub async fn delete_prefix(&self, prefix: String) -> napi::Result<f64> {
-        self.storage.delete_prefix(&prefix).await.map(|n| n as f64).js()
+        self.storage
+            .delete_prefix(&prefix)
+            .await
+            .map(|n| n as f64)
+            .js()
     }
 
     #[napi]
     pub async fn delete_older_than(&self, prefix: String, before_ms: f64) -> napi::Result<f64> {
         let before = from_millis(before_ms).js()?;
-        self.storage.delete_older_than(&prefix, before).await.map(|n| n as f64).js()
+        self.storage
+            .delete_older_than(&prefix, before)
+            .await
+            .map(|n| n as f64)
+            .js()
     }
 
     #[napi]
-    pub async fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
+    pub async fn sign_url(
+        &self,
+        key: String,
+        settings: SignSettings,
+    ) -> napi::Result<SignedUrlInfo> {
         let options = settings.into_core().js()?;
         let signed = self.storage.sign_url(&key, &options).await.js()?;
-        Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
+        Ok(SignedUrlInfo {
+            url: signed.url,
+            expires_at_ms: millis(signed.expires_at),
+        })
     }
 
     /// "valid", "expired" or "invalid"; the signature is compared in constant time.
@@ -183,9 +237,14 @@ impl NativeStorage {
             expires: &request.expires,
             content_type: request.content_type.as_deref().unwrap_or(""),
             response_content_type: request.response_content_type.as_deref().unwrap_or(""),
-            response_content_disposition: request.response_content_disposition.as_deref().unwrap_or(""),
+            response_content_disposition: request
+                .response_content_disposition
+                .as_deref()
+                .unwrap_or(""),
         };
-        let verdict = signer.js()?.verify(&fields, &request.signature, SystemTime::now());
+        let verdict = signer
+            .js()?
+            .verify(&fields, &request.signature, SystemTime::now());
         Ok(match verdict {
             Verdict::Valid => "valid",
             Verdict::Expired => "expired",
@@ -197,6 +256,15 @@ impl NativeStorage {
 
 /// `prefix/YYYY/MM/<uuid>.<ext>`.
 #[napi]
-pub fn generate_storage_key(prefix: Option<String>, filename: Option<String>) -> napi::Result<String> {
-    generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string()).js()
+pub fn generate_storage_key(
+    prefix: Option<String>,
+    filename: Option<String>,
+) -> napi::Result<String> {
+    generate_key(
+        prefix.as_deref().unwrap_or(""),
+        filename.as_deref(),
+        SystemTime::now(),
+    )
+    .map(|k| k.to_string())
+    .js()
 }

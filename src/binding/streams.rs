@@ -43,10 +43,16 @@ impl NativeWriter {
         let outcome = async move {
             match outcome.await {
                 Ok(result) => result.map_err(Arc::new),
-                Err(_) => Err(Arc::new(Error::Aborted("the upload task ended early".into()))),
+                Err(_) => Err(Arc::new(Error::Aborted(
+                    "the upload task ended early".into(),
+                ))),
             }
         };
-        NativeWriter { sender: Mutex::new(Some(sender)), abort, outcome: outcome.boxed().shared() }
+        NativeWriter {
+            sender: Mutex::new(Some(sender)),
+            abort,
+            outcome: outcome.boxed().shared(),
+        }
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
@@ -71,7 +77,11 @@ fn incoming(receiver: mpsc::Receiver<Bytes>, abort: CancellationToken) -> ByteSt
 impl NativeWriter {
     /// Resolves once the chunk is queued; rejects with the upload's own error if it has failed.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn write<'env>(&self, env: &'env Env, chunk: BufferSlice) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        chunk: BufferSlice,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let bytes = Bytes::copy_from_slice(&chunk);
         let sender = self.sender();
         let outcome = self.outcome.clone();
@@ -86,7 +96,9 @@ impl NativeWriter {
             // The store stopped reading: report why.
             match outcome.await {
                 Err(e) => Err(to_js(&e)),
-                Ok(_) => Err(to_js(&Error::InvalidArgument("write after the upload was closed".into()))),
+                Ok(_) => Err(to_js(&Error::InvalidArgument(
+                    "write after the upload was closed".into(),
+                ))),
             }
         })
     }
@@ -96,7 +108,9 @@ impl NativeWriter {
     pub async fn close(&self) -> napi::Result<UploadOutcome> {
         self.sender.lock().expect("writer lock poisoned").take();
         let result = self.outcome.clone().await;
-        result.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e))
+        result
+            .map(|r| UploadOutcome { etag: r.etag })
+            .map_err(|e| to_js(&e))
     }
 
     /// Fails the upload; the store discards what it had received.
@@ -131,7 +145,12 @@ pub struct NativeReader {
 
 impl NativeReader {
     pub fn new(info: ObjectInfo, span: (u64, u64), stream: ByteStream) -> NativeReader {
-        NativeReader { info, span, stream: Arc::new(tokio::sync::Mutex::new(Some(stream))), cancel: CancellationToken::new() }
+        NativeReader {
+            info,
+            span,
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+            cancel: CancellationToken::new(),
+        }
     }
 }
 
@@ -140,14 +159,20 @@ impl NativeReader {
     /// The object's metadata and the `[start, end)` span this reader yields.
     #[napi(getter)]
     pub fn info(&self) -> DownloadInfo {
-        DownloadInfo { object: self.info.clone(), start: self.span.0 as f64, end: self.span.1 as f64 }
+        DownloadInfo {
+            object: self.info.clone(),
+            start: self.span.0 as f64,
+            end: self.span.1 as f64,
+        }
     }
 
     /// The next chunk, or null at the end (or after `cancel()`).
     #[napi]
     pub async fn read(&self) -> napi::Result<Option<Buffer>> {
         let mut slot = self.stream.lock().await;
-        let Some(stream) = slot.as_mut() else { return Ok(None) };
+        let Some(stream) = slot.as_mut() else {
+            return Ok(None);
+        };
         let next = tokio::select! {
             _ = self.cancel.cancelled() => None,
             next = stream.next() => next,
