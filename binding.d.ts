@@ -12,6 +12,7 @@ export declare class NativeReader {
 export declare class NativeStorage {
   static local(settings: LocalSettings): NativeStorage
   static memory(settings: MemorySettings): NativeStorage
+  static s3(options: S3Options): NativeStorage
   /** Stores a whole buffer; the bytes are copied before the call returns. */
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
@@ -94,6 +95,20 @@ export interface ObjectInfo {
 export interface RangeSettings {
   start: number
   end?: number
+}
+
+export interface S3Options {
+  bucket: string
+  region: string
+  endpoint?: string
+  forcePathStyle?: boolean
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+  /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
+  partSize?: number
+  /** Parts uploaded at once (default 4). */
+  queueSize?: number
 }
 
 /** The fields of a request to a signed URL, as the HTTP handler parsed them. */

@@ -8,12 +8,14 @@ const { readBackendEnv, ...config } = require('./lib/config')
 const { StorageBackend, generateKey } = require('./lib/backend')
 const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/local')
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
+const { S3StorageBackend, createS3Backend } = require('./lib/backends/s3')
 const { createSignedUrlHandler } = require('./lib/handler')
 
-/** Registers the stores this package ships under their ids ("local", "memory"). */
+/** Registers the stores this package ships under their ids ("local", "memory", "s3"). */
 function registerBuiltInBackends() {
   registry.registerBackend('local', createLocalBackend)
   registry.registerBackend('memory', createMemoryBackend)
+  registry.registerBackend('s3', createS3Backend)
 }
 
 registerBuiltInBackends()
@@ -28,6 +30,8 @@ module.exports = {
   createLocalBackend,
   MemoryStorageBackend,
   createMemoryBackend,
+  S3StorageBackend,
+  createS3Backend,
   generateKey,
   createSignedUrlHandler,
 }

@@ -64,6 +64,8 @@ export const {
   createLocalBackend,
   MemoryStorageBackend,
   createMemoryBackend,
+  S3StorageBackend,
+  createS3Backend,
   generateKey,
   createSignedUrlHandler,
 } = storage

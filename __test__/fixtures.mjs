@@ -3,7 +3,8 @@ import fs from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { LocalStorageBackend, MemoryStorageBackend, createSignedUrlHandler } from '../index.mjs'
+import { LocalStorageBackend, MemoryStorageBackend, S3StorageBackend, createSignedUrlHandler } from '../index.mjs'
+import { ACCESS_KEY, SECRET_KEY, startMoto, startS3sFs } from './servers.mjs'
 
 /** Serves a self-signing backend's URLs on a loopback port under /files. */
 async function withSignedUrlServer(makeBackend) {
@@ -20,9 +21,34 @@ export async function tempDir(name) {
   return fs.mkdtemp(path.join(os.tmpdir(), `rstorage-${name}-`))
 }
 
+const BUCKET = 'conformance-bucket'
+
+function s3Backend(endpoint, options = {}) {
+  return new S3StorageBackend({
+    bucket: BUCKET,
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+    ...options,
+  })
+}
+
+/**
+ * Each fixture: `create()` → { backend, cleanup, server? }, and what its server does:
+ * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
+ * (answers If-None-Match with 304), `headWithGetUrl` (our handler serves HEAD with a GET URL;
+ * S3 signs the method, so it does not), `atomicMetadata` (data and metadata change together;
+ * s3s-fs writes them separately, so concurrent writers can mix them there), `maxKeyBytes`
+ * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
+ */
 export const fixtures = [
   {
     name: 'local',
+    checksSignatures: true,
+    conditionalGets: true,
+    headWithGetUrl: true,
+    atomicMetadata: true,
     /** Large objects go to disk, so the 1 GiB streaming test applies. */
     streamsToDisk: true,
     async create() {
@@ -39,10 +65,47 @@ export const fixtures = [
   },
   {
     name: 'memory',
+    checksSignatures: true,
+    conditionalGets: true,
+    headWithGetUrl: true,
+    atomicMetadata: true,
     streamsToDisk: false,
     async create() {
       const served = await withSignedUrlServer((baseUrl) => new MemoryStorageBackend({ baseUrl }))
       return { backend: served.backend, cleanup: served.close }
+    },
+  },
+  {
+    name: 's3s-fs',
+    streamsToDisk: true,
+    checksSignatures: true,
+    conditionalGets: false,
+    headWithGetUrl: false,
+    atomicMetadata: false,
+    maxKeyBytes: 150,
+    async create(options) {
+      const root = await tempDir('s3s')
+      const server = await startS3sFs(root, BUCKET)
+      return {
+        backend: s3Backend(server.endpoint, options),
+        server,
+        async cleanup() {
+          await server.stop()
+          await fs.rm(root, { recursive: true, force: true })
+        },
+      }
+    },
+  },
+  {
+    name: 'moto',
+    streamsToDisk: false,
+    checksSignatures: false,
+    conditionalGets: true,
+    headWithGetUrl: false,
+    atomicMetadata: true,
+    async create(options) {
+      const server = await startMoto(BUCKET)
+      return { backend: s3Backend(server.endpoint, options), server, cleanup: () => server.stop() }
     },
   },
 ]

@@ -94,20 +94,34 @@ class NativeReadable extends Readable {
 
 class StorageBackend {
   #native
+  #pending
   #expiresIn
 
-  /** Backends are built by their subclasses (LocalStorageBackend, MemoryStorageBackend, …). */
+  /**
+   * Backends are built by their subclasses (LocalStorageBackend, S3StorageBackend, …), from a
+   * native store or a promise of one (when its settings must be read asynchronously first).
+   */
   constructor(native, { baseUrl, signedUrlExpiration = DEFAULT_SIGNED_URL_EXPIRATION } = {}) {
-    if (!(native instanceof NativeStorage)) {
+    if (!(native instanceof NativeStorage) && typeof native?.then !== 'function') {
       throw new InvalidArgumentError('StorageBackend is built by a store class such as LocalStorageBackend', {})
     }
     if (!Number.isInteger(signedUrlExpiration) || signedUrlExpiration <= 0) {
       throw new InvalidArgumentError('signedUrlExpiration must be a positive integer (seconds)', {})
     }
-    this.#native = native
+    if (native instanceof NativeStorage) {
+      this.#native = native
+      this[kNative] = native
+    } else {
+      this.#pending = native.then((resolved) => (this.#native = resolved))
+      this.#pending.catch(() => {}) // reported by the first call that needs it
+    }
     this.#expiresIn = signedUrlExpiration
-    this[kNative] = native
     this[kBaseUrl] = baseUrl
+  }
+
+  /** The native store, once it exists. */
+  #store() {
+    return this.#native ?? this.#pending
   }
 
   /**
@@ -122,7 +136,8 @@ class StorageBackend {
     const settings = uploadSettings(params)
     const buffer = asBuffer(params.body)
     if (buffer !== null) {
-      const result = await callNative(() => this.#native.put(key, buffer, settings))
+      const native = await this.#store()
+      const result = await callNative(() => native.put(key, buffer, settings))
       onProgress?.({ loaded: buffer.length, total: buffer.length })
       return { key, etag: result.etag ?? undefined }
     }
@@ -132,7 +147,8 @@ class StorageBackend {
         { key },
       )
     }
-    const writer = callNativeSync(() => this.#native.openWriter(key, settings))
+    const native = await this.#store()
+    const writer = callNativeSync(() => native.openWriter(key, settings))
     const onAbort = () => writer.abort()
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -151,7 +167,7 @@ class StorageBackend {
   async download(key, { range, signal, onProgress } = {}) {
     checkKey(key)
     if (signal?.aborted) throw abortErrorFor(signal)
-    const reader = await callNative(() => this.#native.openReader(key, toRange(range)))
+    const reader = await callNative(async () => (await this.#store()).openReader(key, toRange(range)))
     const stream = new NativeReadable(reader, onProgress)
     if (signal) {
       if (signal.aborted) stream.destroy(abortErrorFor(signal))
@@ -165,11 +181,11 @@ class StorageBackend {
   }
 
   async delete(key) {
-    await callNative(() => this.#native.delete(checkKey(key)))
+    await callNative(async () => (await this.#store()).delete(checkKey(key)))
   }
 
   async exists(key) {
-    return callNative(() => this.#native.exists(checkKey(key)))
+    return callNative(async () => (await this.#store()).exists(checkKey(key)))
   }
 
   /** A time-limited URL; it does not check that the object exists. */
@@ -181,18 +197,18 @@ class StorageBackend {
       responseContentType: options.responseContentType ?? undefined,
       responseContentDisposition: options.responseContentDisposition ?? undefined,
     }
-    const signed = await callNative(() => this.#native.signUrl(checkKey(key), settings))
+    const signed = await callNative(async () => (await this.#store()).signUrl(checkKey(key), settings))
     return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString() }
   }
 
   async stat(key) {
-    return toObjectInfo(await callNative(() => this.#native.stat(checkKey(key))))
+    return toObjectInfo(await callNative(async () => (await this.#store()).stat(checkKey(key))))
   }
 
   /** One page of a listing; pass `cursor` back for the next. */
   async list({ prefix = '', delimiter, cursor, limit } = {}) {
-    const page = await callNative(() =>
-      this.#native.list({ prefix, delimiter: delimiter ?? undefined, cursor: cursor ?? undefined, limit: limit ?? undefined }),
+    const page = await callNative(async () =>
+      (await this.#store()).list({ prefix, delimiter: delimiter ?? undefined, cursor: cursor ?? undefined, limit: limit ?? undefined }),
     )
     return {
       objects: page.objects.map((o) => ({
@@ -217,32 +233,32 @@ class StorageBackend {
   }
 
   async copy(from, to) {
-    await callNative(() => this.#native.copy(checkKey(from, 'from'), checkKey(to, 'to')))
+    await callNative(async () => (await this.#store()).copy(checkKey(from, 'from'), checkKey(to, 'to')))
   }
 
   async move(from, to) {
-    await callNative(() => this.#native.rename(checkKey(from, 'from'), checkKey(to, 'to')))
+    await callNative(async () => (await this.#store()).rename(checkKey(from, 'from'), checkKey(to, 'to')))
   }
 
   /** Deletes every key, going on past failures; resolves to the count deleted. */
   async deleteMany(keys) {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('deleteMany takes an array of keys', {})
-    return callNative(() => this.#native.deleteMany(keys.map((k) => checkKey(k))))
+    return callNative(async () => (await this.#store()).deleteMany(keys.map((k) => checkKey(k))))
   }
 
   async deletePrefix(prefix) {
-    return callNative(() => this.#native.deletePrefix(checkKey(prefix, 'prefix')))
+    return callNative(async () => (await this.#store()).deletePrefix(checkKey(prefix, 'prefix')))
   }
 
   async deleteOlderThan(prefix, date) {
     const time = date instanceof Date ? date.getTime() : new Date(date).getTime()
     if (Number.isNaN(time)) throw new InvalidArgumentError('deleteOlderThan takes a valid date', {})
-    return callNative(() => this.#native.deleteOlderThan(checkKey(prefix, 'prefix'), time))
+    return callNative(async () => (await this.#store()).deleteOlderThan(checkKey(prefix, 'prefix'), time))
   }
 
   /** The whole object (or a range) as one Buffer: for small objects. */
   async get(key, { range } = {}) {
-    return callNative(() => this.#native.read(checkKey(key), toRange(range)))
+    return callNative(async () => (await this.#store()).read(checkKey(key), toRange(range)))
   }
 
   /** `upload` for small objects: put(key, data, { contentType, metadata, … }). */

@@ -2,6 +2,7 @@
 
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 /// The same checks against every store, through the `Storage` front.
 #[cfg(test)]

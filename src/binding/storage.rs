@@ -10,6 +10,7 @@ use napi_derive::napi;
 
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
+use crate::backends::s3::{S3Backend, S3Settings};
 use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings,
     SignedUrlInfo, UploadOutcome, UploadSettings,
@@ -34,6 +35,21 @@ pub struct LocalSettings {
 pub struct MemorySettings {
     pub base_url: String,
     pub signing_secret: Option<String>,
+}
+
+#[napi(object)]
+pub struct S3Options {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub force_path_style: Option<bool>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// Multipart part size in bytes (default 8 MiB, at least 5 MiB).
+    pub part_size: Option<u32>,
+    /// Parts uploaded at once (default 4).
+    pub queue_size: Option<u32>,
 }
 
 /// The fields of a request to a signed URL, as the HTTP handler parsed them.
@@ -92,6 +108,23 @@ impl NativeStorage {
             .map_or_else(random_secret, String::into_bytes);
         let signer = UrlSigner::new(secret, &settings.base_url).js()?;
         Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
+    }
+
+    #[napi(factory)]
+    pub fn s3(options: S3Options) -> napi::Result<NativeStorage> {
+        let backend = S3Backend::new(S3Settings {
+            bucket: options.bucket,
+            region: options.region,
+            endpoint: options.endpoint,
+            force_path_style: options.force_path_style,
+            access_key_id: options.access_key_id,
+            secret_access_key: options.secret_access_key,
+            session_token: options.session_token,
+            part_size: options.part_size.map_or(8 << 20, |n| n as usize),
+            concurrency: options.queue_size.map_or(4, |n| n as usize),
+        })
+        .js()?;
+        Ok(Self::wrap(Arc::new(backend)))
     }
 
     /// Stores a whole buffer; the bytes are copied before the call returns.

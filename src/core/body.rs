@@ -20,6 +20,32 @@ pub fn chunked(bytes: Bytes) -> ByteStream {
     .boxed()
 }
 
+/// Merges a stream's small chunks (network reads are often 8-16 KiB) into `CHUNK_SIZE` ones,
+/// so each hop to JS carries a lot.
+pub fn rechunk(stream: ByteStream) -> ByteStream {
+    stream::try_unfold((stream, false), |(mut stream, ended)| async move {
+        if ended {
+            return Ok(None);
+        }
+        let mut buf = BytesMut::new();
+        while buf.len() < CHUNK_SIZE {
+            match stream.next().await.transpose()? {
+                Some(chunk) if buf.is_empty() && chunk.len() >= CHUNK_SIZE => return Ok(Some((chunk, (stream, false)))),
+                Some(chunk) => {
+                    if buf.capacity() == 0 {
+                        buf.reserve(CHUNK_SIZE);
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                None if buf.is_empty() => return Ok(None),
+                None => return Ok(Some((buf.freeze(), (stream, true)))),
+            }
+        }
+        Ok(Some((buf.freeze(), (stream, false))))
+    })
+    .boxed()
+}
+
 /// An upload body: chunks plus, when the caller stated it, the total length.
 pub struct Body {
     pub stream: ByteStream,
@@ -286,6 +312,13 @@ mod tests {
             wrong_declared.apply(chunks(&[png])),
             Err(Error::InvalidFileType { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn rechunk_merges_small_chunks() {
+        let small: Vec<Result<Bytes>> = (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
+        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed()).map(|c| c.unwrap().len()).collect().await;
+        assert_eq!(sizes, [CHUNK_SIZE, 300 * 8192 - CHUNK_SIZE]);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub enum Error {
     #[error("Operation aborted: {0}")]
     Aborted(String),
 
+    /// A remote store refused the request for a reason none of the variants above names.
+    #[error("{message}")]
+    Service { status: u16, message: String },
+
     #[error("Storage I/O failed ({context}): {source}")]
     Io {
         context: String,
@@ -116,7 +120,7 @@ impl Error {
                 std::io::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
                 _ => "STORAGE_ERROR",
             },
-            Error::Partial { .. } => "STORAGE_ERROR",
+            Error::Partial { .. } | Error::Service { .. } => "STORAGE_ERROR",
         }
     }
 
@@ -137,6 +141,7 @@ impl Error {
                 json!({ "start": start, "end": end, "size": size })
             }
             Error::Timeout(_) | Error::Unavailable(_) => json!({ "retryable": true }),
+            Error::Service { status, .. } => json!({ "status": status }),
             Error::Io { context, source } => {
                 json!({ "operation": context, "errno": source.raw_os_error() })
             }

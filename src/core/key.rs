@@ -74,6 +74,24 @@ fn check(key: &str, is_prefix: bool) -> Result<()> {
     Ok(())
 }
 
+/// Percent-encodes each path segment, keeping the `/` separators (URLs, S3 copy sources).
+pub fn percent_encode_path(key: &str) -> String {
+    key.split('/').map(encode_component).collect::<Vec<_>>().join("/")
+}
+
+/// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `prefix/YYYY/MM/<uuid>.<ext>`: spreads keys over time-based folders, keeps the extension.
 pub fn generate_key(
     prefix: &str,

@@ -9,7 +9,7 @@ use sha2::Sha256;
 
 use crate::core::backend::{Method, SignOptions, SignedUrl};
 use crate::core::error::{Error, Result};
-use crate::core::key::Key;
+use crate::core::key::{encode_component, percent_encode_path, Key};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -90,7 +90,7 @@ impl UrlSigner {
         let mut url = format!(
             "{}/{}?{PARAM_METHOD}={}&{PARAM_EXPIRES}={expires}",
             self.base_url,
-            encode_path(key.as_str()),
+            percent_encode_path(key.as_str()),
             fields.method
         );
         for (name, value) in [
@@ -144,27 +144,6 @@ impl UrlSigner {
         }
         mac
     }
-}
-
-/// Percent-encodes each path segment, keeping the `/` separators.
-fn encode_path(key: &str) -> String {
-    key.split('/')
-        .map(encode_component)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

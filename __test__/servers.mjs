@@ -1,0 +1,88 @@
+// Real S3 servers on 127.0.0.1 for the tests: s3s-fs (checks SigV4 signatures) and moto
+// (wider S3 behaviour). scripts/install-test-servers.sh installs both under .tools/.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+
+const tools = fileURLToPath(new URL('../.tools/', import.meta.url))
+
+function binary(local, name) {
+  const candidate = path.join(tools, local)
+  if (fs.existsSync(candidate)) return candidate
+  throw new Error(`${name} is not installed: run \`bash scripts/install-test-servers.sh\` (npm test does)`)
+}
+
+async function freePort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function waitForPort(port, child, name) {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.once('connect', () => socket.end(() => resolve(true)))
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    await sleep(50)
+  }
+  throw new Error(`${name} did not start on port ${port}`)
+}
+
+/** A server process that can be stopped and started again on the same port and data. */
+class ServerProcess {
+  constructor(name, command, args) {
+    this.name = name
+    this.command = command
+    this.args = args
+  }
+
+  async start() {
+    this.child = spawn(this.command, this.args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.child.stderr.resume()
+    await waitForPort(this.port, this.child, this.name)
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill('SIGKILL')
+    await exited
+  }
+}
+
+export const ACCESS_KEY = 'test-access-key'
+export const SECRET_KEY = 'test-secret-key-0123456789'
+
+/** s3s-fs: a bucket is a folder under its root. */
+export async function startS3sFs(root, bucket) {
+  fs.mkdirSync(path.join(root, bucket), { recursive: true })
+  const port = await freePort()
+  const server = new ServerProcess('s3s-fs', binary('bin/s3s-fs', 's3s-fs'), [
+    '--host', '127.0.0.1', '--port', String(port), '--access-key', ACCESS_KEY, '--secret-key', SECRET_KEY, root,
+  ])
+  server.port = port
+  server.endpoint = `http://127.0.0.1:${port}`
+  await server.start()
+  return server
+}
+
+/** moto: keeps everything in memory; buckets are made over HTTP (it checks no signatures). */
+export async function startMoto(bucket) {
+  const port = await freePort()
+  const server = new ServerProcess('moto', binary('venv/bin/moto_server', 'moto'), ['-H', '127.0.0.1', '-p', String(port)])
+  server.port = port
+  server.endpoint = `http://127.0.0.1:${port}`
+  await server.start()
+  const created = await fetch(`${server.endpoint}/${bucket}`, { method: 'PUT' })
+  if (!created.ok) throw new Error(`moto refused to create bucket ${bucket}: ${created.status}`)
+  return server
+}

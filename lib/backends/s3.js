@@ -1,0 +1,97 @@
+'use strict'
+// The S3-compatible store (AWS S3, MinIO, R2, B2, Spaces), in native code on aws-sdk-s3.
+
+const { NativeStorage } = require('../../binding.js')
+const { StorageBackend } = require('../backend')
+const { ConfigurationError } = require('../errors')
+const { callNativeSync } = require('../native')
+const { readBackendEnv, s3ConfigSchema, storageConfig } = require('../config')
+
+/** An AWS SDK v3 S3Client: its resolved config has a `credentials` provider and `region`. */
+function isS3Client(value) {
+  return value != null && typeof value.send === 'function' && value.config != null
+}
+
+/** SDK config values are plain values or (async) providers. */
+async function resolve(value) {
+  return typeof value === 'function' ? value() : value
+}
+
+/** Reads region, endpoint, path style and credentials from an S3Client's config. */
+async function settingsFromClient(client, bucket, options) {
+  const config = client.config
+  const [region, endpoint, credentials] = await Promise.all([
+    resolve(config.region),
+    config.isCustomEndpoint === false ? undefined : resolve(config.endpoint),
+    resolve(config.credentials),
+  ])
+  const url =
+    endpoint && typeof endpoint === 'object'
+      ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path ?? ''}`.replace(/\/$/, '')
+      : endpoint
+  return {
+    ...options,
+    bucket,
+    region,
+    endpoint: url,
+    forcePathStyle: Boolean(await resolve(config.forcePathStyle)),
+    credentials,
+  }
+}
+
+function createNative(settings) {
+  const credentials = settings.credentials ?? {}
+  const missing = ['bucket', 'region'].filter((f) => !settings[f])
+  if (!credentials.accessKeyId || !credentials.secretAccessKey) missing.push('credentials')
+  if (missing.length > 0) {
+    throw new ConfigurationError(`S3StorageBackend needs ${missing.join(', ')}`, {
+      backend: 's3',
+      issues: missing.map((field) => ({ field, message: 'Required' })),
+    })
+  }
+  return callNativeSync(() =>
+    NativeStorage.s3({
+      bucket: settings.bucket,
+      region: settings.region,
+      endpoint: settings.endpoint ?? undefined,
+      forcePathStyle: settings.forcePathStyle ?? undefined,
+      accessKeyId: credentials.accessKeyId,
+      secretAccessKey: credentials.secretAccessKey,
+      sessionToken: credentials.sessionToken ?? undefined,
+      partSize: settings.partSize ?? undefined,
+      queueSize: settings.queueSize ?? undefined,
+    }),
+  )
+}
+
+class S3StorageBackend extends StorageBackend {
+  /**
+   * `new S3StorageBackend({ bucket, region, endpoint?, forcePathStyle?, credentials?, signedUrlExpiration?, partSize?, queueSize? })`
+   * or, for existing code, `new S3StorageBackend(s3Client, bucket, options?)`.
+   */
+  constructor(clientOrOptions, bucket, options = {}) {
+    if (isS3Client(clientOrOptions)) {
+      super(settingsFromClient(clientOrOptions, bucket, options).then(createNative), options)
+      this.bucket = bucket
+    } else {
+      const settings = { ...clientOrOptions }
+      super(createNative(settings), settings)
+      this.bucket = settings.bucket
+    }
+  }
+}
+
+/** An S3 backend from STORAGE_S3_*; path-style whenever an endpoint is set. */
+function createS3Backend() {
+  const env = readBackendEnv('s3', s3ConfigSchema)
+  return new S3StorageBackend({
+    bucket: env.STORAGE_S3_BUCKET,
+    region: env.STORAGE_S3_REGION,
+    endpoint: env.STORAGE_S3_ENDPOINT,
+    forcePathStyle: Boolean(env.STORAGE_S3_ENDPOINT),
+    credentials: { accessKeyId: env.STORAGE_S3_ACCESS_KEY_ID, secretAccessKey: env.STORAGE_S3_SECRET_ACCESS_KEY },
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+  })
+}
+
+module.exports = { S3StorageBackend, createS3Backend }

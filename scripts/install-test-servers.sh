@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the S3 servers the tests start (once; later runs find them under .tools/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .tools
+
+if [ ! -x .tools/bin/s3s-fs ]; then
+  echo "installing s3s-fs 0.14.1 (a few minutes, once)"
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root .tools --quiet
+fi
+
+if [ ! -x .tools/venv/bin/moto_server ]; then
+  echo "installing moto's server (once)"
+  python3 -m venv .tools/venv
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi

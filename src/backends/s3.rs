@@ -1,0 +1,549 @@
+//! The S3-compatible store (AWS, MinIO, R2, B2, Spaces…) on `aws-sdk-s3`.
+//!
+//! Uploads of up to one part go out as one PutObject; longer or unknown-length bodies as a
+//! multipart upload whose parts are buffered one at a time (memory: part size times
+//! concurrency) and which is aborted on any failure, so no parts are left behind.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, StreamExt};
+use tokio::task::JoinSet;
+
+use crate::core::backend::{
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions,
+    PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+};
+use crate::core::body::{rechunk, Body, ByteStream};
+use crate::core::error::{Error, Result};
+use crate::core::key::{percent_encode_path, Key};
+
+/// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
+const MIN_PART_SIZE: usize = 5 << 20;
+const MAX_PARTS: u64 = 10_000;
+/// DeleteObjects takes at most 1000 keys.
+const DELETE_BATCH: usize = 1000;
+
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// A custom endpoint (MinIO, R2…); when set, path-style addressing is the default.
+    pub endpoint: Option<String>,
+    pub force_path_style: Option<bool>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub part_size: usize,
+    pub concurrency: usize,
+}
+
+pub struct S3Backend {
+    client: Client,
+    bucket: String,
+    part_size: usize,
+    concurrency: usize,
+}
+
+impl S3Backend {
+    pub fn new(settings: S3Settings) -> Result<S3Backend> {
+        if settings.bucket.is_empty() || settings.region.is_empty() {
+            return Err(Error::Configuration("S3 needs a bucket and a region".into()));
+        }
+        if settings.part_size < MIN_PART_SIZE {
+            return Err(Error::Configuration(format!("partSize must be at least {MIN_PART_SIZE} bytes")));
+        }
+        if settings.concurrency == 0 {
+            return Err(Error::Configuration("queueSize must be at least 1".into()));
+        }
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let credentials = Credentials::new(
+            settings.access_key_id,
+            settings.secret_access_key,
+            settings.session_token,
+            None,
+            "raptscallions-storage",
+        );
+        let mut config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region))
+            .credentials_provider(credentials)
+            .http_client(http)
+            // Third-party S3 services (R2, B2, older MinIO) reject the SDK's default checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .force_path_style(settings.force_path_style.unwrap_or(settings.endpoint.is_some()));
+        if let Some(endpoint) = settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Ok(S3Backend {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket,
+            part_size: settings.part_size,
+            concurrency: settings.concurrency,
+        })
+    }
+
+    async fn put_object(&self, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_length(data.len() as i64)
+            .content_type(content_type(options))
+            .set_metadata(Some(options.metadata.clone()))
+            .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
+            .body(SdkBody::from(data));
+        let output = request.send().await.map_err(|e| put_error(key, options, e))?;
+        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+    }
+
+    async fn put_multipart(&self, key: &Key, first: Bytes, parts: PartReader, options: &PutOptions) -> Result<PutResult> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type(options))
+            .set_metadata(Some(options.metadata.clone()))
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result = self.upload_parts(key, &upload_id, first, parts, options).await;
+        if result.is_err() {
+            // Best effort: the upload failed already, and a failed abort must not hide why.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &Key,
+        upload_id: &str,
+        first: Bytes,
+        mut parts: PartReader,
+        options: &PutOptions,
+    ) -> Result<PutResult> {
+        let mut uploads = JoinSet::new();
+        let mut completed = Vec::new();
+        let mut next = Some(first);
+        let mut number = 1;
+        while let Some(data) = next {
+            while uploads.len() >= self.concurrency {
+                completed.push(joined(uploads.join_next().await)?);
+            }
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(data.len() as i64)
+                .body(SdkBody::from(data));
+            let part_key = key.clone();
+            uploads.spawn(async move {
+                let output = request.send().await.map_err(|e| s3_error("UploadPart", &part_key, e))?;
+                Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_owned)).build())
+            });
+            number += 1;
+            next = parts.next_part().await?;
+        }
+        while let Some(done) = uploads.join_next().await {
+            completed.push(joined(Some(done))?);
+        }
+        completed.sort_by_key(|p| p.part_number());
+        let output = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
+            .send()
+            .await
+            .map_err(|e| put_error(key, options, e))?;
+        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+    }
+
+    async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadObject", key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size: output.content_length().unwrap_or(0).max(0) as u64,
+            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
+            etag: output.e_tag().map(str::to_owned),
+            last_modified: system_time(output.last_modified()),
+            metadata: output.metadata().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+fn content_type(options: &PutOptions) -> String {
+    options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
+}
+
+fn system_time(t: Option<&DateTime>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn joined(done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>) -> Result<CompletedPart> {
+    match done {
+        Some(Ok(part)) => part,
+        Some(Err(e)) => Err(Error::io("upload a part", std::io::Error::other(e))),
+        None => Err(Error::io("upload a part", std::io::Error::other("no part upload was running"))),
+    }
+}
+
+/// Cuts a body into parts of exactly `size` bytes (the last may be shorter).
+struct PartReader {
+    stream: ByteStream,
+    size: usize,
+    leftover: Option<Bytes>,
+    ended: bool,
+}
+
+impl PartReader {
+    async fn next_part(&mut self) -> Result<Option<Bytes>> {
+        let mut part = BytesMut::new();
+        while part.len() < self.size {
+            let chunk = match self.leftover.take() {
+                Some(chunk) => chunk,
+                None if self.ended => break,
+                None => match self.stream.next().await.transpose()? {
+                    Some(chunk) => chunk,
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
+                },
+            };
+            let room = self.size - part.len();
+            if chunk.len() > room {
+                part.extend_from_slice(&chunk[..room]);
+                self.leftover = Some(chunk.slice(room..));
+            } else if part.is_empty() && chunk.len() == room {
+                return Ok(Some(chunk));
+            } else {
+                if part.capacity() == 0 {
+                    part.reserve(self.size);
+                }
+                part.extend_from_slice(&chunk);
+            }
+        }
+        Ok((!part.is_empty()).then(|| part.freeze()))
+    }
+
+    /// True once the body has nothing more to give.
+    async fn at_end(&mut self) -> Result<bool> {
+        if self.leftover.is_some() {
+            return Ok(false);
+        }
+        if self.ended {
+            return Ok(true);
+        }
+        match self.stream.next().await.transpose()? {
+            Some(chunk) => {
+                self.leftover = Some(chunk);
+                Ok(false)
+            }
+            None => {
+                self.ended = true;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Tells the failures of one S3 call apart; never echoes credentials.
+fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("");
+            match status {
+                404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
+                401 | 403 => Error::PermissionDenied(format!(
+                    "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
+                )),
+                409 | 412 => Error::Precondition { key: key.to_string(), reason: format!("{operation}: {code}") },
+                429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
+                _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
+            }
+        }
+        SdkError::TimeoutError(_) => Error::Timeout(format!("S3 did not answer {operation} in time")),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            Error::Timeout(format!("S3 did not answer {operation} in time"))
+        }
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
+        }
+        _ => Error::Configuration(format!("could not build the S3 request for {operation}: {detail}")),
+    }
+}
+
+/// A refused conditional put means the key is taken.
+fn put_error<E>(key: &Key, options: &PutOptions, error: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match s3_error("PutObject", key, error) {
+        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
+        other => other,
+    }
+}
+
+fn body_stream(body: SdkBody) -> ByteStream {
+    let chunks = stream::unfold(body, |mut body| async move {
+        let next = body.next().await?;
+        Some((next.map_err(|e| Error::Unavailable(format!("the download from S3 broke off: {e}"))), body))
+    });
+    rechunk(chunks.boxed())
+}
+
+/// `bytes a-b/size` → ((a, b + 1), size).
+fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
+    let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    Some(((a.parse().ok()?, b.parse::<u64>().ok()? + 1), size.parse().ok()?))
+}
+
+#[async_trait]
+impl Backend for S3Backend {
+    async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
+        // Grow parts when a stated length would need more than S3's 10,000.
+        let part_size = match body.length {
+            Some(len) => self.part_size.max(len.div_ceil(MAX_PARTS) as usize),
+            None => self.part_size,
+        };
+        let mut parts = PartReader { stream: body.stream, size: part_size, leftover: None, ended: false };
+        let first = parts.next_part().await?.unwrap_or_default();
+        if parts.at_end().await? {
+            return self.put_object(key, first, &options).await;
+        }
+        self.put_multipart(key, first, parts, &options).await
+    }
+
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+        let range = options.range;
+        if let Some(r) = range.filter(|r| r.end.is_some_and(|e| e < r.start)) {
+            return Err(r.resolve(self.head_object(key).await?.size).unwrap_err());
+        }
+        let header = range.map(|r| match r.end {
+            Some(end) => format!("bytes={}-{end}", r.start),
+            None => format!("bytes={}-", r.start),
+        });
+        let sent = self.client.get_object().bucket(&self.bucket).key(key.as_str()).set_range(header).send().await;
+        let output = match sent {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 416 => {
+                // S3 gives no size with a 416; an empty object still serves `start: 0`.
+                let meta = self.head_object(key).await?;
+                let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
+                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+            }
+            Err(e) => return Err(s3_error("GetObject", key, e)),
+        };
+        let length = output.content_length().unwrap_or(0).max(0) as u64;
+        let (span, size) = match output.content_range().and_then(parse_content_range) {
+            Some(parsed) => parsed,
+            None => ((0, length), length),
+        };
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
+            etag: output.e_tag().map(str::to_owned),
+            last_modified: system_time(output.last_modified()),
+            metadata: output.metadata().cloned().unwrap_or_default(),
+        };
+        Ok(GetResult { meta, span, stream: body_stream(output.body) })
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        self.head_object(key).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        match self.client.delete_object().bucket(&self.bucket).key(key.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match s3_error("DeleteObject", key, e) {
+                Error::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, options: &ListOptions) -> Result<ListPage> {
+        let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(DEFAULT_LIST_LIMIT);
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .set_prefix((!options.prefix.is_empty()).then(|| options.prefix.clone()))
+            .set_delimiter(options.delimiter.clone())
+            .set_continuation_token(options.cursor.clone())
+            .max_keys(limit as i32)
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", &Key::parse("list").expect("a valid key"), e))?;
+        Ok(ListPage {
+            objects: output
+                .contents()
+                .iter()
+                .map(|o| ListEntry {
+                    key: o.key().unwrap_or_default().to_owned(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: system_time(o.last_modified()),
+                    etag: o.e_tag().map(str::to_owned),
+                })
+                .collect(),
+            prefixes: output.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect(),
+            cursor: output.next_continuation_token().map(str::to_owned).filter(|_| output.is_truncated() == Some(true)),
+        })
+    }
+
+    async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+        let config = PresigningConfig::expires_in(options.expires_in)
+            .map_err(|e| Error::InvalidArgument(format!("expiresIn: {e}")))?;
+        let presigned = match options.method {
+            Method::Get => self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .set_response_content_type(options.response_content_type.clone())
+                .set_response_content_disposition(options.response_content_disposition.clone())
+                .presigned(config)
+                .await
+                .map_err(|e| s3_error("presign GetObject", key, e))?,
+            Method::Put => self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .set_content_type(options.content_type.clone())
+                .presigned(config)
+                .await
+                .map_err(|e| s3_error("presign PutObject", key, e))?,
+        };
+        Ok(SignedUrl { url: presigned.uri().to_owned(), expires_at: SystemTime::now() + options.expires_in })
+    }
+
+    async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to.as_str())
+            .copy_source(format!("{}/{}", self.bucket, percent_encode_path(from.as_str())))
+            .send()
+            .await
+            .map_err(|e| s3_error("CopyObject", from, e))?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[Key]) -> Vec<Result<()>> {
+        let mut results = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(DELETE_BATCH) {
+            results.extend(self.delete_batch(batch).await);
+        }
+        results
+    }
+}
+
+impl S3Backend {
+    async fn delete_batch(&self, keys: &[Key]) -> Vec<Result<()>> {
+        let objects = keys.iter().map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
+        let delete = match objects.collect::<std::result::Result<Vec<_>, _>>() {
+            Ok(objects) => Delete::builder().set_objects(Some(objects)).quiet(true).build(),
+            Err(e) => Err(e),
+        };
+        let delete = match delete {
+            Ok(delete) => delete,
+            Err(e) => return keys.iter().map(|_| Err(Error::InvalidArgument(e.to_string()))).collect(),
+        };
+        match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
+            Ok(output) => {
+                let failed: std::collections::HashMap<&str, String> = output
+                    .errors()
+                    .iter()
+                    .filter_map(|e| Some((e.key()?, format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or("")))))
+                    .collect();
+                keys.iter()
+                    .map(|k| match failed.get(k.as_str()) {
+                        Some(message) => Err(Error::Service { status: 200, message: format!("DeleteObjects: {message}") }),
+                        None => Ok(()),
+                    })
+                    .collect()
+            }
+            // Some S3-compatible services have no DeleteObjects: fall back to one call per key,
+            // which also gives each key its own error.
+            Err(_) => futures::future::join_all(keys.iter().map(|key| self.delete(key))).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_parse() {
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some(((0, 10), 100)));
+        assert_eq!(parse_content_range("bytes */100"), None);
+    }
+
+    #[tokio::test]
+    async fn parts_are_cut_to_size() {
+        let chunks: Vec<Result<Bytes>> = (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
+        let mut reader = PartReader { stream: stream::iter(chunks).boxed(), size: 5, leftover: None, ended: false };
+        let mut sizes = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            sizes.push(part.len());
+        }
+        assert_eq!(sizes, [5, 5, 5, 5, 1]);
+        assert!(reader.at_end().await.unwrap());
+    }
+}
