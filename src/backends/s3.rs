@@ -4,13 +4,16 @@
 //! multipart upload whose parts are buffered one at a time (memory: part size times
 //! concurrency) and which is aborted on any failure, so no parts are left behind.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
@@ -23,8 +26,8 @@ use futures::stream::{self, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions,
-    PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta,
+    PutOptions, PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::{rechunk, Body, ByteStream};
 use crate::core::error::{Error, Result};
@@ -56,13 +59,43 @@ pub struct S3Backend {
     concurrency: usize,
 }
 
+/// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
+/// parts instead of churning (and fragmenting) the allocator, and is freed when it ends.
+struct PartPool {
+    size: usize,
+    keep: usize,
+    free: Mutex<Vec<BytesMut>>,
+}
+
+impl PartPool {
+    fn take(&self) -> BytesMut {
+        let pooled = self.free.lock().expect("pool lock poisoned").pop();
+        pooled.unwrap_or_else(|| BytesMut::with_capacity(self.size))
+    }
+
+    /// Takes a part back once its upload no longer holds it.
+    fn give(&self, part: Bytes) {
+        if let Ok(mut buffer) = part.try_into_mut() {
+            let mut free = self.free.lock().expect("pool lock poisoned");
+            if buffer.capacity() >= self.size && free.len() < self.keep {
+                buffer.clear();
+                free.push(buffer);
+            }
+        }
+    }
+}
+
 impl S3Backend {
     pub fn new(settings: S3Settings) -> Result<S3Backend> {
         if settings.bucket.is_empty() || settings.region.is_empty() {
-            return Err(Error::Configuration("S3 needs a bucket and a region".into()));
+            return Err(Error::Configuration(
+                "S3 needs a bucket and a region".into(),
+            ));
         }
         if settings.part_size < MIN_PART_SIZE {
-            return Err(Error::Configuration(format!("partSize must be at least {MIN_PART_SIZE} bytes")));
+            return Err(Error::Configuration(format!(
+                "partSize must be at least {MIN_PART_SIZE} bytes"
+            )));
         }
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
@@ -92,7 +125,11 @@ impl S3Backend {
                     .read_timeout(Duration::from_secs(60))
                     .build(),
             )
-            .force_path_style(settings.force_path_style.unwrap_or(settings.endpoint.is_some()));
+            .force_path_style(
+                settings
+                    .force_path_style
+                    .unwrap_or(settings.endpoint.is_some()),
+            );
         if let Some(endpoint) = settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -115,11 +152,22 @@ impl S3Backend {
             .set_metadata(Some(options.metadata.clone()))
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .body(SdkBody::from(data));
-        let output = request.send().await.map_err(|e| put_error(key, options, e))?;
-        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+        let output = request
+            .send()
+            .await
+            .map_err(|e| put_error(key, options, e))?;
+        Ok(PutResult {
+            etag: output.e_tag().map(str::to_owned),
+        })
     }
 
-    async fn put_multipart(&self, key: &Key, first: Bytes, parts: PartReader, options: &PutOptions) -> Result<PutResult> {
+    async fn put_multipart(
+        &self,
+        key: &Key,
+        first: Bytes,
+        parts: PartReader,
+        options: &PutOptions,
+    ) -> Result<PutResult> {
         let created = self
             .client
             .create_multipart_upload()
@@ -131,7 +179,9 @@ impl S3Backend {
             .await
             .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let result = self.upload_parts(key, &upload_id, first, parts, options).await;
+        let result = self
+            .upload_parts(key, &upload_id, first, parts, options)
+            .await;
         if result.is_err() {
             // Best effort: the upload failed already, and a failed abort must not hide why.
             let _ = self
@@ -159,9 +209,6 @@ impl S3Backend {
         let mut next = Some(first);
         let mut number = 1;
         while let Some(data) = next {
-            while uploads.len() >= self.concurrency {
-                completed.push(joined(uploads.join_next().await)?);
-            }
             let request = self
                 .client
                 .upload_part()
@@ -170,13 +217,22 @@ impl S3Backend {
                 .upload_id(upload_id)
                 .part_number(number)
                 .content_length(data.len() as i64)
-                .body(SdkBody::from(data));
-            let part_key = key.clone();
+                .body(SdkBody::from(data.clone()));
+            let (part_key, pool) = (key.clone(), Arc::clone(&parts.pool));
             uploads.spawn(async move {
-                let output = request.send().await.map_err(|e| s3_error("UploadPart", &part_key, e))?;
-                Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_owned)).build())
+                let sent = request.send().await;
+                pool.give(data);
+                let output = sent.map_err(|e| s3_error("UploadPart", &part_key, e))?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(output.e_tag().map(str::to_owned))
+                    .build())
             });
             number += 1;
+            // Fill the next part only once a buffer is free: at most `concurrency` in memory.
+            while uploads.len() >= self.concurrency {
+                completed.push(joined(uploads.join_next().await)?);
+            }
             next = parts.next_part().await?;
         }
         while let Some(done) = uploads.join_next().await {
@@ -189,12 +245,18 @@ impl S3Backend {
             .bucket(&self.bucket)
             .key(key.as_str())
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .send()
             .await
             .map_err(|e| put_error(key, options, e))?;
-        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+        Ok(PutResult {
+            etag: output.e_tag().map(str::to_owned),
+        })
     }
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
@@ -209,7 +271,10 @@ impl S3Backend {
         Ok(ObjectMeta {
             key: key.to_string(),
             size: output.content_length().unwrap_or(0).max(0) as u64,
-            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
+            content_type: output
+                .content_type()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .to_owned(),
             etag: output.e_tag().map(str::to_owned),
             last_modified: system_time(output.last_modified()),
             metadata: output.metadata().cloned().unwrap_or_default(),
@@ -218,27 +283,38 @@ impl S3Backend {
 }
 
 fn content_type(options: &PutOptions) -> String {
-    options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
+    options
+        .content_type
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
 }
 
 fn system_time(t: Option<&DateTime>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-fn joined(done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>) -> Result<CompletedPart> {
+fn joined(
+    done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>,
+) -> Result<CompletedPart> {
     match done {
         Some(Ok(part)) => part,
         Some(Err(e)) => Err(Error::io("upload a part", std::io::Error::other(e))),
-        None => Err(Error::io("upload a part", std::io::Error::other("no part upload was running"))),
+        None => Err(Error::io(
+            "upload a part",
+            std::io::Error::other("no part upload was running"),
+        )),
     }
 }
 
 /// Cuts a body into parts of exactly `size` bytes (the last may be shorter).
 struct PartReader {
     stream: ByteStream,
+    /// The pool's part size.
     size: usize,
     leftover: Option<Bytes>,
     ended: bool,
+    pool: Arc<PartPool>,
 }
 
 impl PartReader {
@@ -258,13 +334,16 @@ impl PartReader {
             };
             let room = self.size - part.len();
             if chunk.len() > room {
+                if part.capacity() == 0 {
+                    part = self.pool.take();
+                }
                 part.extend_from_slice(&chunk[..room]);
                 self.leftover = Some(chunk.slice(room..));
             } else if part.is_empty() && chunk.len() == room {
                 return Ok(Some(chunk));
             } else {
                 if part.capacity() == 0 {
-                    part.reserve(self.size);
+                    part = self.pool.take();
                 }
                 part.extend_from_slice(&chunk);
             }
@@ -313,14 +392,18 @@ where
                 _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
             }
         }
-        SdkError::TimeoutError(_) => Error::Timeout(format!("S3 did not answer {operation} in time")),
+        SdkError::TimeoutError(_) => {
+            Error::Timeout(format!("S3 did not answer {operation} in time"))
+        }
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
             Error::Timeout(format!("S3 did not answer {operation} in time"))
         }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
         }
-        _ => Error::Configuration(format!("could not build the S3 request for {operation}: {detail}")),
+        _ => Error::Configuration(format!(
+            "could not build the S3 request for {operation}: {detail}"
+        )),
     }
 }
 
@@ -330,7 +413,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match s3_error("PutObject", key, error) {
-        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
+        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists {
+            key: key.to_string(),
+        },
         other => other,
     }
 }
@@ -338,7 +423,10 @@ where
 fn body_stream(body: SdkBody) -> ByteStream {
     let chunks = stream::unfold(body, |mut body| async move {
         let next = body.next().await?;
-        Some((next.map_err(|e| Error::Unavailable(format!("the download from S3 broke off: {e}"))), body))
+        Some((
+            next.map_err(|e| Error::Unavailable(format!("the download from S3 broke off: {e}"))),
+            body,
+        ))
     });
     rechunk(chunks.boxed())
 }
@@ -347,7 +435,10 @@ fn body_stream(body: SdkBody) -> ByteStream {
 fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
     let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
     let (a, b) = span.split_once('-')?;
-    Some(((a.parse().ok()?, b.parse::<u64>().ok()? + 1), size.parse().ok()?))
+    Some((
+        (a.parse().ok()?, b.parse::<u64>().ok()? + 1),
+        size.parse().ok()?,
+    ))
 }
 
 #[async_trait]
@@ -358,7 +449,18 @@ impl Backend for S3Backend {
             Some(len) => self.part_size.max(len.div_ceil(MAX_PARTS) as usize),
             None => self.part_size,
         };
-        let mut parts = PartReader { stream: body.stream, size: part_size, leftover: None, ended: false };
+        let pool = Arc::new(PartPool {
+            size: part_size,
+            keep: self.concurrency,
+            free: Mutex::new(Vec::new()),
+        });
+        let mut parts = PartReader {
+            stream: body.stream,
+            size: part_size,
+            leftover: None,
+            ended: false,
+            pool,
+        };
         let first = parts.next_part().await?.unwrap_or_default();
         if parts.at_end().await? {
             return self.put_object(key, first, &options).await;
@@ -375,14 +477,27 @@ impl Backend for S3Backend {
             Some(end) => format!("bytes={}-{end}", r.start),
             None => format!("bytes={}-", r.start),
         });
-        let sent = self.client.get_object().bucket(&self.bucket).key(key.as_str()).set_range(header).send().await;
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .set_range(header)
+            .send()
+            .await;
         let output = match sent {
             Ok(output) => output,
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 416 => {
                 // S3 gives no size with a 416; an empty object still serves `start: 0`.
                 let meta = self.head_object(key).await?;
-                let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
-                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+                let span = range
+                    .expect("416 only answers ranged reads")
+                    .resolve(meta.size)?;
+                return Ok(GetResult {
+                    meta,
+                    span,
+                    stream: stream::empty().boxed(),
+                });
             }
             Err(e) => return Err(s3_error("GetObject", key, e)),
         };
@@ -394,12 +509,19 @@ impl Backend for S3Backend {
         let meta = ObjectMeta {
             key: key.to_string(),
             size,
-            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
+            content_type: output
+                .content_type()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .to_owned(),
             etag: output.e_tag().map(str::to_owned),
             last_modified: system_time(output.last_modified()),
             metadata: output.metadata().cloned().unwrap_or_default(),
         };
-        Ok(GetResult { meta, span, stream: body_stream(output.body) })
+        Ok(GetResult {
+            meta,
+            span,
+            stream: body_stream(output.body),
+        })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -407,7 +529,14 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self.client.delete_object().bucket(&self.bucket).key(key.as_str()).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match s3_error("DeleteObject", key, e) {
                 Error::NotFound { .. } => Ok(()),
@@ -417,7 +546,10 @@ impl Backend for S3Backend {
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
-        let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(DEFAULT_LIST_LIMIT);
+        let limit = options
+            .limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .min(DEFAULT_LIST_LIMIT);
         let output = self
             .client
             .list_objects_v2()
@@ -428,7 +560,13 @@ impl Backend for S3Backend {
             .max_keys(limit as i32)
             .send()
             .await
-            .map_err(|e| s3_error("ListObjectsV2", &Key::parse("list").expect("a valid key"), e))?;
+            .map_err(|e| {
+                s3_error(
+                    "ListObjectsV2",
+                    &Key::parse("list").expect("a valid key"),
+                    e,
+                )
+            })?;
         Ok(ListPage {
             objects: output
                 .contents()
@@ -440,8 +578,15 @@ impl Backend for S3Backend {
                     etag: o.e_tag().map(str::to_owned),
                 })
                 .collect(),
-            prefixes: output.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect(),
-            cursor: output.next_continuation_token().map(str::to_owned).filter(|_| output.is_truncated() == Some(true)),
+            prefixes: output
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            cursor: output
+                .next_continuation_token()
+                .map(str::to_owned)
+                .filter(|_| output.is_truncated() == Some(true)),
         })
     }
 
@@ -469,7 +614,10 @@ impl Backend for S3Backend {
                 .await
                 .map_err(|e| s3_error("presign PutObject", key, e))?,
         };
-        Ok(SignedUrl { url: presigned.uri().to_owned(), expires_at: SystemTime::now() + options.expires_in })
+        Ok(SignedUrl {
+            url: presigned.uri().to_owned(),
+            expires_at: SystemTime::now() + options.expires_in,
+        })
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
@@ -477,7 +625,11 @@ impl Backend for S3Backend {
             .copy_object()
             .bucket(&self.bucket)
             .key(to.as_str())
-            .copy_source(format!("{}/{}", self.bucket, percent_encode_path(from.as_str())))
+            .copy_source(format!(
+                "{}/{}",
+                self.bucket,
+                percent_encode_path(from.as_str())
+            ))
             .send()
             .await
             .map_err(|e| s3_error("CopyObject", from, e))?;
@@ -495,25 +647,50 @@ impl Backend for S3Backend {
 
 impl S3Backend {
     async fn delete_batch(&self, keys: &[Key]) -> Vec<Result<()>> {
-        let objects = keys.iter().map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
         let delete = match objects.collect::<std::result::Result<Vec<_>, _>>() {
-            Ok(objects) => Delete::builder().set_objects(Some(objects)).quiet(true).build(),
+            Ok(objects) => Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build(),
             Err(e) => Err(e),
         };
         let delete = match delete {
             Ok(delete) => delete,
-            Err(e) => return keys.iter().map(|_| Err(Error::InvalidArgument(e.to_string()))).collect(),
+            Err(e) => {
+                return keys
+                    .iter()
+                    .map(|_| Err(Error::InvalidArgument(e.to_string())))
+                    .collect()
+            }
         };
-        match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
+        match self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+        {
             Ok(output) => {
                 let failed: std::collections::HashMap<&str, String> = output
                     .errors()
                     .iter()
-                    .filter_map(|e| Some((e.key()?, format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or("")))))
+                    .filter_map(|e| {
+                        Some((
+                            e.key()?,
+                            format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or("")),
+                        ))
+                    })
                     .collect();
                 keys.iter()
                     .map(|k| match failed.get(k.as_str()) {
-                        Some(message) => Err(Error::Service { status: 200, message: format!("DeleteObjects: {message}") }),
+                        Some(message) => Err(Error::Service {
+                            status: 200,
+                            message: format!("DeleteObjects: {message}"),
+                        }),
                         None => Ok(()),
                     })
                     .collect()
@@ -537,8 +714,20 @@ mod tests {
 
     #[tokio::test]
     async fn parts_are_cut_to_size() {
-        let chunks: Vec<Result<Bytes>> = (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
-        let mut reader = PartReader { stream: stream::iter(chunks).boxed(), size: 5, leftover: None, ended: false };
+        let chunks: Vec<Result<Bytes>> =
+            (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
+        let pool = Arc::new(PartPool {
+            size: 5,
+            keep: 2,
+            free: Mutex::new(Vec::new()),
+        });
+        let mut reader = PartReader {
+            stream: stream::iter(chunks).boxed(),
+            size: 5,
+            leftover: None,
+            ended: false,
+            pool,
+        };
         let mut sizes = Vec::new();
         while let Some(part) = reader.next_part().await.unwrap() {
             sizes.push(part.len());

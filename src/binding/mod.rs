@@ -3,6 +3,7 @@
 // napi registers these exports when the addon loads; unit tests never load it.
 #![cfg_attr(test, allow(dead_code))]
 
+mod chunk;
 mod convert;
 mod error;
 mod storage;

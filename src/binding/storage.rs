@@ -11,6 +11,7 @@ use napi_derive::napi;
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{S3Backend, S3Settings};
+use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings,
     SignedUrlInfo, UploadOutcome, UploadSettings,
@@ -176,14 +177,14 @@ impl NativeStorage {
         ))
     }
 
-    #[napi]
-    pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Buffer> {
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Chunk> {
         let bytes = self
             .storage
             .read(&key, range_options(range).js()?)
             .await
             .js()?;
-        Ok(Vec::from(bytes).into())
+        Ok(Chunk(Vec::from(bytes)))
     }
 
     #[napi]

@@ -12,6 +12,7 @@ use napi_derive::napi;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::binding::chunk::Chunk;
 use crate::binding::convert::{ObjectInfo, UploadOutcome};
 use crate::binding::error::{to_js, JsResult};
 use crate::core::backend::PutResult;
@@ -167,8 +168,8 @@ impl NativeReader {
     }
 
     /// The next chunk, or null at the end (or after `cancel()`).
-    #[napi]
-    pub async fn read(&self) -> napi::Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub async fn read(&self) -> napi::Result<Option<Chunk>> {
         let mut slot = self.stream.lock().await;
         let Some(stream) = slot.as_mut() else {
             return Ok(None);
@@ -178,7 +179,7 @@ impl NativeReader {
             next = stream.next() => next,
         };
         match next {
-            Some(Ok(chunk)) => Ok(Some(Vec::from(chunk).into())),
+            Some(Ok(chunk)) => Ok(Some(Chunk(Vec::from(chunk)))),
             other => {
                 *slot = None;
                 other.transpose().js().map(|_| None)

@@ -30,7 +30,9 @@ pub fn rechunk(stream: ByteStream) -> ByteStream {
         let mut buf = BytesMut::new();
         while buf.len() < CHUNK_SIZE {
             match stream.next().await.transpose()? {
-                Some(chunk) if buf.is_empty() && chunk.len() >= CHUNK_SIZE => return Ok(Some((chunk, (stream, false)))),
+                Some(chunk) if buf.is_empty() && chunk.len() >= CHUNK_SIZE => {
+                    return Ok(Some((chunk, (stream, false))))
+                }
                 Some(chunk) => {
                     if buf.capacity() == 0 {
                         buf.reserve(CHUNK_SIZE);
@@ -316,8 +318,12 @@ mod tests {
 
     #[tokio::test]
     async fn rechunk_merges_small_chunks() {
-        let small: Vec<Result<Bytes>> = (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
-        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed()).map(|c| c.unwrap().len()).collect().await;
+        let small: Vec<Result<Bytes>> =
+            (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
+        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed())
+            .map(|c| c.unwrap().len())
+            .collect()
+            .await;
         assert_eq!(sizes, [CHUNK_SIZE, 300 * 8192 - CHUNK_SIZE]);
     }
 

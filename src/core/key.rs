@@ -76,7 +76,10 @@ fn check(key: &str, is_prefix: bool) -> Result<()> {
 
 /// Percent-encodes each path segment, keeping the `/` separators (URLs, S3 copy sources).
 pub fn percent_encode_path(key: &str) -> String {
-    key.split('/').map(encode_component).collect::<Vec<_>>().join("/")
+    key.split('/')
+        .map(encode_component)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
