@@ -191,7 +191,42 @@ export declare function createMemoryBackend(): MemoryStorageBackend
 export interface S3StorageBackendOptions {
   /** Default signed URL expiration in seconds. */
   signedUrlExpiration?: number
+  /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
+  partSize?: number
+  /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
+  queueSize?: number
 }
+
+export interface S3Credentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+}
+
+export interface S3StorageBackendConfig extends S3StorageBackendOptions {
+  bucket: string
+  region: string
+  /** A custom endpoint (MinIO, R2, B2, Spaces); path-style addressing unless forcePathStyle is false. */
+  endpoint?: string
+  forcePathStyle?: boolean
+  credentials?: S3Credentials
+}
+
+/** The parts of an AWS SDK v3 `S3Client` this package reads (region, endpoint, path style, credentials). */
+export interface S3ClientLike {
+  send(...args: any[]): Promise<unknown>
+  config: object
+}
+
+/** S3 and S3-compatible services, in native code (aws-sdk-s3). */
+export declare class S3StorageBackend extends StorageBackend {
+  constructor(options: S3StorageBackendConfig)
+  constructor(s3Client: S3ClientLike, bucket: string, options?: S3StorageBackendOptions)
+  readonly bucket: string
+}
+
+/** An S3 backend from STORAGE_S3_* (path-style whenever an endpoint is set). */
+export declare function createS3Backend(): S3StorageBackend
 
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
 export declare function generateKey(options?: { prefix?: string; filename?: string }): string
@@ -213,7 +248,7 @@ export declare function getBackend(identifier: string): IStorageBackend
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void
 export declare function resetAll(): void
-/** Registers "local" and "memory" again (they are registered on load). */
+/** Registers "local", "memory" and "s3" again (they are registered on load). */
 export declare function registerBuiltInBackends(): void
 
 // ---------------------------------------------------------------- errors
