@@ -109,6 +109,8 @@ export interface S3Options {
   partSize?: number
   /** Parts uploaded at once (default 4). */
   queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails (default 20). */
+  stallTimeout?: number
 }
 
 /** The fields of a request to a signed URL, as the HTTP handler parsed them. */

@@ -195,6 +195,8 @@ export interface S3StorageBackendOptions {
   partSize?: number
   /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
   queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
+  stallTimeout?: number
 }
 
 export interface S3Credentials {

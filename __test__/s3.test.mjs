@@ -12,12 +12,13 @@ import {
   PermissionDeniedError,
   S3StorageBackend,
   StorageError,
+  StorageTimeoutError,
   StorageUnavailableError,
   createS3Backend,
   resetStorageConfig,
 } from '../index.mjs'
 import { fixtures } from './fixtures.mjs'
-import { ACCESS_KEY, SECRET_KEY } from './servers.mjs'
+import { ACCESS_KEY, SECRET_KEY, startFaultProxy } from './servers.mjs'
 
 const MiB = 1024 * 1024
 const BUCKET = 'conformance-bucket'
@@ -180,5 +181,51 @@ describe('S3 failures', () => {
     assert.equal(await backend.exists('fault/mid.bin'), false)
     await backend.upload({ key: 'fault/after.bin', body: patterned(7 * MiB), contentType: 'x/y' })
     assert.equal((await backend.stat('fault/after.bin')).size, 7 * MiB)
+  })
+
+  describe('through a proxy that misbehaves on demand', () => {
+    let proxy
+    let viaProxy
+    before(async () => {
+      proxy = await startFaultProxy(server.endpoint)
+      viaProxy = new S3StorageBackend({
+        bucket: BUCKET,
+        region: 'us-east-1',
+        endpoint: proxy.endpoint,
+        credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+        stallTimeout: 2,
+      })
+    })
+    after(() => proxy.close())
+
+    it('retries transient 503s and 500s, then gives up with a retryable error', async () => {
+      await backend.put('retry/a.txt', 'still here')
+      for (const status of [503, 500]) {
+        proxy.faults.status = status
+        proxy.faults.failures = 2
+        const before = proxy.faults.requests
+        assert.equal((await viaProxy.get('retry/a.txt')).toString(), 'still here')
+        assert.equal(proxy.faults.requests - before, 3, 'two failures, then the retry that worked')
+      }
+      proxy.faults.failures = 100
+      await assert.rejects(viaProxy.exists('retry/a.txt'), (e) => e instanceof StorageUnavailableError && e.retryable)
+      proxy.faults.failures = 0
+    })
+
+    it('a stalled download times out', { timeout: 30_000 }, async () => {
+      await backend.put('stall/big.bin', Buffer.alloc(4 * MiB, 1))
+      proxy.faults.stallAfterBytes = 256 * 1024
+      try {
+        const stream = await viaProxy.download('stall/big.bin')
+        await assert.rejects(
+          (async () => {
+            for await (const _chunk of stream);
+          })(),
+          (e) => e instanceof StorageTimeoutError && e.statusCode === 503,
+        )
+      } finally {
+        proxy.faults.stallAfterBytes = undefined
+      }
+    })
   })
 })

@@ -1,6 +1,7 @@
 // Real S3 servers on 127.0.0.1 for the tests: s3s-fs (checks SigV4 signatures) and moto
 // (wider S3 behaviour). scripts/install-test-servers.sh installs both under .tools/.
 import { spawn } from 'node:child_process'
+import http from 'node:http'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -85,4 +86,53 @@ export async function startMoto(bucket) {
   const created = await fetch(`${server.endpoint}/${bucket}`, { method: 'PUT' })
   if (!created.ok) throw new Error(`moto refused to create bucket ${bucket}: ${created.status}`)
   return server
+}
+
+/**
+ * An HTTP proxy in front of a server that can fail or stall on demand: the tests' way to make
+ * a real server misbehave. Headers pass unchanged, so signatures still verify.
+ */
+export async function startFaultProxy(target) {
+  const upstream = new URL(target)
+  const faults = { failures: 0, status: 503, stallAfterBytes: undefined, requests: 0 }
+  const sockets = new Set()
+  const server = http.createServer((req, res) => {
+    faults.requests++
+    if (faults.failures > 0) {
+      faults.failures--
+      req.resume()
+      res.writeHead(faults.status, { 'Content-Type': 'application/xml' })
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${faults.status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`)
+      return
+    }
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (response) => {
+        res.writeHead(response.statusCode, response.headers)
+        const stallAt = req.method === 'GET' ? faults.stallAfterBytes : undefined
+        if (stallAt === undefined) return response.pipe(res)
+        let passed = 0
+        response.on('data', (chunk) => {
+          if (passed >= stallAt) return response.pause() // hold the connection open, send nothing more
+          res.write(chunk.subarray(0, stallAt - passed))
+          passed += chunk.length
+        })
+      },
+    )
+    forward.on('error', () => res.destroy())
+    req.pipe(forward)
+  })
+  server.on('connection', (socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    endpoint: `http://127.0.0.1:${server.address().port}`,
+    faults,
+    close() {
+      for (const socket of sockets) socket.destroy()
+      return new Promise((resolve) => server.close(resolve))
+    },
+  }
 }

@@ -60,13 +60,14 @@ function createNative(settings) {
       sessionToken: credentials.sessionToken ?? undefined,
       partSize: settings.partSize ?? undefined,
       queueSize: settings.queueSize ?? undefined,
+      stallTimeout: settings.stallTimeout ?? undefined,
     }),
   )
 }
 
 class S3StorageBackend extends StorageBackend {
   /**
-   * `new S3StorageBackend({ bucket, region, endpoint?, forcePathStyle?, credentials?, signedUrlExpiration?, partSize?, queueSize? })`
+   * `new S3StorageBackend({ bucket, region, endpoint?, forcePathStyle?, credentials?, signedUrlExpiration?, partSize?, queueSize?, stallTimeout? })`
    * or, for existing code, `new S3StorageBackend(s3Client, bucket, options?)`.
    */
   constructor(clientOrOptions, bucket, options = {}) {

@@ -21,8 +21,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::backends::memory::new_etag;
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta,
-    PutOptions, PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
+    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
 };
 use crate::core::body::{Body, ByteStream, CHUNK_SIZE};
 use crate::core::error::{Error, Result};
@@ -61,12 +61,7 @@ struct FileIdentity {
 
 impl FileIdentity {
     fn of(stat: &fs::Metadata) -> FileIdentity {
-        FileIdentity {
-            ino: stat.ino(),
-            size: stat.len(),
-            mtime: stat.mtime(),
-            mtime_nsec: stat.mtime_nsec(),
-        }
+        FileIdentity { ino: stat.ino(), size: stat.len(), mtime: stat.mtime(), mtime_nsec: stat.mtime_nsec() }
     }
 }
 
@@ -87,37 +82,24 @@ impl LocalBackend {
     pub fn open(root: &Path, base_url: &str, secret: Option<Vec<u8>>) -> Result<LocalBackend> {
         let internal = root.join(INTERNAL_DIR);
         for dir in ["tmp", "meta", "locks"] {
-            fs::create_dir_all(internal.join(dir))
-                .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+            fs::create_dir_all(internal.join(dir)).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         }
-        let root = root
-            .canonicalize()
-            .map_err(|e| Error::io("resolve the storage root", e))?;
+        let root = root.canonicalize().map_err(|e| Error::io("resolve the storage root", e))?;
         let internal = root.join(INTERNAL_DIR);
         let secret = match secret {
             Some(secret) => secret,
             None => stored_secret(&internal.join(SECRET_FILE))?,
         };
-        Ok(LocalBackend {
-            signer: UrlSigner::new(secret, base_url)?,
-            fs: Arc::new(Root { root, internal }),
-        })
+        Ok(LocalBackend { signer: UrlSigner::new(secret, base_url)?, fs: Arc::new(Root { root, internal }) })
     }
 }
 
 impl Root {
     fn data_path(&self, key: &Key) -> Result<PathBuf> {
         if key.as_str().split('/').next() == Some(INTERNAL_DIR) {
-            return Err(Error::InvalidKey {
-                key: key.to_string(),
-                reason: "keys under .rstorage/ are reserved",
-            });
+            return Err(Error::InvalidKey { key: key.to_string(), reason: "keys under .rstorage/ are reserved" });
         }
-        if key
-            .as_str()
-            .split('/')
-            .any(|segment| segment.len() > MAX_SEGMENT_BYTES)
-        {
+        if key.as_str().split('/').any(|segment| segment.len() > MAX_SEGMENT_BYTES) {
             return Err(Error::InvalidKey {
                 key: key.to_string(),
                 reason: "a key segment over 255 bytes cannot be a file name on a local filesystem",
@@ -139,10 +121,7 @@ impl Root {
             None => self.root.clone(),
         };
         if parent.canonicalize()? != expected {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "the key's folder is a symlink",
-            ));
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "the key's folder is a symlink"));
         }
         Ok(())
     }
@@ -151,46 +130,28 @@ impl Root {
     /// files in, readers hold it shared while they open the file and its sidecar.
     fn lock(&self, key: &Key, exclusive: bool) -> Result<File> {
         let file = self.stripe_file(stripe(key))?;
-        let locked = if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
-        };
+        let locked = if exclusive { file.lock() } else { file.lock_shared() };
         locked.map_err(|e| Error::io("lock", e))?;
         Ok(file)
     }
 
     fn stripe_file(&self, stripe: u64) -> Result<File> {
         let path = self.internal.join("locks").join(stripe.to_string());
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("open a lock", e))
+        OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io("open a lock", e))
     }
 
     /// Opens an object and its metadata, consistently.
     fn open_object(&self, key: &Key) -> Result<(File, ObjectMeta)> {
         let path = self.data_path(key)?;
-        let not_found = || Error::NotFound {
-            key: key.to_string(),
-        };
+        let not_found = || Error::NotFound { key: key.to_string() };
         let _lock = self.lock(key, false)?;
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
+        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(file) => file,
             Err(e) if is_missing(&e) => return Err(not_found()),
             Err(e) => return Err(Error::io(format!("open {key}"), e)),
         };
-        self.check_parent(key, &path)
-            .map_err(|e| Error::io(format!("open {key}"), e))?;
-        let stat = file
-            .metadata()
-            .map_err(|e| Error::io(format!("stat {key}"), e))?;
+        self.check_parent(key, &path).map_err(|e| Error::io(format!("open {key}"), e))?;
+        let stat = file.metadata().map_err(|e| Error::io(format!("stat {key}"), e))?;
         if !stat.is_file() {
             return Err(not_found());
         }
@@ -230,31 +191,19 @@ impl Root {
         let fail = |e: io::Error| Error::io(format!("store {key}"), e);
         let _lock = self.lock(key, true)?;
         if if_not_exists && fs::symlink_metadata(&path).is_ok() {
-            return Err(Error::AlreadyExists {
-                key: key.to_string(),
-            });
+            return Err(Error::AlreadyExists { key: key.to_string() });
         }
         let sidecar_path = self.sidecar_path(key);
         let sidecar_temp = temp.with_extension("meta");
-        write_synced(
-            &sidecar_temp,
-            &serde_json::to_vec(sidecar).expect("sidecar serializes"),
-        )
-        .map_err(fail)?;
+        write_synced(&sidecar_temp, &serde_json::to_vec(sidecar).expect("sidecar serializes")).map_err(fail)?;
         let parent = path.parent().expect("a data path is below the root");
         // A concurrent delete may prune a folder we just made; make it again and retry.
         let mut attempts = 0;
         loop {
             fs::create_dir_all(parent).map_err(|e| conflict_or(key, e, fail))?;
             self.check_parent(key, &path).map_err(fail)?;
-            fs::create_dir_all(
-                sidecar_path
-                    .parent()
-                    .expect("sidecars sit in a fan-out folder"),
-            )
-            .map_err(fail)?;
-            let renamed =
-                fs::rename(&sidecar_temp, &sidecar_path).and_then(|_| fs::rename(temp, &path));
+            fs::create_dir_all(sidecar_path.parent().expect("sidecars sit in a fan-out folder")).map_err(fail)?;
+            let renamed = fs::rename(&sidecar_temp, &sidecar_path).and_then(|_| fs::rename(temp, &path));
             match renamed {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
@@ -264,9 +213,7 @@ impl Root {
                 }
             }
         }
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(fail)
+        File::open(parent).and_then(|dir| dir.sync_all()).map_err(fail)
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
@@ -302,30 +249,19 @@ impl Root {
         }
         match fs::symlink_metadata(&source) {
             Ok(stat) if stat.is_file() => self.check_parent(from, &source).map_err(fail)?,
-            _ => {
-                return Err(Error::NotFound {
-                    key: from.to_string(),
-                })
-            }
+            _ => return Err(Error::NotFound { key: from.to_string() }),
         }
         let parent = target.parent().expect("a data path is below the root");
         fs::create_dir_all(parent).map_err(|e| conflict_or(to, e, fail))?;
         self.check_parent(to, &target).map_err(fail)?;
         let (from_sidecar, to_sidecar) = (self.sidecar_path(from), self.sidecar_path(to));
-        fs::create_dir_all(
-            to_sidecar
-                .parent()
-                .expect("sidecars sit in a fan-out folder"),
-        )
-        .map_err(fail)?;
+        fs::create_dir_all(to_sidecar.parent().expect("sidecars sit in a fan-out folder")).map_err(fail)?;
         // Inode and times survive the rename, so the moved sidecar still matches the moved file.
         if fs::rename(&from_sidecar, &to_sidecar).is_err() {
             let _ = fs::remove_file(&to_sidecar);
         }
         fs::rename(&source, &target).map_err(|e| conflict_or(to, e, fail))?;
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(fail)
+        File::open(parent).and_then(|dir| dir.sync_all()).map_err(fail)
     }
 
     fn walk(&self, prefix: &str) -> Result<Vec<ListEntry>> {
@@ -376,29 +312,19 @@ impl Root {
 impl Backend for LocalBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         self.fs.data_path(key)?;
-        let temp = self
-            .fs
-            .internal
-            .join("tmp")
-            .join(uuid::Uuid::new_v4().simple().to_string());
+        let temp = self.fs.internal.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
         let written = write_temp(&temp, body).await;
         let committed = match written {
             Ok(file) => {
                 let sidecar = Sidecar {
-                    content_type: options
-                        .content_type
-                        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+                    content_type: options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
                     metadata: options.metadata,
                     etag: new_etag(),
                     file,
                 };
                 let (this, key, temp) = (Arc::clone(&self.fs), key.clone(), temp.clone());
                 let if_not_exists = options.if_not_exists;
-                blocking(move || {
-                    this.commit(&key, &temp, &sidecar, if_not_exists)
-                        .map(|_| sidecar.etag)
-                })
-                .await
+                blocking(move || this.commit(&key, &temp, &sidecar, if_not_exists).map(|_| sidecar.etag)).await
             }
             Err(e) => Err(e),
         };
@@ -415,11 +341,7 @@ impl Backend for LocalBackend {
             Some(range) => range.resolve(meta.size)?,
             None => (0, meta.size),
         };
-        Ok(GetResult {
-            stream: read_file(file, span),
-            meta,
-            span,
-        })
+        Ok(GetResult { stream: read_file(file, span), meta, span })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -434,11 +356,7 @@ impl Backend for LocalBackend {
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
         let (this, opts) = (Arc::clone(&self.fs), options.clone());
-        blocking(move || {
-            this.walk(&opts.prefix)
-                .map(|entries| paginate(entries, &opts))
-        })
-        .await
+        blocking(move || this.walk(&opts.prefix).map(|entries| paginate(entries, &opts))).await
     }
 
     async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
@@ -463,40 +381,30 @@ fn stripe(key: &Key) -> u64 {
 
 fn is_missing(e: &io::Error) -> bool {
     // ENOTDIR: a path component is a file; ELOOP: the last component is a symlink.
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    ) || e.raw_os_error() == Some(libc::ELOOP)
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) || e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// A key whose folders collide with existing files (or a key that is a folder) cannot be stored.
 fn conflict_or(key: &Key, e: io::Error, fail: impl Fn(io::Error) -> Error) -> Error {
     match e.kind() {
-        io::ErrorKind::NotADirectory
-        | io::ErrorKind::IsADirectory
-        | io::ErrorKind::AlreadyExists => Error::Precondition {
-            key: key.to_string(),
-            reason: "the key collides with a folder or file of other keys".into(),
-        },
+        io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory | io::ErrorKind::AlreadyExists => {
+            Error::Precondition {
+                key: key.to_string(),
+                reason: "the key collides with a folder or file of other keys".into(),
+            }
+        }
         _ => fail(e),
     }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("background task", io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::io("background task", io::Error::other(e)))?
 }
 
 /// Writes the body to a new temp file and fsyncs it; returns what identifies the file.
 async fn write_temp(temp: &Path, mut body: Body) -> Result<FileIdentity> {
     let fail = |e: io::Error| Error::io("write a temp file", e);
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temp)
-        .await
-        .map_err(fail)?;
+    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(temp).await.map_err(fail)?;
     while let Some(chunk) = body.stream.next().await {
         file.write_all(&chunk?).await.map_err(fail)?;
     }
@@ -531,10 +439,7 @@ fn read_file(file: File, (start, end): (u64, u64)) -> ByteStream {
         if chunk.is_empty() {
             return Err(Error::io(
                 "read",
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file shrank while being read",
-                ),
+                io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while being read"),
             ));
         }
         let next = pos + chunk.len() as u64;
@@ -546,33 +451,18 @@ fn read_file(file: File, (start, end): (u64, u64)) -> ByteStream {
 fn stored_secret(path: &Path) -> Result<Vec<u8>> {
     let fail = |e: io::Error| Error::io("read the signing secret", e);
     for _ in 0..50 {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
             Ok(mut file) => {
-                let secret = [
-                    uuid::Uuid::new_v4().into_bytes(),
-                    uuid::Uuid::new_v4().into_bytes(),
-                ]
-                .concat();
-                file.write_all(hex::encode(&secret).as_bytes())
-                    .and_then(|_| file.sync_all())
-                    .map_err(fail)?;
+                let secret = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
+                file.write_all(hex::encode(&secret).as_bytes()).and_then(|_| file.sync_all()).map_err(fail)?;
                 return Ok(secret);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let text = fs::read_to_string(path).map_err(fail)?;
                 // Another process may have created the file and not yet written it.
-                if let Ok(secret) = hex::decode(text.trim()).map_err(|_| ()).and_then(|s| {
-                    if s.len() >= 16 {
-                        Ok(s)
-                    } else {
-                        Err(())
-                    }
-                }) {
+                if let Ok(secret) =
+                    hex::decode(text.trim()).map_err(|_| ()).and_then(|s| if s.len() >= 16 { Ok(s) } else { Err(()) })
+                {
                     return Ok(secret);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -580,8 +470,5 @@ fn stored_secret(path: &Path) -> Result<Vec<u8>> {
             Err(e) => return Err(fail(e)),
         }
     }
-    Err(Error::Configuration(format!(
-        "the signing secret at {} is unreadable",
-        path.display()
-    )))
+    Err(Error::Configuration(format!("the signing secret at {} is unreadable", path.display())))
 }

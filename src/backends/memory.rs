@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta,
-    PutOptions, PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
+    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
 };
 use crate::core::body::{chunked, Body};
 use crate::core::error::{Error, Result};
@@ -45,20 +45,12 @@ pub struct MemoryBackend {
 
 impl MemoryBackend {
     pub fn new(signer: UrlSigner) -> MemoryBackend {
-        MemoryBackend {
-            objects: RwLock::new(BTreeMap::new()),
-            signer,
-        }
+        MemoryBackend { objects: RwLock::new(BTreeMap::new()), signer }
     }
 
     fn read<T>(&self, key: &Key, f: impl FnOnce(&StoredObject) -> T) -> Result<T> {
         let objects = self.objects.read().expect("memory store lock poisoned");
-        objects
-            .get(key.as_str())
-            .map(f)
-            .ok_or_else(|| Error::NotFound {
-                key: key.to_string(),
-            })
+        objects.get(key.as_str()).map(f).ok_or_else(|| Error::NotFound { key: key.to_string() })
     }
 }
 
@@ -74,18 +66,14 @@ impl Backend for MemoryBackend {
         let etag = new_etag();
         let object = StoredObject {
             data,
-            content_type: options
-                .content_type
-                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+            content_type: options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
             metadata: options.metadata,
             etag: etag.clone(),
             last_modified: SystemTime::now(),
         };
         let mut objects = self.objects.write().expect("memory store lock poisoned");
         if options.if_not_exists && objects.contains_key(key.as_str()) {
-            return Err(Error::AlreadyExists {
-                key: key.to_string(),
-            });
+            return Err(Error::AlreadyExists { key: key.to_string() });
         }
         objects.insert(key.to_string(), object);
         Ok(PutResult { etag: Some(etag) })
@@ -106,19 +94,13 @@ impl Backend for MemoryBackend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        self.objects
-            .write()
-            .expect("memory store lock poisoned")
-            .remove(key.as_str());
+        self.objects.write().expect("memory store lock poisoned").remove(key.as_str());
         Ok(())
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
         let objects = self.objects.read().expect("memory store lock poisoned");
-        let start = options
-            .cursor
-            .as_deref()
-            .map_or(options.prefix.as_str(), |c| c.max(options.prefix.as_str()));
+        let start = options.cursor.as_deref().map_or(options.prefix.as_str(), |c| c.max(options.prefix.as_str()));
         let entries = objects.range(start.to_owned()..).map(|(key, o)| ListEntry {
             key: key.clone(),
             size: o.data.len() as u64,
@@ -145,20 +127,13 @@ impl Backend for MemoryBackend {
             etag: new_etag(),
             last_modified: SystemTime::now(),
         })?;
-        self.objects
-            .write()
-            .expect("memory store lock poisoned")
-            .insert(to.to_string(), copy);
+        self.objects.write().expect("memory store lock poisoned").insert(to.to_string(), copy);
         Ok(())
     }
 
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         let mut objects = self.objects.write().expect("memory store lock poisoned");
-        let object = objects
-            .remove(from.as_str())
-            .ok_or_else(|| Error::NotFound {
-                key: from.to_string(),
-            })?;
+        let object = objects.remove(from.as_str()).ok_or_else(|| Error::NotFound { key: from.to_string() })?;
         objects.insert(to.to_string(), object);
         Ok(())
     }

@@ -22,24 +22,16 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn stores(dir: &tempfile::TempDir) -> Vec<(&'static str, Storage)> {
-        let local: Arc<dyn Backend> = Arc::new(
-            LocalBackend::open(dir.path(), "http://localhost", Some(SECRET.to_vec())).unwrap(),
-        );
-        let memory: Arc<dyn Backend> = Arc::new(MemoryBackend::new(
-            UrlSigner::new(SECRET.to_vec(), "http://localhost").unwrap(),
-        ));
-        vec![
-            ("local", Storage::new(local)),
-            ("memory", Storage::new(memory)),
-        ]
+        let local: Arc<dyn Backend> =
+            Arc::new(LocalBackend::open(dir.path(), "http://localhost", Some(SECRET.to_vec())).unwrap());
+        let memory: Arc<dyn Backend> =
+            Arc::new(MemoryBackend::new(UrlSigner::new(SECRET.to_vec(), "http://localhost").unwrap()));
+        vec![("local", Storage::new(local)), ("memory", Storage::new(memory))]
     }
 
     fn typed(content_type: &str) -> UploadOptions {
         UploadOptions {
-            put: PutOptions {
-                content_type: Some(content_type.into()),
-                ..Default::default()
-            },
+            put: PutOptions { content_type: Some(content_type.into()), ..Default::default() },
             ..Default::default()
         }
     }
@@ -54,43 +46,16 @@ mod tests {
         for (name, storage) in stores(&dir) {
             let mut options = typed("text/plain");
             options.put.metadata.insert("owner".into(), "me".into());
-            let put = storage
-                .put(
-                    "a/b.txt",
-                    Body::bytes(Bytes::from_static(b"hello world")),
-                    options,
-                )
-                .await
-                .unwrap();
+            let put = storage.put("a/b.txt", Body::bytes(Bytes::from_static(b"hello world")), options).await.unwrap();
             let meta = storage.head("a/b.txt").await.unwrap();
-            assert_eq!(
-                (meta.size, meta.content_type.as_str(), meta.etag),
-                (11, "text/plain", put.etag),
-                "{name}"
-            );
-            assert_eq!(
-                meta.metadata.get("owner").map(String::as_str),
-                Some("me"),
-                "{name}"
-            );
-            let range = GetOptions {
-                range: Some(ByteRange {
-                    start: 6,
-                    end: None,
-                }),
-            };
-            assert_eq!(
-                storage.read("a/b.txt", range).await.unwrap(),
-                "world",
-                "{name}"
-            );
+            assert_eq!((meta.size, meta.content_type.as_str(), meta.etag), (11, "text/plain", put.etag), "{name}");
+            assert_eq!(meta.metadata.get("owner").map(String::as_str), Some("me"), "{name}");
+            let range = GetOptions { range: Some(ByteRange { start: 6, end: None }) };
+            assert_eq!(storage.read("a/b.txt", range).await.unwrap(), "world", "{name}");
             assert!(storage.exists("a/b.txt").await.unwrap());
             storage.delete("a/b.txt").await.unwrap();
             storage.delete("a/b.txt").await.unwrap();
-            assert!(
-                matches!(storage.head("a/b.txt").await, Err(Error::NotFound { .. })),
-                "{name}"
-            );
+            assert!(matches!(storage.head("a/b.txt").await, Err(Error::NotFound { .. })), "{name}");
         }
     }
 
@@ -98,42 +63,13 @@ mod tests {
     async fn a_failed_body_keeps_the_previous_object() {
         let dir = tempfile::tempdir().unwrap();
         for (name, storage) in stores(&dir) {
-            storage
-                .put(
-                    "k",
-                    Body::bytes(Bytes::from_static(b"old")),
-                    typed("text/plain"),
-                )
-                .await
-                .unwrap();
-            let body = chunks(vec![
-                Ok(Bytes::from_static(b"new")),
-                Err(Error::Aborted("client left".into())),
-            ]);
-            assert!(
-                matches!(
-                    storage.put("k", body, typed("x/y")).await,
-                    Err(Error::Aborted(_))
-                ),
-                "{name}"
-            );
-            assert_eq!(
-                storage.read("k", GetOptions::default()).await.unwrap(),
-                "old",
-                "{name}"
-            );
-            assert_eq!(
-                storage.head("k").await.unwrap().content_type,
-                "text/plain",
-                "{name}"
-            );
+            storage.put("k", Body::bytes(Bytes::from_static(b"old")), typed("text/plain")).await.unwrap();
+            let body = chunks(vec![Ok(Bytes::from_static(b"new")), Err(Error::Aborted("client left".into()))]);
+            assert!(matches!(storage.put("k", body, typed("x/y")).await, Err(Error::Aborted(_))), "{name}");
+            assert_eq!(storage.read("k", GetOptions::default()).await.unwrap(), "old", "{name}");
+            assert_eq!(storage.head("k").await.unwrap().content_type, "text/plain", "{name}");
         }
-        assert_eq!(
-            std::fs::read_dir(dir.path().join(".rstorage/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join(".rstorage/tmp")).unwrap().count(), 0);
     }
 
     #[tokio::test]
@@ -142,23 +78,10 @@ mod tests {
         for (name, storage) in stores(&dir) {
             let mut options = typed("text/plain");
             options.put.if_not_exists = true;
-            storage
-                .put(
-                    "once",
-                    Body::bytes(Bytes::from_static(b"1")),
-                    options.clone(),
-                )
-                .await
-                .unwrap();
-            let second = storage
-                .put("once", Body::bytes(Bytes::from_static(b"2")), options)
-                .await;
+            storage.put("once", Body::bytes(Bytes::from_static(b"1")), options.clone()).await.unwrap();
+            let second = storage.put("once", Body::bytes(Bytes::from_static(b"2")), options).await;
             assert!(matches!(second, Err(Error::AlreadyExists { .. })), "{name}");
-            assert_eq!(
-                storage.read("once", GetOptions::default()).await.unwrap(),
-                "1",
-                "{name}"
-            );
+            assert_eq!(storage.read("once", GetOptions::default()).await.unwrap(), "1", "{name}");
         }
     }
 
@@ -169,28 +92,17 @@ mod tests {
             let writers = (0..8u8).map(|i| {
                 let storage = storage.clone();
                 tokio::spawn(async move {
-                    let parts = (0..4)
-                        .map(|_| Ok(Bytes::from(vec![i; 256 * 1024])))
-                        .collect();
-                    storage
-                        .put("contended", chunks(parts), typed(&format!("x/{i}")))
-                        .await
+                    let parts = (0..4).map(|_| Ok(Bytes::from(vec![i; 256 * 1024]))).collect();
+                    storage.put("contended", chunks(parts), typed(&format!("x/{i}"))).await
                 })
             });
             for writer in futures::future::join_all(writers).await {
                 writer.unwrap().unwrap();
             }
-            let data = storage
-                .read("contended", GetOptions::default())
-                .await
-                .unwrap();
+            let data = storage.read("contended", GetOptions::default()).await.unwrap();
             assert_eq!(data.len(), 1024 * 1024, "{name}");
             assert!(data.iter().all(|b| *b == data[0]), "{name}: torn object");
-            assert_eq!(
-                storage.head("contended").await.unwrap().content_type,
-                format!("x/{}", data[0]),
-                "{name}"
-            );
+            assert_eq!(storage.head("contended").await.unwrap().content_type, format!("x/{}", data[0]), "{name}");
         }
     }
 
@@ -199,53 +111,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (name, storage) in stores(&dir) {
             for key in ["p/a", "p/b/c", "p/b/d", "q"] {
-                storage
-                    .put(key, Body::bytes(Bytes::from_static(b"x")), typed("x/y"))
-                    .await
-                    .unwrap();
+                storage.put(key, Body::bytes(Bytes::from_static(b"x")), typed("x/y")).await.unwrap();
             }
             let page = storage
-                .list(ListOptions {
-                    prefix: "p/".into(),
-                    delimiter: Some("/".into()),
-                    ..Default::default()
-                })
+                .list(ListOptions { prefix: "p/".into(), delimiter: Some("/".into()), ..Default::default() })
                 .await
                 .unwrap();
-            assert_eq!(
-                page.objects
-                    .iter()
-                    .map(|o| o.key.as_str())
-                    .collect::<Vec<_>>(),
-                ["p/a"],
-                "{name}"
-            );
+            assert_eq!(page.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["p/a"], "{name}");
             assert_eq!(page.prefixes, ["p/b/"], "{name}");
             storage.rename("p/a", "r/a").await.unwrap();
             assert!(!storage.exists("p/a").await.unwrap(), "{name}");
-            assert_eq!(
-                storage.head("r/a").await.unwrap().content_type,
-                "x/y",
-                "{name}"
-            );
+            assert_eq!(storage.head("r/a").await.unwrap().content_type, "x/y", "{name}");
             assert_eq!(storage.delete_prefix("p/").await.unwrap(), 2, "{name}");
-            assert_eq!(
-                storage
-                    .delete_many(&["q".into(), "r/a".into(), "never".into()])
-                    .await
-                    .unwrap(),
-                3,
-                "{name}"
-            );
-            assert!(
-                storage
-                    .list(ListOptions::default())
-                    .await
-                    .unwrap()
-                    .objects
-                    .is_empty(),
-                "{name}"
-            );
+            assert_eq!(storage.delete_many(&["q".into(), "r/a".into(), "never".into()]).await.unwrap(), 3, "{name}");
+            assert!(storage.list(ListOptions::default()).await.unwrap().objects.is_empty(), "{name}");
         }
     }
 
@@ -257,18 +136,8 @@ mod tests {
         std::fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let (_, storage) = stores(&dir).remove(0);
-        assert!(storage
-            .read("link/secret", GetOptions::default())
-            .await
-            .is_err());
-        assert!(storage
-            .put(
-                "link/planted",
-                Body::bytes(Bytes::from_static(b"x")),
-                typed("x/y")
-            )
-            .await
-            .is_err());
+        assert!(storage.read("link/secret", GetOptions::default()).await.is_err());
+        assert!(storage.put("link/planted", Body::bytes(Bytes::from_static(b"x")), typed("x/y")).await.is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 }

@@ -12,7 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -26,8 +26,8 @@ use futures::stream::{self, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta,
-    PutOptions, PutResult, SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, PutResult,
+    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::{rechunk, Body, ByteStream};
 use crate::core::error::{Error, Result};
@@ -50,6 +50,8 @@ pub struct S3Settings {
     pub session_token: Option<String>,
     pub part_size: usize,
     pub concurrency: usize,
+    /// A transfer that moves no bytes for this long fails (StorageTimeoutError).
+    pub stall_timeout: Duration,
 }
 
 pub struct S3Backend {
@@ -88,21 +90,16 @@ impl PartPool {
 impl S3Backend {
     pub fn new(settings: S3Settings) -> Result<S3Backend> {
         if settings.bucket.is_empty() || settings.region.is_empty() {
-            return Err(Error::Configuration(
-                "S3 needs a bucket and a region".into(),
-            ));
+            return Err(Error::Configuration("S3 needs a bucket and a region".into()));
         }
         if settings.part_size < MIN_PART_SIZE {
-            return Err(Error::Configuration(format!(
-                "partSize must be at least {MIN_PART_SIZE} bytes"
-            )));
+            return Err(Error::Configuration(format!("partSize must be at least {MIN_PART_SIZE} bytes")));
         }
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
         }
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
         let credentials = Credentials::new(
             settings.access_key_id,
             settings.secret_access_key,
@@ -125,11 +122,10 @@ impl S3Backend {
                     .read_timeout(Duration::from_secs(60))
                     .build(),
             )
-            .force_path_style(
-                settings
-                    .force_path_style
-                    .unwrap_or(settings.endpoint.is_some()),
-            );
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled().grace_period(settings.stall_timeout).build(),
+            )
+            .force_path_style(settings.force_path_style.unwrap_or(settings.endpoint.is_some()));
         if let Some(endpoint) = settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -152,13 +148,8 @@ impl S3Backend {
             .set_metadata(Some(options.metadata.clone()))
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .body(SdkBody::from(data));
-        let output = request
-            .send()
-            .await
-            .map_err(|e| put_error(key, options, e))?;
-        Ok(PutResult {
-            etag: output.e_tag().map(str::to_owned),
-        })
+        let output = request.send().await.map_err(|e| put_error(key, options, e))?;
+        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
     }
 
     async fn put_multipart(
@@ -179,9 +170,7 @@ impl S3Backend {
             .await
             .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let result = self
-            .upload_parts(key, &upload_id, first, parts, options)
-            .await;
+        let result = self.upload_parts(key, &upload_id, first, parts, options).await;
         if result.is_err() {
             // Best effort: the upload failed already, and a failed abort must not hide why.
             let _ = self
@@ -223,10 +212,7 @@ impl S3Backend {
                 let sent = request.send().await;
                 pool.give(data);
                 let output = sent.map_err(|e| s3_error("UploadPart", &part_key, e))?;
-                Ok(CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(output.e_tag().map(str::to_owned))
-                    .build())
+                Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_owned)).build())
             });
             number += 1;
             // Fill the next part only once a buffer is free: at most `concurrency` in memory.
@@ -245,18 +231,12 @@ impl S3Backend {
             .bucket(&self.bucket)
             .key(key.as_str())
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .send()
             .await
             .map_err(|e| put_error(key, options, e))?;
-        Ok(PutResult {
-            etag: output.e_tag().map(str::to_owned),
-        })
+        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
     }
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
@@ -271,10 +251,7 @@ impl S3Backend {
         Ok(ObjectMeta {
             key: key.to_string(),
             size: output.content_length().unwrap_or(0).max(0) as u64,
-            content_type: output
-                .content_type()
-                .unwrap_or(DEFAULT_CONTENT_TYPE)
-                .to_owned(),
+            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
             etag: output.e_tag().map(str::to_owned),
             last_modified: system_time(output.last_modified()),
             metadata: output.metadata().cloned().unwrap_or_default(),
@@ -283,27 +260,18 @@ impl S3Backend {
 }
 
 fn content_type(options: &PutOptions) -> String {
-    options
-        .content_type
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
+    options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
 }
 
 fn system_time(t: Option<&DateTime>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(*t).ok())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-fn joined(
-    done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>,
-) -> Result<CompletedPart> {
+fn joined(done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>) -> Result<CompletedPart> {
     match done {
         Some(Ok(part)) => part,
         Some(Err(e)) => Err(Error::io("upload a part", std::io::Error::other(e))),
-        None => Err(Error::io(
-            "upload a part",
-            std::io::Error::other("no part upload was running"),
-        )),
+        None => Err(Error::io("upload a part", std::io::Error::other("no part upload was running"))),
     }
 }
 
@@ -392,18 +360,14 @@ where
                 _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
             }
         }
-        SdkError::TimeoutError(_) => {
-            Error::Timeout(format!("S3 did not answer {operation} in time"))
-        }
+        SdkError::TimeoutError(_) => Error::Timeout(format!("S3 did not answer {operation} in time")),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
             Error::Timeout(format!("S3 did not answer {operation} in time"))
         }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
         }
-        _ => Error::Configuration(format!(
-            "could not build the S3 request for {operation}: {detail}"
-        )),
+        _ => Error::Configuration(format!("could not build the S3 request for {operation}: {detail}")),
     }
 }
 
@@ -413,9 +377,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match s3_error("PutObject", key, error) {
-        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists {
-            key: key.to_string(),
-        },
+        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
         other => other,
     }
 }
@@ -423,22 +385,26 @@ where
 fn body_stream(body: SdkBody) -> ByteStream {
     let chunks = stream::unfold(body, |mut body| async move {
         let next = body.next().await?;
-        Some((
-            next.map_err(|e| Error::Unavailable(format!("the download from S3 broke off: {e}"))),
-            body,
-        ))
+        Some((next.map_err(download_error), body))
     });
     rechunk(chunks.boxed())
+}
+
+/// A download that broke off: stalled (the SDK's minimum-throughput guard) or cut.
+fn download_error(error: aws_sdk_s3::primitives::ByteStreamError) -> Error {
+    let detail = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
+    if detail.contains("minimum throughput") {
+        Error::Timeout(format!("the download from S3 stalled: {detail}"))
+    } else {
+        Error::Unavailable(format!("the download from S3 broke off: {detail}"))
+    }
 }
 
 /// `bytes a-b/size` → ((a, b + 1), size).
 fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
     let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
     let (a, b) = span.split_once('-')?;
-    Some((
-        (a.parse().ok()?, b.parse::<u64>().ok()? + 1),
-        size.parse().ok()?,
-    ))
+    Some(((a.parse().ok()?, b.parse::<u64>().ok()? + 1), size.parse().ok()?))
 }
 
 #[async_trait]
@@ -449,18 +415,8 @@ impl Backend for S3Backend {
             Some(len) => self.part_size.max(len.div_ceil(MAX_PARTS) as usize),
             None => self.part_size,
         };
-        let pool = Arc::new(PartPool {
-            size: part_size,
-            keep: self.concurrency,
-            free: Mutex::new(Vec::new()),
-        });
-        let mut parts = PartReader {
-            stream: body.stream,
-            size: part_size,
-            leftover: None,
-            ended: false,
-            pool,
-        };
+        let pool = Arc::new(PartPool { size: part_size, keep: self.concurrency, free: Mutex::new(Vec::new()) });
+        let mut parts = PartReader { stream: body.stream, size: part_size, leftover: None, ended: false, pool };
         let first = parts.next_part().await?.unwrap_or_default();
         if parts.at_end().await? {
             return self.put_object(key, first, &options).await;
@@ -477,27 +433,14 @@ impl Backend for S3Backend {
             Some(end) => format!("bytes={}-{end}", r.start),
             None => format!("bytes={}-", r.start),
         });
-        let sent = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .set_range(header)
-            .send()
-            .await;
+        let sent = self.client.get_object().bucket(&self.bucket).key(key.as_str()).set_range(header).send().await;
         let output = match sent {
             Ok(output) => output,
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 416 => {
                 // S3 gives no size with a 416; an empty object still serves `start: 0`.
                 let meta = self.head_object(key).await?;
-                let span = range
-                    .expect("416 only answers ranged reads")
-                    .resolve(meta.size)?;
-                return Ok(GetResult {
-                    meta,
-                    span,
-                    stream: stream::empty().boxed(),
-                });
+                let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
+                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
             }
             Err(e) => return Err(s3_error("GetObject", key, e)),
         };
@@ -509,19 +452,12 @@ impl Backend for S3Backend {
         let meta = ObjectMeta {
             key: key.to_string(),
             size,
-            content_type: output
-                .content_type()
-                .unwrap_or(DEFAULT_CONTENT_TYPE)
-                .to_owned(),
+            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
             etag: output.e_tag().map(str::to_owned),
             last_modified: system_time(output.last_modified()),
             metadata: output.metadata().cloned().unwrap_or_default(),
         };
-        Ok(GetResult {
-            meta,
-            span,
-            stream: body_stream(output.body),
-        })
+        Ok(GetResult { meta, span, stream: body_stream(output.body) })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -529,14 +465,7 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(key.as_str()).send().await {
             Ok(_) => Ok(()),
             Err(e) => match s3_error("DeleteObject", key, e) {
                 Error::NotFound { .. } => Ok(()),
@@ -546,10 +475,7 @@ impl Backend for S3Backend {
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
-        let limit = options
-            .limit
-            .unwrap_or(DEFAULT_LIST_LIMIT)
-            .min(DEFAULT_LIST_LIMIT);
+        let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(DEFAULT_LIST_LIMIT);
         let output = self
             .client
             .list_objects_v2()
@@ -560,13 +486,7 @@ impl Backend for S3Backend {
             .max_keys(limit as i32)
             .send()
             .await
-            .map_err(|e| {
-                s3_error(
-                    "ListObjectsV2",
-                    &Key::parse("list").expect("a valid key"),
-                    e,
-                )
-            })?;
+            .map_err(|e| s3_error("ListObjectsV2", &Key::parse("list").expect("a valid key"), e))?;
         Ok(ListPage {
             objects: output
                 .contents()
@@ -578,15 +498,8 @@ impl Backend for S3Backend {
                     etag: o.e_tag().map(str::to_owned),
                 })
                 .collect(),
-            prefixes: output
-                .common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(str::to_owned))
-                .collect(),
-            cursor: output
-                .next_continuation_token()
-                .map(str::to_owned)
-                .filter(|_| output.is_truncated() == Some(true)),
+            prefixes: output.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect(),
+            cursor: output.next_continuation_token().map(str::to_owned).filter(|_| output.is_truncated() == Some(true)),
         })
     }
 
@@ -614,10 +527,7 @@ impl Backend for S3Backend {
                 .await
                 .map_err(|e| s3_error("presign PutObject", key, e))?,
         };
-        Ok(SignedUrl {
-            url: presigned.uri().to_owned(),
-            expires_at: SystemTime::now() + options.expires_in,
-        })
+        Ok(SignedUrl { url: presigned.uri().to_owned(), expires_at: SystemTime::now() + options.expires_in })
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
@@ -625,11 +535,7 @@ impl Backend for S3Backend {
             .copy_object()
             .bucket(&self.bucket)
             .key(to.as_str())
-            .copy_source(format!(
-                "{}/{}",
-                self.bucket,
-                percent_encode_path(from.as_str())
-            ))
+            .copy_source(format!("{}/{}", self.bucket, percent_encode_path(from.as_str())))
             .send()
             .await
             .map_err(|e| s3_error("CopyObject", from, e))?;
@@ -647,50 +553,29 @@ impl Backend for S3Backend {
 
 impl S3Backend {
     async fn delete_batch(&self, keys: &[Key]) -> Vec<Result<()>> {
-        let objects = keys
-            .iter()
-            .map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
+        let objects = keys.iter().map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
         let delete = match objects.collect::<std::result::Result<Vec<_>, _>>() {
-            Ok(objects) => Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build(),
+            Ok(objects) => Delete::builder().set_objects(Some(objects)).quiet(true).build(),
             Err(e) => Err(e),
         };
         let delete = match delete {
             Ok(delete) => delete,
-            Err(e) => {
-                return keys
-                    .iter()
-                    .map(|_| Err(Error::InvalidArgument(e.to_string())))
-                    .collect()
-            }
+            Err(e) => return keys.iter().map(|_| Err(Error::InvalidArgument(e.to_string()))).collect(),
         };
-        match self
-            .client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(delete)
-            .send()
-            .await
-        {
+        match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
             Ok(output) => {
                 let failed: std::collections::HashMap<&str, String> = output
                     .errors()
                     .iter()
                     .filter_map(|e| {
-                        Some((
-                            e.key()?,
-                            format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or("")),
-                        ))
+                        Some((e.key()?, format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or(""))))
                     })
                     .collect();
                 keys.iter()
                     .map(|k| match failed.get(k.as_str()) {
-                        Some(message) => Err(Error::Service {
-                            status: 200,
-                            message: format!("DeleteObjects: {message}"),
-                        }),
+                        Some(message) => {
+                            Err(Error::Service { status: 200, message: format!("DeleteObjects: {message}") })
+                        }
                         None => Ok(()),
                     })
                     .collect()
@@ -714,20 +599,10 @@ mod tests {
 
     #[tokio::test]
     async fn parts_are_cut_to_size() {
-        let chunks: Vec<Result<Bytes>> =
-            (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
-        let pool = Arc::new(PartPool {
-            size: 5,
-            keep: 2,
-            free: Mutex::new(Vec::new()),
-        });
-        let mut reader = PartReader {
-            stream: stream::iter(chunks).boxed(),
-            size: 5,
-            leftover: None,
-            ended: false,
-            pool,
-        };
+        let chunks: Vec<Result<Bytes>> = (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
+        let pool = Arc::new(PartPool { size: 5, keep: 2, free: Mutex::new(Vec::new()) });
+        let mut reader =
+            PartReader { stream: stream::iter(chunks).boxed(), size: 5, leftover: None, ended: false, pool };
         let mut sizes = Vec::new();
         while let Some(part) = reader.next_part().await.unwrap() {
             sizes.push(part.len());

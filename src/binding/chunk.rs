@@ -30,16 +30,8 @@ impl ToNapiValue for Chunk {
         let data = bytes.as_mut_ptr();
         let owner = Box::into_raw(Box::new(bytes));
         let mut value = ptr::null_mut();
-        let status = unsafe {
-            sys::napi_create_external_buffer(
-                env,
-                len,
-                data.cast(),
-                Some(release),
-                owner.cast(),
-                &mut value,
-            )
-        };
+        let status =
+            unsafe { sys::napi_create_external_buffer(env, len, data.cast(), Some(release), owner.cast(), &mut value) };
         if status != sys::Status::napi_ok {
             // Runtimes without external buffers (Electron's memory cage) get a copy.
             let bytes = unsafe { Box::from_raw(owner) };

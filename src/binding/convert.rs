@@ -5,9 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use napi_derive::napi;
 
-use crate::core::backend::{
-    ByteRange, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, SignOptions,
-};
+use crate::core::backend::{ByteRange, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, SignOptions};
 use crate::core::error::{Error, Result};
 use crate::core::storage::UploadOptions;
 
@@ -83,30 +81,22 @@ pub struct SignedUrlInfo {
 
 /// A JS number that must be a non-negative integer.
 pub fn whole_number(name: &str, value: f64) -> Result<u64> {
-    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0
-    {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
         Ok(value as u64)
     } else {
-        Err(Error::InvalidArgument(format!(
-            "{name} must be a non-negative integer, not {value}"
-        )))
+        Err(Error::InvalidArgument(format!("{name} must be a non-negative integer, not {value}")))
     }
 }
 
 pub fn millis(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64)
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
 
 pub fn from_millis(ms: f64) -> Result<SystemTime> {
     if !ms.is_finite() {
         return Err(Error::InvalidArgument("a date must be a valid time".into()));
     }
-    Ok(if ms >= 0.0 {
-        UNIX_EPOCH + Duration::from_millis(ms as u64)
-    } else {
-        UNIX_EPOCH
-    })
+    Ok(if ms >= 0.0 { UNIX_EPOCH + Duration::from_millis(ms as u64) } else { UNIX_EPOCH })
 }
 
 impl UploadSettings {
@@ -117,14 +107,8 @@ impl UploadSettings {
                 metadata: self.metadata.unwrap_or_default(),
                 if_not_exists: self.if_not_exists.unwrap_or(false),
             },
-            content_length: self
-                .content_length
-                .map(|n| whole_number("contentLength", n))
-                .transpose()?,
-            max_bytes: self
-                .max_bytes
-                .map(|n| whole_number("maxBytes", n))
-                .transpose()?,
+            content_length: self.content_length.map(|n| whole_number("contentLength", n)).transpose()?,
+            max_bytes: self.max_bytes.map(|n| whole_number("maxBytes", n)).transpose()?,
             allowed_content_types: self.allowed_content_types,
         })
     }
@@ -165,22 +149,13 @@ impl From<ListSettings> for ListOptions {
 
 impl From<ListEntry> for ListedObject {
     fn from(e: ListEntry) -> Self {
-        ListedObject {
-            key: e.key,
-            size: e.size as f64,
-            last_modified_ms: millis(e.last_modified),
-            etag: e.etag,
-        }
+        ListedObject { key: e.key, size: e.size as f64, last_modified_ms: millis(e.last_modified), etag: e.etag }
     }
 }
 
 impl From<ListPage> for ListedPage {
     fn from(p: ListPage) -> Self {
-        ListedPage {
-            objects: p.objects.into_iter().map(Into::into).collect(),
-            prefixes: p.prefixes,
-            cursor: p.cursor,
-        }
+        ListedPage { objects: p.objects.into_iter().map(Into::into).collect(), prefixes: p.prefixes, cursor: p.cursor }
     }
 }
 

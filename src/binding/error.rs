@@ -10,8 +10,7 @@ use crate::core::error::Error;
 const MARKER: &str = "@raptscallions/storage:";
 
 pub fn to_js(error: &Error) -> napi::Error {
-    let payload =
-        json!({ "code": error.code(), "message": error.to_string(), "details": error.details() });
+    let payload = json!({ "code": error.code(), "message": error.to_string(), "details": error.details() });
     napi::Error::new(napi::Status::GenericFailure, format!("{MARKER}{payload}"))
 }
 

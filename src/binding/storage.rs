@@ -2,7 +2,7 @@
 //! class wraps it and adds Node streams, error classes and the Part A signatures.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
@@ -13,8 +13,8 @@ use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{S3Backend, S3Settings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
-    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings,
-    SignedUrlInfo, UploadOutcome, UploadSettings,
+    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
+    UploadOutcome, UploadSettings,
 };
 use crate::binding::error::JsResult;
 use crate::binding::streams::{NativeReader, NativeWriter};
@@ -51,6 +51,8 @@ pub struct S3Options {
     pub part_size: Option<u32>,
     /// Parts uploaded at once (default 4).
     pub queue_size: Option<u32>,
+    /// Seconds a transfer may move no bytes before it fails (default 20).
+    pub stall_timeout: Option<u32>,
 }
 
 /// The fields of a request to a signed URL, as the HTTP handler parsed them.
@@ -72,41 +74,29 @@ pub struct NativeStorage {
 }
 
 fn random_secret() -> Vec<u8> {
-    [
-        uuid::Uuid::new_v4().into_bytes(),
-        uuid::Uuid::new_v4().into_bytes(),
-    ]
-    .concat()
+    [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat()
 }
 
 fn range_options(range: Option<RangeSettings>) -> Result<GetOptions> {
-    Ok(GetOptions {
-        range: range.map(RangeSettings::into_core).transpose()?,
-    })
+    Ok(GetOptions { range: range.map(RangeSettings::into_core).transpose()? })
 }
 
 #[napi]
 impl NativeStorage {
     fn wrap(backend: Arc<dyn Backend>) -> NativeStorage {
-        NativeStorage {
-            storage: Storage::new(Arc::clone(&backend)),
-            backend,
-        }
+        NativeStorage { storage: Storage::new(Arc::clone(&backend)), backend }
     }
 
     #[napi(factory)]
     pub fn local(settings: LocalSettings) -> napi::Result<NativeStorage> {
         let secret = settings.signing_secret.map(String::into_bytes);
-        let backend =
-            LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
+        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
         Ok(Self::wrap(Arc::new(backend)))
     }
 
     #[napi(factory)]
     pub fn memory(settings: MemorySettings) -> napi::Result<NativeStorage> {
-        let secret = settings
-            .signing_secret
-            .map_or_else(random_secret, String::into_bytes);
+        let secret = settings.signing_secret.map_or_else(random_secret, String::into_bytes);
         let signer = UrlSigner::new(secret, &settings.base_url).js()?;
         Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
     }
@@ -123,6 +113,7 @@ impl NativeStorage {
             session_token: options.session_token,
             part_size: options.part_size.map_or(8 << 20, |n| n as usize),
             concurrency: options.queue_size.map_or(4, |n| n as usize),
+            stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
         })
         .js()?;
         Ok(Self::wrap(Arc::new(backend)))
@@ -140,10 +131,7 @@ impl NativeStorage {
         let body = Body::bytes(Bytes::copy_from_slice(&data));
         let storage = self.storage.clone();
         env.spawn_future(async move {
-            let result = storage
-                .put(&key, body, settings.into_core().js()?)
-                .await
-                .js()?;
+            let result = storage.put(&key, body, settings.into_core().js()?).await.js()?;
             Ok(UploadOutcome { etag: result.etag })
         })
     }
@@ -151,39 +139,19 @@ impl NativeStorage {
     /// Starts a streamed upload; the store reads chunks as the writer receives them.
     #[napi]
     pub fn open_writer(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
-        Ok(NativeWriter::start(
-            self.storage.clone(),
-            key,
-            settings.into_core().js()?,
-        ))
+        Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core().js()?))
     }
 
     /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.
     #[napi]
-    pub async fn open_reader(
-        &self,
-        key: String,
-        range: Option<RangeSettings>,
-    ) -> napi::Result<NativeReader> {
-        let result = self
-            .storage
-            .get(&key, range_options(range).js()?)
-            .await
-            .js()?;
-        Ok(NativeReader::new(
-            result.meta.into(),
-            result.span,
-            result.stream,
-        ))
+    pub async fn open_reader(&self, key: String, range: Option<RangeSettings>) -> napi::Result<NativeReader> {
+        let result = self.storage.get(&key, range_options(range).js()?).await.js()?;
+        Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
     }
 
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Chunk> {
-        let bytes = self
-            .storage
-            .read(&key, range_options(range).js()?)
-            .await
-            .js()?;
+        let bytes = self.storage.read(&key, range_options(range).js()?).await.js()?;
         Ok(Chunk(Vec::from(bytes)))
     }
 
@@ -204,11 +172,7 @@ impl NativeStorage {
 
     #[napi]
     pub async fn list(&self, settings: ListSettings) -> napi::Result<ListedPage> {
-        self.storage
-            .list(settings.into())
-            .await
-            .map(Into::into)
-            .js()
+        self.storage.list(settings.into()).await.map(Into::into).js()
     }
 
     #[napi]
@@ -228,57 +192,38 @@ impl NativeStorage {
 
     #[napi]
     pub async fn delete_prefix(&self, prefix: String) -> napi::Result<f64> {
-        self.storage
-            .delete_prefix(&prefix)
-            .await
-            .map(|n| n as f64)
-            .js()
+        self.storage.delete_prefix(&prefix).await.map(|n| n as f64).js()
     }
 
     #[napi]
     pub async fn delete_older_than(&self, prefix: String, before_ms: f64) -> napi::Result<f64> {
         let before = from_millis(before_ms).js()?;
-        self.storage
-            .delete_older_than(&prefix, before)
-            .await
-            .map(|n| n as f64)
-            .js()
+        self.storage.delete_older_than(&prefix, before).await.map(|n| n as f64).js()
     }
 
     #[napi]
-    pub async fn sign_url(
-        &self,
-        key: String,
-        settings: SignSettings,
-    ) -> napi::Result<SignedUrlInfo> {
+    pub async fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
         let options = settings.into_core().js()?;
         let signed = self.storage.sign_url(&key, &options).await.js()?;
-        Ok(SignedUrlInfo {
-            url: signed.url,
-            expires_at_ms: millis(signed.expires_at),
-        })
+        Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
     }
 
     /// "valid", "expired" or "invalid"; the signature is compared in constant time.
     #[napi]
     pub fn verify_signed_request(&self, request: SignedRequest) -> napi::Result<String> {
-        let signer = self.backend.url_signer().ok_or_else(|| {
-            Error::Configuration("this backend's signed URLs are served by the store itself".into())
-        });
+        let signer = self
+            .backend
+            .url_signer()
+            .ok_or_else(|| Error::Configuration("this backend's signed URLs are served by the store itself".into()));
         let fields = SignedFields {
             method: &request.method,
             key: &request.key,
             expires: &request.expires,
             content_type: request.content_type.as_deref().unwrap_or(""),
             response_content_type: request.response_content_type.as_deref().unwrap_or(""),
-            response_content_disposition: request
-                .response_content_disposition
-                .as_deref()
-                .unwrap_or(""),
+            response_content_disposition: request.response_content_disposition.as_deref().unwrap_or(""),
         };
-        let verdict = signer
-            .js()?
-            .verify(&fields, &request.signature, SystemTime::now());
+        let verdict = signer.js()?.verify(&fields, &request.signature, SystemTime::now());
         Ok(match verdict {
             Verdict::Valid => "valid",
             Verdict::Expired => "expired",
@@ -290,15 +235,6 @@ impl NativeStorage {
 
 /// `prefix/YYYY/MM/<uuid>.<ext>`.
 #[napi]
-pub fn generate_storage_key(
-    prefix: Option<String>,
-    filename: Option<String>,
-) -> napi::Result<String> {
-    generate_key(
-        prefix.as_deref().unwrap_or(""),
-        filename.as_deref(),
-        SystemTime::now(),
-    )
-    .map(|k| k.to_string())
-    .js()
+pub fn generate_storage_key(prefix: Option<String>, filename: Option<String>) -> napi::Result<String> {
+    generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string()).js()
 }

@@ -44,16 +44,10 @@ impl NativeWriter {
         let outcome = async move {
             match outcome.await {
                 Ok(result) => result.map_err(Arc::new),
-                Err(_) => Err(Arc::new(Error::Aborted(
-                    "the upload task ended early".into(),
-                ))),
+                Err(_) => Err(Arc::new(Error::Aborted("the upload task ended early".into()))),
             }
         };
-        NativeWriter {
-            sender: Mutex::new(Some(sender)),
-            abort,
-            outcome: outcome.boxed().shared(),
-        }
+        NativeWriter { sender: Mutex::new(Some(sender)), abort, outcome: outcome.boxed().shared() }
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
@@ -78,11 +72,7 @@ fn incoming(receiver: mpsc::Receiver<Bytes>, abort: CancellationToken) -> ByteSt
 impl NativeWriter {
     /// Resolves once the chunk is queued; rejects with the upload's own error if it has failed.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn write<'env>(
-        &self,
-        env: &'env Env,
-        chunk: BufferSlice,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn write<'env>(&self, env: &'env Env, chunk: BufferSlice) -> napi::Result<PromiseRaw<'env, ()>> {
         let bytes = Bytes::copy_from_slice(&chunk);
         let sender = self.sender();
         let outcome = self.outcome.clone();
@@ -97,9 +87,7 @@ impl NativeWriter {
             // The store stopped reading: report why.
             match outcome.await {
                 Err(e) => Err(to_js(&e)),
-                Ok(_) => Err(to_js(&Error::InvalidArgument(
-                    "write after the upload was closed".into(),
-                ))),
+                Ok(_) => Err(to_js(&Error::InvalidArgument("write after the upload was closed".into()))),
             }
         })
     }
@@ -109,9 +97,7 @@ impl NativeWriter {
     pub async fn close(&self) -> napi::Result<UploadOutcome> {
         self.sender.lock().expect("writer lock poisoned").take();
         let result = self.outcome.clone().await;
-        result
-            .map(|r| UploadOutcome { etag: r.etag })
-            .map_err(|e| to_js(&e))
+        result.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e))
     }
 
     /// Fails the upload; the store discards what it had received.
@@ -160,11 +146,7 @@ impl NativeReader {
     /// The object's metadata and the `[start, end)` span this reader yields.
     #[napi(getter)]
     pub fn info(&self) -> DownloadInfo {
-        DownloadInfo {
-            object: self.info.clone(),
-            start: self.span.0 as f64,
-            end: self.span.1 as f64,
-        }
+        DownloadInfo { object: self.info.clone(), start: self.span.0 as f64, end: self.span.1 as f64 }
     }
 
     /// The next chunk, or null at the end (or after `cancel()`).

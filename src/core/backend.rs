@@ -39,15 +39,8 @@ impl ByteRange {
     /// The `[start, end)` span this range covers in an object of `size` bytes.
     pub fn resolve(&self, size: u64) -> Result<(u64, u64)> {
         let end = self.end.map_or(size, |e| e.saturating_add(1).min(size));
-        if self.end.is_some_and(|e| e < self.start)
-            || self.start >= size && size > 0
-            || self.start > size
-        {
-            return Err(Error::InvalidRange {
-                start: self.start,
-                end: self.end.unwrap_or(size),
-                size,
-            });
+        if self.end.is_some_and(|e| e < self.start) || self.start >= size && size > 0 || self.start > size {
+            return Err(Error::InvalidRange { start: self.start, end: self.end.unwrap_or(size), size });
         }
         Ok((self.start, end.max(self.start)))
     }
@@ -121,9 +114,7 @@ impl Method {
         match s.to_ascii_uppercase().as_str() {
             "GET" => Ok(Method::Get),
             "PUT" => Ok(Method::Put),
-            other => Err(Error::InvalidArgument(format!(
-                "signed URLs are for GET or PUT, not {other:?}"
-            ))),
+            other => Err(Error::InvalidArgument(format!("signed URLs are for GET or PUT, not {other:?}"))),
         }
     }
 }

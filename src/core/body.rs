@@ -13,11 +13,8 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// Streams an in-memory buffer in `CHUNK_SIZE` slices, without copying.
 pub fn chunked(bytes: Bytes) -> ByteStream {
     let count = bytes.len().div_ceil(CHUNK_SIZE);
-    stream::iter(
-        (0..count)
-            .map(move |i| Ok(bytes.slice(i * CHUNK_SIZE..((i + 1) * CHUNK_SIZE).min(bytes.len())))),
-    )
-    .boxed()
+    stream::iter((0..count).map(move |i| Ok(bytes.slice(i * CHUNK_SIZE..((i + 1) * CHUNK_SIZE).min(bytes.len())))))
+        .boxed()
 }
 
 /// Merges a stream's small chunks (network reads are often 8-16 KiB) into `CHUNK_SIZE` ones,
@@ -57,10 +54,7 @@ pub struct Body {
 impl Body {
     pub fn bytes(bytes: Bytes) -> Body {
         let length = Some(bytes.len() as u64);
-        Body {
-            stream: stream::once(async move { Ok(bytes) }).boxed(),
-            length,
-        }
+        Body { stream: stream::once(async move { Ok(bytes) }).boxed(), length }
     }
 
     pub fn stream(stream: ByteStream, length: Option<u64>) -> Body {
@@ -99,12 +93,7 @@ impl UploadGuard {
     /// is checked as it streams.
     pub fn apply(self, body: Body) -> Result<Body> {
         let expected = match (self.expected_length, body.length) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(Error::LengthMismatch {
-                    expected: a,
-                    actual: b,
-                })
-            }
+            (Some(a), Some(b)) if a != b => return Err(Error::LengthMismatch { expected: a, actual: b }),
             (a, b) => a.or(b),
         };
         if let (Some(limit), Some(len)) = (self.max_bytes, expected) {
@@ -115,10 +104,7 @@ impl UploadGuard {
         if let Some(allowed) = &self.allowed_content_types {
             let declared = self.content_type.as_deref().unwrap_or("");
             if !type_allowed(declared, allowed) {
-                return Err(Error::InvalidFileType {
-                    provided: declared.to_owned(),
-                    allowed: allowed.clone(),
-                });
+                return Err(Error::InvalidFileType { provided: declared.to_owned(), allowed: allowed.clone() });
             }
         }
         let state = GuardState {
@@ -129,10 +115,7 @@ impl UploadGuard {
             sniff_against: self.allowed_content_types,
             finished: false,
         };
-        Ok(Body::stream(
-            stream::try_unfold(state, GuardState::next).boxed(),
-            expected,
-        ))
+        Ok(Body::stream(stream::try_unfold(state, GuardState::next).boxed(), expected))
     }
 }
 
@@ -158,19 +141,13 @@ impl GuardState {
         let Some(chunk) = chunk else {
             self.finished = true;
             return match self.expected {
-                Some(expected) if expected != self.seen => Err(Error::LengthMismatch {
-                    expected,
-                    actual: self.seen,
-                }),
+                Some(expected) if expected != self.seen => Err(Error::LengthMismatch { expected, actual: self.seen }),
                 _ => Ok(None),
             };
         };
         self.seen += chunk.len() as u64;
         if let Some(expected) = self.expected.filter(|&e| self.seen > e) {
-            return Err(Error::LengthMismatch {
-                expected,
-                actual: self.seen,
-            });
+            return Err(Error::LengthMismatch { expected, actual: self.seen });
         }
         if let Some(limit) = self.max_bytes.filter(|&m| self.seen > m) {
             return Err(Error::QuotaExceeded { limit });
@@ -205,13 +182,7 @@ impl GuardState {
 
 /// `image/png` matches `image/png`, `image/*` and `*/*`; parameters and case are ignored.
 pub fn type_allowed(content_type: &str, allowed: &[String]) -> bool {
-    let essence = |t: &str| {
-        t.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    };
+    let essence = |t: &str| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let actual = essence(content_type);
     let Some((kind, _)) = actual.split_once('/') else {
         return false;
@@ -237,46 +208,19 @@ mod tests {
 
     #[tokio::test]
     async fn exact_length_passes_and_wrong_lengths_fail() {
-        let exact = UploadGuard {
-            expected_length: Some(6),
-            ..Default::default()
-        };
-        assert_eq!(
-            run(exact.clone(), chunks(&[b"abc", b"def"])).await.unwrap(),
-            "abcdef"
-        );
+        let exact = UploadGuard { expected_length: Some(6), ..Default::default() };
+        assert_eq!(run(exact.clone(), chunks(&[b"abc", b"def"])).await.unwrap(), "abcdef");
         let short = run(exact.clone(), chunks(&[b"abc"])).await.unwrap_err();
-        assert!(matches!(
-            short,
-            Error::LengthMismatch {
-                expected: 6,
-                actual: 3
-            }
-        ));
+        assert!(matches!(short, Error::LengthMismatch { expected: 6, actual: 3 }));
         let long = run(exact, chunks(&[b"abc", b"defg"])).await.unwrap_err();
-        assert!(matches!(
-            long,
-            Error::LengthMismatch {
-                expected: 6,
-                actual: 7
-            }
-        ));
-        let declared = UploadGuard {
-            expected_length: Some(2),
-            ..Default::default()
-        };
-        assert!(matches!(
-            declared.apply(Body::bytes(Bytes::from_static(b"abc"))),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert!(matches!(long, Error::LengthMismatch { expected: 6, actual: 7 }));
+        let declared = UploadGuard { expected_length: Some(2), ..Default::default() };
+        assert!(matches!(declared.apply(Body::bytes(Bytes::from_static(b"abc"))), Err(Error::LengthMismatch { .. })));
     }
 
     #[tokio::test]
     async fn max_bytes_stops_the_stream() {
-        let guard = UploadGuard {
-            max_bytes: Some(4),
-            ..Default::default()
-        };
+        let guard = UploadGuard { max_bytes: Some(4), ..Default::default() };
         let err = run(guard, chunks(&[b"abc", b"def"])).await.unwrap_err();
         assert!(matches!(err, Error::QuotaExceeded { limit: 4 }));
     }
@@ -291,39 +235,18 @@ mod tests {
         let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
         elf.resize(128, 0);
         let elf: &'static [u8] = elf.leak();
-        let err = run(guard.clone(), chunks(&[&elf[..10], &elf[10..]]))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::InvalidFileType { ref provided, .. } if provided.contains("executable")),
-            "{err}"
-        );
+        let err = run(guard.clone(), chunks(&[&elf[..10], &elf[10..]])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidFileType { ref provided, .. } if provided.contains("executable")), "{err}");
         let png: &'static [u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-        assert_eq!(
-            run(guard.clone(), chunks(&[png, b"x"]))
-                .await
-                .unwrap()
-                .len(),
-            png.len() + 1
-        );
-        let wrong_declared = UploadGuard {
-            content_type: Some("text/html".into()),
-            ..guard
-        };
-        assert!(matches!(
-            wrong_declared.apply(chunks(&[png])),
-            Err(Error::InvalidFileType { .. })
-        ));
+        assert_eq!(run(guard.clone(), chunks(&[png, b"x"])).await.unwrap().len(), png.len() + 1);
+        let wrong_declared = UploadGuard { content_type: Some("text/html".into()), ..guard };
+        assert!(matches!(wrong_declared.apply(chunks(&[png])), Err(Error::InvalidFileType { .. })));
     }
 
     #[tokio::test]
     async fn rechunk_merges_small_chunks() {
-        let small: Vec<Result<Bytes>> =
-            (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
-        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed())
-            .map(|c| c.unwrap().len())
-            .collect()
-            .await;
+        let small: Vec<Result<Bytes>> = (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
+        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed()).map(|c| c.unwrap().len()).collect().await;
         assert_eq!(sizes, [CHUNK_SIZE, 300 * 8192 - CHUNK_SIZE]);
     }
 

@@ -32,10 +32,7 @@ pub enum Error {
     QuotaExceeded { limit: u64 },
 
     #[error("{}", invalid_file_type_message(.provided, .allowed))]
-    InvalidFileType {
-        provided: String,
-        allowed: Vec<String>,
-    },
+    InvalidFileType { provided: String, allowed: Vec<String> },
 
     #[error("Content length mismatch: {expected} bytes were declared but the body {}", length_outcome(*.expected, *.actual))]
     LengthMismatch { expected: u64, actual: u64 },
@@ -65,20 +62,14 @@ pub enum Error {
 
     /// Several independent operations failed (bulk deletes); each failure is kept.
     #[error("{} of {total} operations failed; first: {}", .failures.len(), .failures[0].1)]
-    Partial {
-        total: usize,
-        failures: Vec<(String, Error)>,
-    },
+    Partial { total: usize, failures: Vec<(String, Error)> },
 }
 
 fn invalid_file_type_message(provided: &str, allowed: &[String]) -> String {
     if allowed.is_empty() {
         format!("Invalid file type: {provided}")
     } else {
-        format!(
-            "Invalid file type: {provided}. Allowed types: {}",
-            allowed.join(", ")
-        )
+        format!("Invalid file type: {provided}. Allowed types: {}", allowed.join(", "))
     }
 }
 
@@ -93,10 +84,7 @@ fn length_outcome(expected: u64, actual: u64) -> String {
 impl Error {
     /// An I/O failure, with what we were doing when it happened.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     /// The stable code the JS layer turns into an error class.
@@ -163,32 +151,18 @@ mod tests {
 
     #[test]
     fn messages_follow_the_contract() {
-        let e = Error::NotFound {
-            key: "a/b.txt".into(),
-        };
+        let e = Error::NotFound { key: "a/b.txt".into() };
         assert_eq!(e.to_string(), "File not found in storage: a/b.txt");
         assert_eq!(e.code(), "FILE_NOT_FOUND");
-        let e = Error::InvalidFileType {
-            provided: "x/y".into(),
-            allowed: vec!["a/b".into(), "c/d".into()],
-        };
-        assert_eq!(
-            e.to_string(),
-            "Invalid file type: x/y. Allowed types: a/b, c/d"
-        );
-        let e = Error::InvalidFileType {
-            provided: "x/y".into(),
-            allowed: vec![],
-        };
+        let e = Error::InvalidFileType { provided: "x/y".into(), allowed: vec!["a/b".into(), "c/d".into()] };
+        assert_eq!(e.to_string(), "Invalid file type: x/y. Allowed types: a/b, c/d");
+        let e = Error::InvalidFileType { provided: "x/y".into(), allowed: vec![] };
         assert_eq!(e.to_string(), "Invalid file type: x/y");
     }
 
     #[test]
     fn io_permission_errors_are_told_apart() {
-        let denied = Error::io(
-            "open",
-            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-        );
+        let denied = Error::io("open", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert_eq!(denied.code(), "PERMISSION_DENIED");
         let other = Error::io("open", std::io::Error::other("boom"));
         assert_eq!(other.code(), "STORAGE_ERROR");

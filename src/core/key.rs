@@ -39,12 +39,7 @@ pub fn check_prefix(prefix: &str) -> Result<()> {
 }
 
 fn check(key: &str, is_prefix: bool) -> Result<()> {
-    let refuse = |reason| {
-        Err(Error::InvalidKey {
-            key: key.to_owned(),
-            reason,
-        })
-    };
+    let refuse = |reason| Err(Error::InvalidKey { key: key.to_owned(), reason });
     if key.is_empty() {
         return refuse("a key must not be empty");
     }
@@ -76,10 +71,7 @@ fn check(key: &str, is_prefix: bool) -> Result<()> {
 
 /// Percent-encodes each path segment, keeping the `/` separators (URLs, S3 copy sources).
 pub fn percent_encode_path(key: &str) -> String {
-    key.split('/')
-        .map(encode_component)
-        .collect::<Vec<_>>()
-        .join("/")
+    key.split('/').map(encode_component).collect::<Vec<_>>().join("/")
 }
 
 /// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
@@ -96,18 +88,12 @@ pub fn encode_component(s: &str) -> String {
 }
 
 /// `prefix/YYYY/MM/<uuid>.<ext>`: spreads keys over time-based folders, keeps the extension.
-pub fn generate_key(
-    prefix: &str,
-    filename: Option<&str>,
-    now: std::time::SystemTime,
-) -> Result<Key> {
+pub fn generate_key(prefix: &str, filename: Option<&str>, now: std::time::SystemTime) -> Result<Key> {
     let (year, month) = year_month(now);
     let ext = filename
         .and_then(|f| f.rsplit_once('.'))
         .map(|(_, ext)| ext.to_ascii_lowercase())
-        .filter(|ext| {
-            !ext.is_empty() && ext.len() <= 16 && ext.chars().all(|c| c.is_ascii_alphanumeric())
-        });
+        .filter(|ext| !ext.is_empty() && ext.len() <= 16 && ext.chars().all(|c| c.is_ascii_alphanumeric()));
     let prefix = prefix.trim_end_matches('/');
     let mut key = String::new();
     if !prefix.is_empty() {
@@ -124,10 +110,7 @@ pub fn generate_key(
 
 /// Civil (UTC) year and month of a time, without a calendar crate (Howard Hinnant's algorithm).
 fn year_month(t: std::time::SystemTime) -> (i64, u32) {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let z = secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -145,14 +128,7 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for k in [
-            "a",
-            "a/b/c.txt",
-            "with space/+plus%25/ünï😀",
-            ".hidden",
-            "a..b",
-            "x/.y",
-        ] {
+        for k in ["a", "a/b/c.txt", "with space/+plus%25/ünï😀", ".hidden", "a..b", "x/.y"] {
             assert!(Key::parse(k).is_ok(), "{k}");
         }
     }
@@ -160,10 +136,7 @@ mod tests {
     #[test]
     fn refuses_every_bad_key() {
         let long = "a".repeat(MAX_KEY_BYTES + 1);
-        for k in [
-            "", "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "a\\b", "a\0b", "a\nb", "a\x7fb",
-            &long,
-        ] {
+        for k in ["", "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "a\\b", "a\0b", "a\nb", "a\x7fb", &long] {
             let err = Key::parse(k).unwrap_err();
             assert_eq!(err.code(), "INVALID_KEY", "{k:?}");
         }

@@ -13,14 +13,12 @@ pub fn paginate(entries: impl IntoIterator<Item = ListEntry>, options: &ListOpti
         let Some(rest) = entry.key.strip_prefix(options.prefix.as_str()) else {
             continue;
         };
-        let common = options.delimiter.as_deref().and_then(|d| {
-            rest.find(d)
-                .map(|i| format!("{}{}", options.prefix, &rest[..i + d.len()]))
-        });
+        let common = options
+            .delimiter
+            .as_deref()
+            .and_then(|d| rest.find(d).map(|i| format!("{}{}", options.prefix, &rest[..i + d.len()])));
         let item = common.as_deref().unwrap_or(&entry.key);
-        if options.cursor.as_deref().is_some_and(|c| item <= c)
-            || last_item.as_deref() == Some(item)
-        {
+        if options.cursor.as_deref().is_some_and(|c| item <= c) || last_item.as_deref() == Some(item) {
             continue;
         }
         if taken == limit {
@@ -43,14 +41,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn entries(keys: &[&str]) -> Vec<ListEntry> {
-        keys.iter()
-            .map(|k| ListEntry {
-                key: k.to_string(),
-                size: 1,
-                last_modified: UNIX_EPOCH,
-                etag: None,
-            })
-            .collect()
+        keys.iter().map(|k| ListEntry { key: k.to_string(), size: 1, last_modified: UNIX_EPOCH, etag: None }).collect()
     }
 
     fn keys(page: &ListPage) -> Vec<&str> {
@@ -60,10 +51,7 @@ mod tests {
     #[test]
     fn pages_follow_the_cursor() {
         let all = entries(&["a", "b", "c", "d", "e"]);
-        let mut options = ListOptions {
-            limit: Some(2),
-            ..Default::default()
-        };
+        let mut options = ListOptions { limit: Some(2), ..Default::default() };
         let mut seen = Vec::new();
         loop {
             let page = paginate(all.clone(), &options);
@@ -74,48 +62,20 @@ mod tests {
             }
         }
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
-        let exact = paginate(
-            entries(&["a", "b"]),
-            &ListOptions {
-                limit: Some(2),
-                ..Default::default()
-            },
-        );
+        let exact = paginate(entries(&["a", "b"]), &ListOptions { limit: Some(2), ..Default::default() });
         assert_eq!(exact.cursor, None);
     }
 
     #[test]
     fn delimiter_groups_common_prefixes() {
         let all = entries(&["p/a", "p/d1/x", "p/d1/y", "p/d2/z", "p/z", "q"]);
-        let options = ListOptions {
-            prefix: "p/".into(),
-            delimiter: Some("/".into()),
-            ..Default::default()
-        };
+        let options = ListOptions { prefix: "p/".into(), delimiter: Some("/".into()), ..Default::default() };
         let page = paginate(all.clone(), &options);
         assert_eq!(keys(&page), ["p/a", "p/z"]);
         assert_eq!(page.prefixes, ["p/d1/", "p/d2/"]);
-        let first = paginate(
-            all.clone(),
-            &ListOptions {
-                limit: Some(2),
-                ..options.clone()
-            },
-        );
-        assert_eq!(
-            (keys(&first), first.prefixes.clone()),
-            (vec!["p/a"], vec!["p/d1/".to_string()])
-        );
-        let rest = paginate(
-            all,
-            &ListOptions {
-                cursor: first.cursor,
-                ..options
-            },
-        );
-        assert_eq!(
-            (keys(&rest), rest.prefixes.clone()),
-            (vec!["p/z"], vec!["p/d2/".to_string()])
-        );
+        let first = paginate(all.clone(), &ListOptions { limit: Some(2), ..options.clone() });
+        assert_eq!((keys(&first), first.prefixes.clone()), (vec!["p/a"], vec!["p/d1/".to_string()]));
+        let rest = paginate(all, &ListOptions { cursor: first.cursor, ..options });
+        assert_eq!((keys(&rest), rest.prefixes.clone()), (vec!["p/z"], vec!["p/d2/".to_string()]));
     }
 }

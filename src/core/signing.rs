@@ -50,41 +50,28 @@ pub enum Verdict {
 impl UrlSigner {
     pub fn new(secret: Vec<u8>, base_url: &str) -> Result<UrlSigner> {
         if secret.len() < 16 {
-            return Err(Error::Configuration(
-                "a signing secret must be at least 16 bytes".into(),
-            ));
+            return Err(Error::Configuration("a signing secret must be at least 16 bytes".into()));
         }
         let base_url = base_url.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(Error::Configuration(format!(
-                "baseUrl must be an http(s) URL, not {base_url:?}"
-            )));
+            return Err(Error::Configuration(format!("baseUrl must be an http(s) URL, not {base_url:?}")));
         }
         Ok(UrlSigner { secret, base_url })
     }
 
     pub fn sign(&self, key: &Key, options: &SignOptions, now: SystemTime) -> Result<SignedUrl> {
         if options.expires_in.is_zero() || options.expires_in > MAX_EXPIRY {
-            return Err(Error::InvalidArgument(
-                "expiresIn must be between 1 second and 7 days".into(),
-            ));
+            return Err(Error::InvalidArgument("expiresIn must be between 1 second and 7 days".into()));
         }
         let expires_at = now + options.expires_in;
-        let expires = expires_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            .to_string();
+        let expires = expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string();
         let fields = SignedFields {
             method: options.method.as_str(),
             key: key.as_str(),
             expires: &expires,
             content_type: options.content_type.as_deref().unwrap_or(""),
             response_content_type: options.response_content_type.as_deref().unwrap_or(""),
-            response_content_disposition: options
-                .response_content_disposition
-                .as_deref()
-                .unwrap_or(""),
+            response_content_disposition: options.response_content_disposition.as_deref().unwrap_or(""),
         };
         let signature = hex::encode(self.mac(&fields).finalize().into_bytes());
         let mut url = format!(
@@ -96,10 +83,7 @@ impl UrlSigner {
         for (name, value) in [
             (PARAM_CONTENT_TYPE, fields.content_type),
             (PARAM_RESPONSE_CONTENT_TYPE, fields.response_content_type),
-            (
-                PARAM_RESPONSE_DISPOSITION,
-                fields.response_content_disposition,
-            ),
+            (PARAM_RESPONSE_DISPOSITION, fields.response_content_disposition),
         ] {
             if !value.is_empty() {
                 url.push_str(&format!("&{name}={}", encode_component(value)));
@@ -114,9 +98,7 @@ impl UrlSigner {
         let Ok(signature) = hex::decode(signature_hex) else {
             return Verdict::BadSignature;
         };
-        if Method::parse(fields.method).is_err()
-            || self.mac(fields).verify_slice(&signature).is_err()
-        {
+        if Method::parse(fields.method).is_err() || self.mac(fields).verify_slice(&signature).is_err() {
             return Verdict::BadSignature;
         }
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -127,18 +109,11 @@ impl UrlSigner {
     }
 
     fn mac(&self, f: &SignedFields) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
         // Each field is length-prefixed so no two field sets produce the same message.
-        for field in [
-            "v1",
-            f.method,
-            f.key,
-            f.expires,
-            f.content_type,
-            f.response_content_type,
-            f.response_content_disposition,
-        ] {
+        for field in
+            ["v1", f.method, f.key, f.expires, f.content_type, f.response_content_type, f.response_content_disposition]
+        {
             mac.update(&(field.len() as u64).to_be_bytes());
             mac.update(field.as_bytes());
         }
@@ -151,11 +126,7 @@ mod tests {
     use super::*;
 
     fn signer() -> UrlSigner {
-        UrlSigner::new(
-            b"0123456789abcdef0123456789abcdef".to_vec(),
-            "http://127.0.0.1:9000/files/",
-        )
-        .unwrap()
+        UrlSigner::new(b"0123456789abcdef0123456789abcdef".to_vec(), "http://127.0.0.1:9000/files/").unwrap()
     }
 
     fn options(method: Method) -> SignOptions {
@@ -169,9 +140,7 @@ mod tests {
     }
 
     fn param<'a>(url: &'a str, name: &str) -> &'a str {
-        url.split(['?', '&'])
-            .find_map(|p| p.strip_prefix(&format!("{name}=")))
-            .unwrap_or("")
+        url.split(['?', '&']).find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or("")
     }
 
     #[test]
@@ -180,46 +149,20 @@ mod tests {
         let key = Key::parse("dir/a file+ü.txt").unwrap();
         let url = signer().sign(&key, &options(Method::Get), now).unwrap();
         assert!(
-            url.url.starts_with(
-                "http://127.0.0.1:9000/files/dir/a%20file%2B%C3%BC.txt?X-Method=GET&X-Expires="
-            ),
+            url.url.starts_with("http://127.0.0.1:9000/files/dir/a%20file%2B%C3%BC.txt?X-Method=GET&X-Expires="),
             "{}",
             url.url
         );
         let expires = param(&url.url, PARAM_EXPIRES);
         let sig = param(&url.url, PARAM_SIGNATURE);
-        let fields = SignedFields {
-            method: "GET",
-            key: key.as_str(),
-            expires,
-            ..Default::default()
-        };
+        let fields = SignedFields { method: "GET", key: key.as_str(), expires, ..Default::default() };
         assert_eq!(signer().verify(&fields, sig, now), Verdict::Valid);
-        assert_eq!(
-            signer().verify(&fields, sig, now + Duration::from_secs(61)),
-            Verdict::Expired
-        );
-        let other_key = SignedFields {
-            key: "dir/other.txt",
-            ..fields
-        };
+        assert_eq!(signer().verify(&fields, sig, now + Duration::from_secs(61)), Verdict::Expired);
+        let other_key = SignedFields { key: "dir/other.txt", ..fields };
         assert_eq!(signer().verify(&other_key, sig, now), Verdict::BadSignature);
-        let other_method = SignedFields {
-            method: "PUT",
-            key: key.as_str(),
-            expires,
-            ..Default::default()
-        };
-        assert_eq!(
-            signer().verify(&other_method, sig, now),
-            Verdict::BadSignature
-        );
-        let later = SignedFields {
-            expires: "99999999999",
-            key: key.as_str(),
-            method: "GET",
-            ..Default::default()
-        };
+        let other_method = SignedFields { method: "PUT", key: key.as_str(), expires, ..Default::default() };
+        assert_eq!(signer().verify(&other_method, sig, now), Verdict::BadSignature);
+        let later = SignedFields { expires: "99999999999", key: key.as_str(), method: "GET", ..Default::default() };
         assert_eq!(signer().verify(&later, sig, now), Verdict::BadSignature);
         assert_eq!(signer().verify(&fields, "zz", now), Verdict::BadSignature);
     }
@@ -228,26 +171,14 @@ mod tests {
     fn put_urls_sign_the_content_type() {
         let now = SystemTime::now();
         let key = Key::parse("k").unwrap();
-        let opts = SignOptions {
-            content_type: Some("image/png".into()),
-            ..options(Method::Put)
-        };
+        let opts = SignOptions { content_type: Some("image/png".into()), ..options(Method::Put) };
         let url = signer().sign(&key, &opts, now).unwrap().url;
         assert_eq!(param(&url, PARAM_CONTENT_TYPE), "image%2Fpng");
         let expires = param(&url, PARAM_EXPIRES);
         let sig = param(&url, PARAM_SIGNATURE);
-        let good = SignedFields {
-            method: "PUT",
-            key: "k",
-            expires,
-            content_type: "image/png",
-            ..Default::default()
-        };
+        let good = SignedFields { method: "PUT", key: "k", expires, content_type: "image/png", ..Default::default() };
         assert_eq!(signer().verify(&good, sig, now), Verdict::Valid);
-        let swapped = SignedFields {
-            content_type: "text/html",
-            ..good
-        };
+        let swapped = SignedFields { content_type: "text/html", ..good };
         assert_eq!(signer().verify(&swapped, sig, now), Verdict::BadSignature);
     }
 
@@ -255,12 +186,7 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(UrlSigner::new(b"short".to_vec(), "http://x").is_err());
         assert!(UrlSigner::new(vec![0; 32], "ftp://x").is_err());
-        let zero = SignOptions {
-            expires_in: Duration::ZERO,
-            ..options(Method::Get)
-        };
-        assert!(signer()
-            .sign(&Key::parse("k").unwrap(), &zero, SystemTime::now())
-            .is_err());
+        let zero = SignOptions { expires_in: Duration::ZERO, ..options(Method::Get) };
+        assert!(signer().sign(&Key::parse("k").unwrap(), &zero, SystemTime::now()).is_err());
     }
 }

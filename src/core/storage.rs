@@ -8,8 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl,
+    Backend, GetOptions, GetResult, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions, SignedUrl,
 };
 use crate::core::body::{Body, UploadGuard};
 use crate::core::error::{Error, Result};
@@ -52,9 +51,7 @@ impl Storage {
 
     /// The whole object (or range) in one buffer; for small objects.
     pub async fn read(&self, key: &str, options: GetOptions) -> Result<Bytes> {
-        let GetResult {
-            mut stream, span, ..
-        } = self.get(key, options).await?;
+        let GetResult { mut stream, span, .. } = self.get(key, options).await?;
         let mut first = match stream.next().await.transpose()? {
             Some(chunk) if chunk.len() as u64 == span.1 - span.0 => return Ok(chunk),
             Some(chunk) => BytesMut::from(chunk),
@@ -128,24 +125,18 @@ impl Storage {
     /// Deletes every object under a (non-empty) prefix; returns how many were deleted.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         if prefix.is_empty() {
-            return Err(Error::InvalidArgument(
-                "deletePrefix needs a non-empty prefix".into(),
-            ));
+            return Err(Error::InvalidArgument("deletePrefix needs a non-empty prefix".into()));
         }
         self.delete_where(prefix, |_| true).await
     }
 
     /// Deletes the objects under a prefix last modified before `before`; returns the count.
     pub async fn delete_older_than(&self, prefix: &str, before: SystemTime) -> Result<u64> {
-        self.delete_where(prefix, |modified| modified < before)
-            .await
+        self.delete_where(prefix, |modified| modified < before).await
     }
 
     async fn delete_where(&self, prefix: &str, select: impl Fn(SystemTime) -> bool) -> Result<u64> {
-        let mut options = ListOptions {
-            prefix: prefix.to_owned(),
-            ..Default::default()
-        };
+        let mut options = ListOptions { prefix: prefix.to_owned(), ..Default::default() };
         let mut deleted = 0;
         let mut failures = Vec::new();
         loop {
@@ -179,9 +170,6 @@ fn finish_bulk(deleted: u64, failures: Vec<(String, Error)>) -> Result<u64> {
     if failures.is_empty() {
         Ok(deleted)
     } else {
-        Err(Error::Partial {
-            total: deleted as usize + failures.len(),
-            failures,
-        })
+        Err(Error::Partial { total: deleted as usize + failures.len(), failures })
     }
 }
