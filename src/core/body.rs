@@ -247,7 +247,7 @@ mod tests {
     async fn rechunk_merges_small_chunks() {
         let small: Vec<Result<Bytes>> = (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
         let sizes: Vec<usize> = rechunk(stream::iter(small).boxed()).map(|c| c.unwrap().len()).collect().await;
-        assert_eq!(sizes, [CHUNK_SIZE, 300 * 8192 - CHUNK_SIZE]);
+        assert_eq!(sizes, [CHUNK_SIZE, CHUNK_SIZE, 300 * 8192 - 2 * CHUNK_SIZE]);
     }
 
     #[test]
