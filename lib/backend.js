@@ -157,6 +157,8 @@ class StorageBackend {
       return { key, etag: result.etag ?? undefined }
     } catch (error) {
       writer.abort()
+      // Settle only once the store has discarded the upload (temp file, multipart parts).
+      await writer.close().catch(() => {})
       throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
     } finally {
       signal?.removeEventListener('abort', onAbort)
