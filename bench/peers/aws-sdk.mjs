@@ -1,0 +1,27 @@
+// @aws-sdk/client-s3 with @aws-sdk/lib-storage's Upload (8 MiB parts, queue 4).
+import fs from 'node:fs'
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+
+export function create(env) {
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: env.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  })
+  const Bucket = env.bucket
+  return {
+    upload: (file, Key) =>
+      new Upload({ client, params: { Bucket, Key, Body: fs.createReadStream(file) }, partSize: 8 << 20, queueSize: 4 }).done(),
+    download: async (Key) => (await client.send(new GetObjectCommand({ Bucket, Key }))).Body,
+    put: (Key, Body) => client.send(new PutObjectCommand({ Bucket, Key, Body })),
+    get: async (Key) => (await client.send(new GetObjectCommand({ Bucket, Key }))).Body.transformToByteArray(),
+    head: (Key) => client.send(new HeadObjectCommand({ Bucket, Key })),
+    delete: (Key) => client.send(new DeleteObjectCommand({ Bucket, Key })),
+    presign: (Key) => getSignedUrl(client, new GetObjectCommand({ Bucket, Key }), { expiresIn: 900 }),
+  }
+}

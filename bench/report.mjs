@@ -1,0 +1,118 @@
+// Turns the samples into a table (stdout), the targets' verdicts, BENCHMARKS.md and ratios.svg.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+const MiB = 1 << 20
+
+function median(samples) {
+  const sorted = [...samples].sort((a, b) => a.wallMs - b.wallMs)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+/** One peer's figures for one workload: rate is MiB/s for transfers, operations/s otherwise. */
+function figures(item, peer) {
+  const s = median(item.samples[peer])
+  const seconds = s.wallMs / 1000
+  const rate = item.bytes ? item.bytes / MiB / seconds : s.ops / seconds
+  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, rss: s.maxRssMB, ops: s.ops }
+}
+
+function targets(results) {
+  const out = []
+  const find = (group, label) => results.find((r) => r.group === group && (!label || r.name.includes(label)))
+  const ratio = (item, a, b, key) => figures(item, a)[key] / figures(item, b)[key]
+  const add = (label, value, target, atLeast = true, unit = 'x') => out.push({ label, value, target, atLeast, unit, pass: atLeast ? value >= target : value <= target })
+  const small = find('small')
+  add('small objects: ops/s vs OpenDAL', ratio(small, 'raptscallions', 'opendal', 'rate'), 1.25)
+  add('small objects: ops/s vs AWS SDK', ratio(small, 'raptscallions', 'aws-sdk', 'rate'), 4)
+  const own = figures(small, 'raptscallions')
+  add('small objects: client CPU per op', (own.cpu * 1000) / own.ops, 0.15, false, ' ms')
+  const uploads = results.filter((r) => r.group === 'upload')
+  for (const up of uploads) {
+    const size = up.name.replace('upload ', '')
+    add(`upload ${size}: throughput vs AWS SDK`, ratio(up, 'raptscallions', 'aws-sdk', 'rate'), 1.3)
+    add(`upload ${size}: throughput vs OpenDAL`, ratio(up, 'raptscallions', 'opendal', 'rate'), 1.3)
+    add(`upload ${size}: client CPU vs AWS SDK`, ratio(up, 'raptscallions', 'aws-sdk', 'cpu'), 1 / 3, false)
+  }
+  const largest = uploads.at(-1)
+  add(`upload ${largest.name.replace('upload ', '')}: peak RSS`, figures(largest, 'raptscallions').rss, 100, false, ' MB')
+  for (const down of results.filter((r) => r.group === 'download')) {
+    const size = down.name.replace('download ', '')
+    add(`download ${size}: throughput vs curl`, ratio(down, 'raptscallions', 'curl', 'rate'), 0.95)
+    add(`download ${size}: client CPU vs curl`, ratio(down, 'raptscallions', 'curl', 'cpu'), 2, false)
+  }
+  add('signed URLs: rate vs OpenDAL', ratio(find('presign'), 'raptscallions', 'opendal', 'rate'), 2)
+  for (const item of results.filter((r) => r.group.startsWith('local'))) {
+    const wanted = item.group === 'local small' ? 1.0 : 0.9
+    add(`${item.name}: vs ${item.group === 'local small' ? 'fs/promises' : 'fs streams'}`, ratio(item, 'raptscallions-local', 'fs', 'rate'), wanted)
+  }
+  return out
+}
+
+function table(item) {
+  const rows = item.peers.map((p) => figures(item, p))
+  const lines = [`| ${item.name} | wall s | ${rows[0].unit} | CPU s | peak RSS MB |`, '|---|---:|---:|---:|---:|']
+  for (const r of rows) lines.push(`| ${r.peer} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.cpu.toFixed(2)} | ${r.rss} |`)
+  return lines.join('\n')
+}
+
+function svg(verdicts) {
+  const rowHeight = 26
+  const width = 860
+  const labelWidth = 330
+  const barWidth = width - labelWidth - 120
+  const height = verdicts.length * rowHeight + 40
+  const rows = verdicts.map((v, i) => {
+    const y = 30 + i * rowHeight
+    // Scale each row to its own target, so bars of different kinds sit side by side.
+    const scale = barWidth / (Math.max(v.value, v.target) * 1.15)
+    const color = v.pass ? '#2e7d32' : '#c62828'
+    const fmt = (n) => (n >= 10 ? n.toFixed(0) : n.toFixed(2))
+    return [
+      `<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${v.label}</text>`,
+      `<rect x="${labelWidth}" y="${y + 3}" width="${Math.max(1, v.value * scale).toFixed(1)}" height="16" fill="${color}"/>`,
+      `<line x1="${labelWidth + v.target * scale}" x2="${labelWidth + v.target * scale}" y1="${y}" y2="${y + 22}" stroke="#000" stroke-dasharray="3,2"/>`,
+      `<text x="${labelWidth + Math.max(v.value, v.target) * scale + 6}" y="${y + 15}">${fmt(v.value)}${v.unit} (${v.atLeast ? '≥' : '≤'} ${fmt(v.target)})</text>`,
+    ].join('')
+  })
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="18" font-weight="bold">@raptscallions/storage against its targets (bar: measured; dashed line: target; green: met)</text>
+${rows.join('\n')}
+</svg>
+`
+}
+
+export function writeReport(results, { runs, quick }) {
+  const verdicts = targets(results)
+  const tables = results.map(table).join('\n\n')
+  const verdictLines = ['| target | measured | wanted | met |', '|---|---:|---:|:---:|']
+  for (const v of verdicts) {
+    const fmt = (n) => (n >= 10 ? n.toFixed(0) : n.toFixed(2))
+    verdictLines.push(`| ${v.label} | ${fmt(v.value)}${v.unit} | ${v.atLeast ? '≥' : '≤'} ${fmt(v.target)}${v.unit} | ${v.pass ? 'yes' : 'no'} |`)
+  }
+  process.stdout.write(`${tables}\n\n${verdictLines.join('\n')}\n`)
+  fs.writeFileSync(path.join(root, 'bench', 'ratios.svg'), svg(verdicts))
+  const md = `# Benchmarks
+
+Measured by \`node bench/run.mjs${quick ? ' --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} cores,
+${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}. One s3s-fs on 127.0.0.1 shares the cores with the
+clients; each figure is the median of ${runs} runs, each measurement its own process, the peers'
+order alternating from run to run. CPU is the client process's (all threads), RSS its peak.
+The machines are shared and noisy: read the ratios, not the absolute times.
+
+![ratios](bench/ratios.svg)
+
+## Targets
+
+${verdictLines.join('\n')}
+
+## Figures
+
+${tables}
+`
+  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), md)
+}

@@ -1,0 +1,101 @@
+// Benchmarks this package side by side with its peers, in one run, on one s3s-fs on 127.0.0.1.
+// Each measurement is its own process; runs alternate the peers' order. Prints a table and
+// writes BENCHMARKS.md with bench/ratios.svg.  Usage: node bench/run.mjs [--runs 3] [--quick]
+import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { S3StorageBackend } from '../index.mjs'
+import { ACCESS_KEY, SECRET_KEY, startS3sFs } from '../__test__/servers.mjs'
+import { writeReport } from './report.mjs'
+
+const run = promisify(execFile)
+const here = path.dirname(fileURLToPath(import.meta.url))
+const flag = (name) => process.argv.indexOf(`--${name}`)
+const runs = flag('runs') > 0 ? Number(process.argv[flag('runs') + 1]) : 3
+const quick = flag('quick') > 0
+const MiB = 1 << 20
+const sizes = quick ? [{ label: '64 MiB', bytes: 64 * MiB }] : [{ label: '256 MiB', bytes: 256 * MiB }, { label: '1 GiB', bytes: 1024 * MiB }]
+const SMALL = quick ? '200,4096,32' : '1000,4096,32'
+const PRESIGN = quick ? 20_000 : 100_000
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rstorage-bench-'))
+const bucket = 'bench-bucket'
+const server = await startS3sFs(path.join(work, 's3'), bucket)
+const env = { endpoint: server.endpoint, bucket, accessKey: ACCESS_KEY, secretKey: SECRET_KEY, localRoot: path.join(work, 'local') }
+const ours = new S3StorageBackend({ bucket, region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } })
+
+function makeFile(bytes) {
+  const file = path.join(work, `input-${bytes}.bin`)
+  const fd = fs.openSync(file, 'w')
+  for (let written = 0; written < bytes; written += MiB) fs.writeSync(fd, crypto.randomBytes(Math.min(MiB, bytes - written)))
+  fs.closeSync(fd)
+  return file
+}
+
+async function nodeClient(peer, workload, arg) {
+  const { stdout } = await run(process.execPath, [path.join(here, 'client.mjs'), peer, workload, String(arg)], {
+    env: { ...process.env, BENCH_ENV: JSON.stringify(env) },
+    maxBuffer: 1 << 20,
+  })
+  return JSON.parse(stdout.trim().split('\n').at(-1))
+}
+
+/** curl through GNU time: the raw limit of the server. */
+async function curl(args) {
+  const { stderr } = await run('/usr/bin/time', ['-f', '%e %U %S %M', 'curl', '-sS', '-f', '-o', '/dev/null', ...args])
+  const [wall, user, sys, rssKb] = stderr.trim().split('\n').at(-1).split(' ').map(Number)
+  return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
+}
+
+const peers = {
+  raptscallions: (workload, arg) => nodeClient('raptscallions', workload, arg),
+  'aws-sdk': (workload, arg) => nodeClient('aws-sdk', workload, arg),
+  opendal: (workload, arg) => nodeClient('opendal', workload, arg),
+  curl: async (workload, arg) => {
+    if (workload === 'upload') {
+      const { url } = await ours.getSignedUrl('large/curl', { method: 'PUT', expiresIn: 3600 })
+      return curl(['-T', arg, url])
+    }
+    const { url } = await ours.getSignedUrl(arg, { expiresIn: 3600 })
+    return curl([url])
+  },
+  'raptscallions-local': (workload, arg) => nodeClient('raptscallions-local', workload, arg),
+  fs: (workload, arg) => nodeClient('fs', workload, arg),
+}
+
+const plan = []
+for (const { label, bytes } of sizes) {
+  const file = makeFile(bytes)
+  const source = `large/source-${bytes}`
+  await ours.upload({ key: source, body: fs.createReadStream(file), contentType: 'application/octet-stream' })
+  fs.mkdirSync(path.join(env.localRoot, 'large'), { recursive: true })
+  fs.copyFileSync(file, path.join(env.localRoot, source))
+  plan.push({ group: 'upload', name: `upload ${label}`, bytes, arg: file, peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
+  plan.push({ group: 'download', name: `download ${label}`, bytes, arg: source, peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
+  plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, peers: ['raptscallions-local', 'fs'] })
+  plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, peers: ['raptscallions-local', 'fs'] })
+}
+plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
+plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'fs'] })
+plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
+
+const workloadOf = (group) => group.replace('local ', '')
+const results = plan.map((item) => ({ ...item, samples: Object.fromEntries(item.peers.map((p) => [p, []])) }))
+for (let r = 0; r < runs; r++) {
+  for (const item of results) {
+    // Alternate who goes first, so no peer always meets a warm (or cold) server.
+    const order = item.peers.map((_, i) => item.peers[(i + r) % item.peers.length])
+    for (const peer of order) {
+      const sample = await peers[peer](workloadOf(item.group), item.arg)
+      item.samples[peer].push(sample)
+      process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
+    }
+  }
+}
+await server.stop()
+fs.rmSync(work, { recursive: true, force: true })
+writeReport(results, { runs, quick })
