@@ -29,7 +29,8 @@ export declare class NativeStorage {
   deleteMany(keys: Array<string>): Promise<number>
   deletePrefix(prefix: string): Promise<number>
   deleteOlderThan(prefix: string, beforeMs: number): Promise<number>
-  signUrl(key: string, settings: SignSettings): Promise<SignedUrlInfo>
+  /** Synchronous: signing does no I/O, so it costs no thread hop. */
+  signUrl(key: string, settings: SignSettings): SignedUrlInfo
   /** "valid", "expired" or "invalid"; the signature is compared in constant time. */
   verifySignedRequest(request: SignedRequest): string
 }

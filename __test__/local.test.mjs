@@ -105,6 +105,7 @@ describe('local store', () => {
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
     const baseUrl = `http://127.0.0.1:${server.address().port}`
     try {
+      await backend.put('docs/readme.txt', 'plain file', { contentType: 'text/plain' })
       const signer = new LocalStorageBackend({ root, baseUrl })
       const verifier = new LocalStorageBackend({ root, baseUrl })
       server.on('request', createSignedUrlHandler(verifier))

@@ -199,7 +199,8 @@ class StorageBackend {
       responseContentType: options.responseContentType ?? undefined,
       responseContentDisposition: options.responseContentDisposition ?? undefined,
     }
-    const signed = await callNative(async () => (await this.#store()).signUrl(checkKey(key), settings))
+    const native = this.#native ?? (await this.#pending)
+    const signed = callNativeSync(() => native.signUrl(checkKey(key), settings))
     return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString() }
   }
 

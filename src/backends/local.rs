@@ -359,7 +359,7 @@ impl Backend for LocalBackend {
         blocking(move || this.walk(&opts.prefix).map(|entries| paginate(entries, &opts))).await
     }
 
-    async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
         self.fs.data_path(key)?;
         self.signer.sign(key, options, SystemTime::now())
     }

@@ -111,7 +111,7 @@ impl Backend for MemoryBackend {
         Ok(paginate(entries, options))
     }
 
-    async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
         self.signer.sign(key, options, SystemTime::now())
     }
 

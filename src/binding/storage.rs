@@ -201,10 +201,11 @@ impl NativeStorage {
         self.storage.delete_older_than(&prefix, before).await.map(|n| n as f64).js()
     }
 
+    /// Synchronous: signing does no I/O, so it costs no thread hop.
     #[napi]
-    pub async fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
+    pub fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
         let options = settings.into_core().js()?;
-        let signed = self.storage.sign_url(&key, &options).await.js()?;
+        let signed = self.storage.sign_url(&key, &options).js()?;
         Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
     }
 

@@ -158,7 +158,8 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage>;
 
-    async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl>;
+    /// Computed locally, without I/O: a signature, not a request.
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl>;
 
     /// The signer behind `sign_url` for stores whose URLs this package serves itself.
     fn url_signer(&self) -> Option<&UrlSigner> {

@@ -161,8 +161,8 @@ impl Storage {
         finish_bulk(deleted, failures)
     }
 
-    pub async fn sign_url(&self, key: &str, options: &SignOptions) -> Result<SignedUrl> {
-        self.backend.sign_url(&Key::parse(key)?, options).await
+    pub fn sign_url(&self, key: &str, options: &SignOptions) -> Result<SignedUrl> {
+        self.backend.sign_url(&Key::parse(key)?, options)
     }
 }
 

@@ -15,7 +15,6 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
@@ -26,12 +25,15 @@ use futures::stream::{self, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
+    SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::{rechunk, Body, ByteStream};
 use crate::core::error::{Error, Result};
 use crate::core::key::{percent_encode_path, Key};
+
+mod presign;
+use presign::Presigner;
 
 /// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
 const MIN_PART_SIZE: usize = 5 << 20;
@@ -59,6 +61,7 @@ pub struct S3Backend {
     bucket: String,
     part_size: usize,
     concurrency: usize,
+    presigner: Presigner,
 }
 
 /// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
@@ -107,6 +110,14 @@ impl S3Backend {
             None,
             "raptscallions-storage",
         );
+        let path_style = settings.force_path_style.unwrap_or(settings.endpoint.is_some());
+        let presigner = Presigner::new(
+            credentials.clone(),
+            &settings.region,
+            &settings.bucket,
+            settings.endpoint.as_deref(),
+            path_style,
+        )?;
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region))
@@ -125,7 +136,7 @@ impl S3Backend {
             .stalled_stream_protection(
                 StalledStreamProtectionConfig::enabled().grace_period(settings.stall_timeout).build(),
             )
-            .force_path_style(settings.force_path_style.unwrap_or(settings.endpoint.is_some()));
+            .force_path_style(path_style);
         if let Some(endpoint) = settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -134,6 +145,7 @@ impl S3Backend {
             bucket: settings.bucket,
             part_size: settings.part_size,
             concurrency: settings.concurrency,
+            presigner,
         })
     }
 
@@ -503,31 +515,9 @@ impl Backend for S3Backend {
         })
     }
 
-    async fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
-        let config = PresigningConfig::expires_in(options.expires_in)
-            .map_err(|e| Error::InvalidArgument(format!("expiresIn: {e}")))?;
-        let presigned = match options.method {
-            Method::Get => self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .set_response_content_type(options.response_content_type.clone())
-                .set_response_content_disposition(options.response_content_disposition.clone())
-                .presigned(config)
-                .await
-                .map_err(|e| s3_error("presign GetObject", key, e))?,
-            Method::Put => self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .set_content_type(options.content_type.clone())
-                .presigned(config)
-                .await
-                .map_err(|e| s3_error("presign PutObject", key, e))?,
-        };
-        Ok(SignedUrl { url: presigned.uri().to_owned(), expires_at: SystemTime::now() + options.expires_in })
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+        let now = SystemTime::now();
+        Ok(SignedUrl { url: self.presigner.presign(key, options, now)?, expires_at: now + options.expires_in })
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
