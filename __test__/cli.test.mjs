@@ -1,7 +1,8 @@
 // The command-line tool, run as a user would: in a fresh folder, with and without configuration.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
+import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -75,5 +76,34 @@ describe('raptscallions-storage CLI', () => {
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /File not found in storage: docs\/hello\.txt \[FILE_NOT_FOUND\]/)
     assert.equal((await run(cwd, ['bogus'])).code, 2)
+  })
+
+  it('serve answers the signed URLs that presign prints', async () => {
+    const port = await new Promise((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address()
+        probe.close(() => resolve(port))
+      })
+    })
+    const env = { ...envWithout(), STORAGE_LOCAL_BASE_URL: `http://127.0.0.1:${port}/files` }
+    await fs.writeFile(path.join(cwd, 'served.txt'), 'served by the CLI')
+    assert.equal((await run(cwd, ['put', 'served.txt', 'served.txt'], env)).code, 0)
+    const url = (await run(cwd, ['presign', 'served.txt'], env)).stdout.trim()
+    assert.ok(url.startsWith(`http://127.0.0.1:${port}/files/served.txt?`), url)
+    const server = spawn(process.execPath, [cli, 'serve'], { cwd, env })
+    try {
+      await new Promise((resolve, reject) => {
+        server.stdout.once('data', resolve)
+        server.once('exit', (code) => reject(new Error(`serve exited with ${code}`)))
+      })
+      const response = await fetch(url)
+      assert.equal(response.status, 200)
+      assert.equal(await response.text(), 'served by the CLI')
+      const tampered = await fetch(url.replace('served.txt?', 'other.txt?'))
+      assert.equal(tampered.status, 403)
+      await tampered.body?.cancel()
+    } finally {
+      server.kill('SIGTERM')
+    }
   })
 })
