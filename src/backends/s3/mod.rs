@@ -160,7 +160,7 @@ impl S3Backend {
             .set_metadata(Some(options.metadata.clone()))
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .body(SdkBody::from(data));
-        let output = request.send().await.map_err(|e| put_error(key, options, e))?;
+        let output = request.send().await.map_err(|e| put_error("PutObject", key, options, e))?;
         Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
     }
 
@@ -247,7 +247,7 @@ impl S3Backend {
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .send()
             .await
-            .map_err(|e| put_error(key, options, e))?;
+            .map_err(|e| put_error("CompleteMultipartUpload", key, options, e))?;
         Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
     }
 
@@ -384,11 +384,11 @@ where
 }
 
 /// A refused conditional put means the key is taken.
-fn put_error<E>(key: &Key, options: &PutOptions, error: SdkError<E, HttpResponse>) -> Error
+fn put_error<E>(operation: &str, key: &Key, options: &PutOptions, error: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match s3_error("PutObject", key, error) {
+    match s3_error(operation, key, error) {
         Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
         other => other,
     }
