@@ -1,4 +1,5 @@
-//! The S3-compatible store (AWS, MinIO, R2, B2, Spaces…) on `aws-sdk-s3`.
+//! The S3-compatible store (AWS, MinIO, R2, B2, Spaces…): single-object calls go out through
+//! `direct`, everything else through `aws-sdk-s3`, both over one connection pool.
 //!
 //! Uploads of up to one part go out as one PutObject; longer or unknown-length bodies as a
 //! multipart upload whose parts are buffered one at a time (memory: part size times
@@ -10,16 +11,20 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
+use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
+use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnectorSettings, SharedHttpConnector};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::Headers;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use tokio::task::JoinSet;
@@ -28,18 +33,23 @@ use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
     SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
-use crate::core::body::{rechunk, Body, ByteStream};
+use crate::core::body::{Body, ByteStream};
 use crate::core::error::{Error, Result};
 use crate::core::key::{percent_encode_path, Key};
 
-mod presign;
-use presign::Presigner;
+mod direct;
+mod signer;
+use direct::{Call, Direct};
+use signer::Signer;
 
 /// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
 const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PARTS: u64 = 10_000;
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH: usize = 1000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may take to start once a request is sent.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct S3Settings {
     pub bucket: String,
@@ -61,7 +71,8 @@ pub struct S3Backend {
     bucket: String,
     part_size: usize,
     concurrency: usize,
-    presigner: Presigner,
+    signer: Arc<Signer>,
+    direct: Direct,
 }
 
 /// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
@@ -101,8 +112,18 @@ impl S3Backend {
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
         }
-        let http =
-            aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+        let connector = SharedHttpConnector::new(
+            Connector::builder()
+                .connector_settings(
+                    HttpConnectorSettings::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .read_timeout(READ_TIMEOUT)
+                        .build(),
+                )
+                .sleep_impl(TokioSleep::new())
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build(),
+        );
         let credentials = Credentials::new(
             settings.access_key_id,
             settings.secret_access_key,
@@ -111,28 +132,25 @@ impl S3Backend {
             "raptscallions-storage",
         );
         let path_style = settings.force_path_style.unwrap_or(settings.endpoint.is_some());
-        let presigner = Presigner::new(
+        let signer = Arc::new(Signer::new(
             credentials.clone(),
             &settings.region,
             &settings.bucket,
             settings.endpoint.as_deref(),
             path_style,
-        )?;
+        )?);
+        let direct = Direct::new(connector.clone(), Arc::clone(&signer), settings.stall_timeout);
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region))
             .credentials_provider(credentials)
-            .http_client(http)
+            // Static keys: nothing to cache or refresh.
+            .identity_cache(IdentityCache::no_cache())
+            .http_client(http_client_fn(move |_, _| connector.clone()))
             // Third-party S3 services (R2, B2, older MinIO) reject the SDK's default checksums.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            )
             .stalled_stream_protection(
                 StalledStreamProtectionConfig::enabled().grace_period(settings.stall_timeout).build(),
             )
@@ -145,23 +163,20 @@ impl S3Backend {
             bucket: settings.bucket,
             part_size: settings.part_size,
             concurrency: settings.concurrency,
-            presigner,
+            signer,
+            direct,
         })
     }
 
     async fn put_object(&self, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_length(data.len() as i64)
-            .content_type(content_type(options))
-            .set_metadata(Some(options.metadata.clone()))
-            .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
-            .body(SdkBody::from(data));
-        let output = request.send().await.map_err(|e| put_error("PutObject", key, options, e))?;
-        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+        let mut headers = vec![("content-type".to_owned(), content_type(options))];
+        headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())));
+        if options.if_not_exists {
+            headers.push(("if-none-match".to_owned(), "*".to_owned()));
+        }
+        let call = Call { operation: "PutObject", method: "PUT", key, headers, body: data };
+        let response = self.direct.send_ok(&call).await.map_err(|e| refused_put(key, options, e))?;
+        Ok(PutResult { etag: response.headers().get("etag").map(str::to_owned) })
     }
 
     async fn put_multipart(
@@ -218,7 +233,10 @@ impl S3Backend {
                 .upload_id(upload_id)
                 .part_number(number)
                 .content_length(data.len() as i64)
-                .body(SdkBody::from(data.clone()));
+                .body(SdkBody::from(data.clone()))
+                .customize();
+            // As in `direct`: the payload's hash is signed over plain HTTP only.
+            let request = if self.signer.is_tls() { request.disable_payload_signing() } else { request };
             let (part_key, pool) = (key.clone(), Arc::clone(&parts.pool));
             uploads.spawn(async move {
                 let sent = request.send().await;
@@ -247,27 +265,31 @@ impl S3Backend {
             .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
             .send()
             .await
-            .map_err(|e| put_error("CompleteMultipartUpload", key, options, e))?;
+            .map_err(|e| refused_put(key, options, s3_error("CompleteMultipartUpload", key, e)))?;
         Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
     }
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
-        let output = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| s3_error("HeadObject", key, e))?;
-        Ok(ObjectMeta {
-            key: key.to_string(),
-            size: output.content_length().unwrap_or(0).max(0) as u64,
-            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
-            etag: output.e_tag().map(str::to_owned),
-            last_modified: system_time(output.last_modified()),
-            metadata: output.metadata().cloned().unwrap_or_default(),
-        })
+        let call = Call { operation: "HeadObject", method: "HEAD", key, headers: Vec::new(), body: Bytes::new() };
+        let response = self.direct.send_ok(&call).await?;
+        Ok(object_meta(key, response.headers(), None))
+    }
+}
+
+/// An object's description from the headers of a GET or HEAD answer; `size` when a range was
+/// served (the length is then the range's).
+fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
+    let last_modified = headers.get("last-modified").and_then(|v| DateTime::from_str(v, DateTimeFormat::HttpDate).ok());
+    ObjectMeta {
+        key: key.to_string(),
+        size: size.unwrap_or_else(|| headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)),
+        content_type: headers.get("content-type").unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
+        etag: headers.get("etag").map(str::to_owned),
+        last_modified: system_time(last_modified.as_ref()),
+        metadata: headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.strip_prefix("x-amz-meta-")?.to_owned(), value.to_owned())))
+            .collect(),
     }
 }
 
@@ -352,7 +374,29 @@ impl PartReader {
     }
 }
 
-/// Tells the failures of one S3 call apart; never echoes credentials.
+/// What an S3 error answer means, from its status and error code; never echoes credentials.
+fn service_error(operation: &str, key: &Key, status: u16, code: &str) -> Error {
+    match status {
+        404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
+        401 | 403 => Error::PermissionDenied(format!(
+            "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
+        )),
+        409 | 412 => Error::Precondition { key: key.to_string(), reason: format!("{operation}: {code}") },
+        429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
+        _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
+    }
+}
+
+/// A request that got no answer: the server was unreachable, or slower than the timeouts.
+fn dispatch_error(operation: &str, timed_out: bool, detail: String) -> Error {
+    if timed_out {
+        Error::Timeout(format!("S3 did not answer {operation} in time"))
+    } else {
+        Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
+    }
+}
+
+/// Tells the failures of one SDK call apart.
 fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -360,55 +404,20 @@ where
     let detail = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
     match &error {
         SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or("");
-            match status {
-                404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
-                401 | 403 => Error::PermissionDenied(format!(
-                    "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
-                )),
-                409 | 412 => Error::Precondition { key: key.to_string(), reason: format!("{operation}: {code}") },
-                429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
-                _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
-            }
+            service_error(operation, key, service.raw().status().as_u16(), service.err().code().unwrap_or(""))
         }
-        SdkError::TimeoutError(_) => Error::Timeout(format!("S3 did not answer {operation} in time")),
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
-            Error::Timeout(format!("S3 did not answer {operation} in time"))
-        }
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
-        }
+        SdkError::TimeoutError(_) => dispatch_error(operation, true, detail),
+        SdkError::DispatchFailure(failure) => dispatch_error(operation, failure.is_timeout(), detail),
+        SdkError::ResponseError(_) => dispatch_error(operation, false, detail),
         _ => Error::Configuration(format!("could not build the S3 request for {operation}: {detail}")),
     }
 }
 
 /// A refused conditional put means the key is taken.
-fn put_error<E>(operation: &str, key: &Key, options: &PutOptions, error: SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match s3_error(operation, key, error) {
+fn refused_put(key: &Key, options: &PutOptions, error: Error) -> Error {
+    match error {
         Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
         other => other,
-    }
-}
-
-fn body_stream(body: SdkBody) -> ByteStream {
-    let chunks = stream::unfold(body, |mut body| async move {
-        let next = body.next().await?;
-        Some((next.map_err(download_error), body))
-    });
-    rechunk(chunks.boxed())
-}
-
-/// A download that broke off: stalled (the SDK's minimum-throughput guard) or cut.
-fn download_error(error: aws_sdk_s3::primitives::ByteStreamError) -> Error {
-    let detail = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
-    if detail.contains("minimum throughput") {
-        Error::Timeout(format!("the download from S3 stalled: {detail}"))
-    } else {
-        Error::Unavailable(format!("the download from S3 broke off: {detail}"))
     }
 }
 
@@ -445,31 +454,22 @@ impl Backend for S3Backend {
             Some(end) => format!("bytes={}-{end}", r.start),
             None => format!("bytes={}-", r.start),
         });
-        let sent = self.client.get_object().bucket(&self.bucket).key(key.as_str()).set_range(header).send().await;
-        let output = match sent {
-            Ok(output) => output,
-            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 416 => {
-                // S3 gives no size with a 416; an empty object still serves `start: 0`.
-                let meta = self.head_object(key).await?;
-                let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
-                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-            }
-            Err(e) => return Err(s3_error("GetObject", key, e)),
-        };
-        let length = output.content_length().unwrap_or(0).max(0) as u64;
-        let (span, size) = match output.content_range().and_then(parse_content_range) {
-            Some(parsed) => parsed,
-            None => ((0, length), length),
-        };
-        let meta = ObjectMeta {
-            key: key.to_string(),
-            size,
-            content_type: output.content_type().unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
-            etag: output.e_tag().map(str::to_owned),
-            last_modified: system_time(output.last_modified()),
-            metadata: output.metadata().cloned().unwrap_or_default(),
-        };
-        Ok(GetResult { meta, span, stream: body_stream(output.body) })
+        let headers = header.map(|h| ("range".to_owned(), h)).into_iter().collect();
+        let call = Call { operation: "GetObject", method: "GET", key, headers, body: Bytes::new() };
+        let response = self.direct.send(&call).await?;
+        if response.status().as_u16() == 416 {
+            // S3 gives no size with a 416; an empty object still serves `start: 0`.
+            let meta = self.head_object(key).await?;
+            let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
+            return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+        }
+        if !response.status().is_success() {
+            return Err(self.direct.failure(&call, response).await);
+        }
+        let ranged = response.headers().get("content-range").and_then(parse_content_range);
+        let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
+        let span = ranged.map_or((0, meta.size), |(span, _)| span);
+        Ok(GetResult { meta, span, stream: self.direct.body_stream(response.into_body()) })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -477,12 +477,10 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self.client.delete_object().bucket(&self.bucket).key(key.as_str()).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match s3_error("DeleteObject", key, e) {
-                Error::NotFound { .. } => Ok(()),
-                other => Err(other),
-            },
+        let call = Call { operation: "DeleteObject", method: "DELETE", key, headers: Vec::new(), body: Bytes::new() };
+        match self.direct.send_ok(&call).await {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 
@@ -517,7 +515,7 @@ impl Backend for S3Backend {
 
     fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
         let now = SystemTime::now();
-        Ok(SignedUrl { url: self.presigner.presign(key, options, now)?, expires_at: now + options.expires_in })
+        Ok(SignedUrl { url: self.signer.presign(key, options, now)?, expires_at: now + options.expires_in })
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
