@@ -36,6 +36,12 @@ export declare class NativeStorage {
 }
 
 export declare class NativeWriter {
+  /**
+   * Queues the chunk at once if there is room and returns true; false means "await
+   * `write`", which waits for room or reports why the upload stopped. Skipping the promise
+   * when there is room saves a round trip through the runtime for most chunks.
+   */
+  tryWrite(chunk: Buffer): boolean
   /** Resolves once the chunk is queued; rejects with the upload's own error if it has failed. */
   write(chunk: Buffer): Promise<void>
   /** Ends the body and resolves when the object is stored. */

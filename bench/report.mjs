@@ -17,7 +17,8 @@ function figures(item, peer) {
   const s = median(item.samples[peer])
   const seconds = s.wallMs / 1000
   const rate = item.bytes ? item.bytes / MiB / seconds : s.ops / seconds
-  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, rss: s.maxRssMB, ops: s.ops }
+  const server = s.serverCpuMs === undefined ? undefined : s.serverCpuMs / 1000
+  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, server, rss: s.maxRssMB, ops: s.ops }
 }
 
 function targets(results) {
@@ -54,8 +55,13 @@ function targets(results) {
 
 function table(item) {
   const rows = item.peers.map((p) => figures(item, p))
-  const lines = [`| ${item.name} | wall s | ${rows[0].unit} | CPU s | peak RSS MB |`, '|---|---:|---:|---:|---:|']
-  for (const r of rows) lines.push(`| ${r.peer} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.cpu.toFixed(2)} | ${r.rss} |`)
+  const withServer = rows.some((r) => r.server !== undefined)
+  const head = `| ${item.name} | wall s | ${rows[0].unit} | CPU s |${withServer ? ' server CPU s |' : ''} peak RSS MB |`
+  const lines = [head, `|---|---:|---:|---:|${withServer ? '---:|' : ''}---:|`]
+  for (const r of rows) {
+    const server = withServer ? ` ${r.server?.toFixed(2) ?? '–'} |` : ''
+    lines.push(`| ${r.peer} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.cpu.toFixed(2)} |${server} ${r.rss} |`)
+  }
   return lines.join('\n')
 }
 
@@ -101,7 +107,8 @@ export function writeReport(results, { runs, quick }) {
 Measured by \`node bench/run.mjs${quick ? ' --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} cores,
 ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}. One s3s-fs on 127.0.0.1 shares the cores with the
 clients; each figure is the median of ${runs} runs, each measurement its own process, the peers'
-order alternating from run to run. CPU is the client process's (all threads), RSS its peak.
+order alternating from run to run, dirty pages flushed before each. CPU is the client
+process's (all threads), RSS its peak; server CPU is what s3s-fs spent answering that client.
 The machines are shared and noisy: read the ratios, not the absolute times.
 
 ![ratios](bench/ratios.svg)

@@ -84,13 +84,29 @@ plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')
 plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 
 const workloadOf = (group) => group.replace('local ', '')
+const TICK_MS = 10 // Linux's USER_HZ: /proc reports CPU time in 1/100 s
+
+/** CPU seconds the S3 server has used so far (undefined off Linux). */
+function serverCpuMs() {
+  try {
+    const fields = fs.readFileSync(`/proc/${server.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS
+  } catch {
+    return undefined
+  }
+}
+
 const results = plan.map((item) => ({ ...item, samples: Object.fromEntries(item.peers.map((p) => [p, []])) }))
 for (let r = 0; r < runs; r++) {
   for (const item of results) {
     // Alternate who goes first, so no peer always meets a warm (or cold) server.
     const order = item.peers.map((_, i) => item.peers[(i + r) % item.peers.length])
     for (const peer of order) {
+      // Earlier writes' dirty pages are flushed first, so no measurement pays for another's.
+      await run('sync')
+      const serverBefore = serverCpuMs()
       const sample = await peers[peer](workloadOf(item.group), item.arg)
+      if (!item.group.startsWith('local') && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
     }

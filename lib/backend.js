@@ -270,7 +270,7 @@ class StorageBackend {
   }
 }
 
-/** Feeds chunks to a native writer, merging small ones; each write waits for room. */
+/** Feeds chunks to a native writer, merging small ones; a write waits only when the queue is full. */
 async function pump(chunks, writer, onProgress) {
   let loaded = 0
   let pending = []
@@ -279,7 +279,7 @@ async function pump(chunks, writer, onProgress) {
     const chunk = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes)
     pending = []
     pendingBytes = 0
-    await writer.write(chunk)
+    if (!writer.tryWrite(chunk)) await writer.write(chunk)
     loaded += chunk.length
     onProgress(loaded)
   }
