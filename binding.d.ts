@@ -83,6 +83,8 @@ export interface LocalSettings {
   root: string
   baseUrl: string
   signingSecret?: string
+  /** fsync before acknowledging a write (default true). */
+  durable?: boolean
 }
 
 export interface MemorySettings {

@@ -166,6 +166,11 @@ export interface LocalStorageBackendOptions {
   /** Shared by every process that signs or verifies URLs; default: a secret kept in the store. */
   signingSecret?: string
   signedUrlExpiration?: number
+  /**
+   * fsync each write before it is acknowledged (default true). With false, writes are still
+   * atomic and survive a crash of the process, but not a power loss.
+   */
+  durable?: boolean
 }
 
 export declare class LocalStorageBackend extends StorageBackend {

@@ -34,6 +34,29 @@ function s3Backend(endpoint, options = {}) {
   })
 }
 
+/** The local store; `durable: false` runs the same suite without fsyncs. */
+function localFixture(name, { durable, streamsToDisk }) {
+  return {
+    name,
+    checksSignatures: true,
+    conditionalGets: true,
+    headWithGetUrl: true,
+    atomicMetadata: true,
+    streamsToDisk,
+    async create() {
+      const root = await tempDir('local')
+      const served = await withSignedUrlServer((baseUrl) => new LocalStorageBackend({ root, baseUrl, durable }))
+      return {
+        backend: served.backend,
+        async cleanup() {
+          await served.close()
+          await fs.rm(root, { recursive: true, force: true })
+        },
+      }
+    },
+  }
+}
+
 /**
  * Each fixture: `create()` → { backend, cleanup, server? }, and what its server does:
  * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
@@ -43,26 +66,9 @@ function s3Backend(endpoint, options = {}) {
  * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
  */
 export const fixtures = [
-  {
-    name: 'local',
-    checksSignatures: true,
-    conditionalGets: true,
-    headWithGetUrl: true,
-    atomicMetadata: true,
-    /** Large objects go to disk, so the 1 GiB streaming test applies. */
-    streamsToDisk: true,
-    async create() {
-      const root = await tempDir('local')
-      const served = await withSignedUrlServer((baseUrl) => new LocalStorageBackend({ root, baseUrl }))
-      return {
-        backend: served.backend,
-        async cleanup() {
-          await served.close()
-          await fs.rm(root, { recursive: true, force: true })
-        },
-      }
-    },
-  },
+  // Large objects go to disk, so the 1 GiB streaming test applies (once is enough).
+  localFixture('local', { durable: true, streamsToDisk: true }),
+  localFixture('local without fsync', { durable: false, streamsToDisk: false }),
   {
     name: 'memory',
     checksSignatures: true,

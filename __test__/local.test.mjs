@@ -32,6 +32,19 @@ describe('local store', () => {
     assert.equal(await fs.readFile(path.join(root, 'docs/readme.txt'), 'utf8'), 'plain file')
   })
 
+  it('writes a plain object without a sidecar, and refuses a durable option that is not a boolean', async () => {
+    const own = await tempDir('plain')
+    try {
+      const store = new LocalStorageBackend(own)
+      const { etag } = await store.upload({ key: 'plain/blob.bin', body: Buffer.from('bytes'), contentType: 'application/octet-stream' })
+      assert.equal((await store.stat('plain/blob.bin')).etag, etag)
+      assert.deepEqual(await fs.readdir(path.join(own, '.rstorage/meta')), [])
+      assert.throws(() => new LocalStorageBackend({ root: own, durable: 'yes' }), { code: 'INVALID_ARGUMENT' })
+    } finally {
+      await fs.rm(own, { recursive: true, force: true })
+    }
+  })
+
   it('serves files other tools put there, with a default content type', async () => {
     await fs.mkdir(path.join(root, 'dropped'), { recursive: true })
     await fs.writeFile(path.join(root, 'dropped/by-hand.bin'), 'abc')
@@ -111,10 +124,12 @@ describe('local store', () => {
       server.on('request', createSignedUrlHandler(verifier))
       const { url } = await signer.getSignedUrl('docs/readme.txt')
       assert.equal(await (await fetch(url)).text(), 'plain file')
-      const stranger = new LocalStorageBackend({ root: await tempDir('stranger'), baseUrl })
+      const strangerRoot = await tempDir('stranger')
+      const stranger = new LocalStorageBackend({ root: strangerRoot, baseUrl })
       const refused = await fetch((await stranger.getSignedUrl('docs/readme.txt')).url)
       assert.equal(refused.status, 403)
       await refused.body?.cancel()
+      await fs.rm(strangerRoot, { recursive: true, force: true })
     } finally {
       server.close()
     }

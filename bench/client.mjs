@@ -5,9 +5,10 @@ import { pipeline } from 'node:stream/promises'
 
 const [peerName, workload, arg] = process.argv.slice(2)
 const env = JSON.parse(process.env.BENCH_ENV)
-const local = peerName.endsWith('-local')
-const module = await import(`./peers/${local ? peerName.replace(/-local$/, '') : peerName}.mjs`)
-const peer = module.create(env, { local })
+// `raptscallions-local` and `raptscallions-local-nofsync` are this package on the local store.
+const [moduleName, variant] = peerName.startsWith('raptscallions-') ? ['raptscallions', peerName.slice(14)] : [peerName]
+const module = await import(`./peers/${moduleName}.mjs`)
+const peer = module.create(env, { variant })
 
 async function pool(count, concurrency, task) {
   let next = 0

@@ -64,6 +64,7 @@ const peers = {
     return curl([url])
   },
   'raptscallions-local': (workload, arg) => nodeClient('raptscallions-local', workload, arg),
+  'raptscallions-local-nofsync': (workload, arg) => nodeClient('raptscallions-local-nofsync', workload, arg),
   fs: (workload, arg) => nodeClient('fs', workload, arg),
 }
 
@@ -80,7 +81,7 @@ for (const { label, bytes } of sizes) {
   plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, peers: ['raptscallions-local', 'fs'] })
 }
 plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
-plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'fs'] })
+plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
 plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 
 const workloadOf = (group) => group.replace('local ', '')

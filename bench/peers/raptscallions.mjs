@@ -1,10 +1,11 @@
-// This package, on S3 (s3s-fs) or on the local filesystem.
+// This package, on S3 (s3s-fs) or on the local filesystem (variant "local", or "local-nofsync":
+// durable: false, which writes as fs does, without fsync).
 import fs from 'node:fs'
 import { LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
 
-export function create(env, { local = false } = {}) {
-  const backend = local
-    ? new LocalStorageBackend({ root: env.localRoot })
+export function create(env, { variant } = {}) {
+  const backend = variant
+    ? new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
     : new S3StorageBackend({
         bucket: env.bucket,
         region: 'us-east-1',

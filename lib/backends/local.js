@@ -9,7 +9,10 @@ const { callNativeSync } = require('../native')
 const { localConfigSchema, readBackendEnv, storageConfig } = require('../config')
 
 class LocalStorageBackend extends StorageBackend {
-  /** `new LocalStorageBackend("/var/uploads")` or `({ root, baseUrl?, signingSecret?, signedUrlExpiration? })`. */
+  /**
+   * `new LocalStorageBackend("/var/uploads")` or `({ root, baseUrl?, signingSecret?, signedUrlExpiration?, durable? })`.
+   * `durable: false` skips fsync: writes stay atomic and survive a crash of the process, not of the machine.
+   */
   constructor(rootOrOptions) {
     const options = typeof rootOrOptions === 'string' ? { root: rootOrOptions } : { ...rootOrOptions }
     if (typeof options.root !== 'string' || options.root === '') {
@@ -17,8 +20,10 @@ class LocalStorageBackend extends StorageBackend {
     }
     const root = path.resolve(options.root)
     const baseUrl = options.baseUrl ?? DEFAULT_SIGNED_URL_BASE
+    const durable = options.durable ?? true
+    if (typeof durable !== 'boolean') throw new InvalidArgumentError('durable must be true or false', {})
     const native = callNativeSync(() =>
-      NativeStorage.local({ root, baseUrl, signingSecret: options.signingSecret ?? undefined }),
+      NativeStorage.local({ root, baseUrl, signingSecret: options.signingSecret ?? undefined, durable }),
     )
     super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
     this.root = root

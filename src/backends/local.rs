@@ -3,7 +3,8 @@
 //!
 //! Writes go to a temp file in `.rstorage/tmp` (same filesystem), are fsynced, and are
 //! renamed into place under a per-key lock, so a reader sees the old object or the new one,
-//! never a torn one, and a failed write leaves nothing behind.
+//! never a torn one, and a failed write leaves nothing behind. A store opened without
+//! durability skips the fsyncs: writes then survive a crash of the process, not of the machine.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -63,6 +64,11 @@ impl FileIdentity {
     fn of(stat: &fs::Metadata) -> FileIdentity {
         FileIdentity { ino: stat.ino(), size: stat.len(), mtime: stat.mtime(), mtime_nsec: stat.mtime_nsec() }
     }
+
+    /// The ETag of a file without a sidecar: it changes whenever the file is rewritten.
+    fn etag(&self) -> String {
+        format!("\"{:x}-{:x}\"", self.size, self.mtime_nsec as u64 ^ (self.mtime as u64) << 20)
+    }
 }
 
 pub struct LocalBackend {
@@ -74,12 +80,14 @@ pub struct LocalBackend {
 struct Root {
     root: PathBuf,
     internal: PathBuf,
+    /// fsync data, sidecars and folders before a write is acknowledged.
+    durable: bool,
 }
 
 impl LocalBackend {
     /// Opens (creating if needed) a store rooted at `root`. Without a secret, the one kept in
     /// the store is used (created on first use), so every process on this root agrees.
-    pub fn open(root: &Path, base_url: &str, secret: Option<Vec<u8>>) -> Result<LocalBackend> {
+    pub fn open(root: &Path, base_url: &str, secret: Option<Vec<u8>>, durable: bool) -> Result<LocalBackend> {
         let internal = root.join(INTERNAL_DIR);
         for dir in ["tmp", "meta", "locks"] {
             fs::create_dir_all(internal.join(dir)).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
@@ -90,7 +98,7 @@ impl LocalBackend {
             Some(secret) => secret,
             None => stored_secret(&internal.join(SECRET_FILE))?,
         };
-        Ok(LocalBackend { signer: UrlSigner::new(secret, base_url)?, fs: Arc::new(Root { root, internal }) })
+        Ok(LocalBackend { signer: UrlSigner::new(secret, base_url)?, fs: Arc::new(Root { root, internal, durable }) })
     }
 }
 
@@ -173,11 +181,7 @@ impl Root {
                 key: key.to_string(),
                 size: stat.len(),
                 content_type: DEFAULT_CONTENT_TYPE.to_owned(),
-                etag: Some(format!(
-                    "\"{:x}-{:x}\"",
-                    stat.len(),
-                    stat.mtime_nsec() as u64 ^ (stat.mtime() as u64) << 20
-                )),
+                etag: Some(FileIdentity::of(&stat).etag()),
                 last_modified: modified,
                 metadata: Metadata::new(),
             },
@@ -185,8 +189,8 @@ impl Root {
         Ok((file, meta))
     }
 
-    /// Swaps a fully written temp file (and its sidecar) into place.
-    fn commit(&self, key: &Key, temp: &Path, sidecar: &Sidecar, if_not_exists: bool) -> Result<()> {
+    /// Swaps a fully written temp file (and its sidecar, if it needs one) into place.
+    fn commit(&self, key: &Key, temp: &Path, sidecar: Option<&Sidecar>, if_not_exists: bool) -> Result<()> {
         let path = self.data_path(key)?;
         let fail = |e: io::Error| Error::io(format!("store {key}"), e);
         let _lock = self.lock(key, true)?;
@@ -195,16 +199,22 @@ impl Root {
         }
         let sidecar_path = self.sidecar_path(key);
         let sidecar_temp = temp.with_extension("meta");
-        write_synced(&sidecar_temp, &serde_json::to_vec(sidecar).expect("sidecar serializes")).map_err(fail)?;
+        if let Some(sidecar) = sidecar {
+            let json = serde_json::to_vec(sidecar).expect("sidecar serializes");
+            write_file(&sidecar_temp, &json, self.durable).map_err(fail)?;
+        }
         let parent = path.parent().expect("a data path is below the root");
         // A concurrent delete may prune a folder we just made; make it again and retry.
         let mut attempts = 0;
         loop {
             fs::create_dir_all(parent).map_err(|e| conflict_or(key, e, fail))?;
             self.check_parent(key, &path).map_err(fail)?;
-            fs::create_dir_all(sidecar_path.parent().expect("sidecars sit in a fan-out folder")).map_err(fail)?;
-            let renamed = fs::rename(&sidecar_temp, &sidecar_path).and_then(|_| fs::rename(temp, &path));
-            match renamed {
+            let renamed = match sidecar {
+                Some(_) => fs::create_dir_all(sidecar_path.parent().expect("sidecars sit in a fan-out folder"))
+                    .and_then(|_| fs::rename(&sidecar_temp, &sidecar_path)),
+                None => Ok(()),
+            };
+            match renamed.and_then(|_| fs::rename(temp, &path)) {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
                 Err(e) => {
@@ -213,7 +223,19 @@ impl Root {
                 }
             }
         }
-        File::open(parent).and_then(|dir| dir.sync_all()).map_err(fail)
+        if sidecar.is_none() {
+            // An older version's sidecar no longer matches the file; it would only be ignored.
+            let _ = fs::remove_file(&sidecar_path);
+        }
+        self.sync_dir(parent).map_err(fail)
+    }
+
+    /// Makes renames in a folder durable (on a durable store).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if !self.durable {
+            return Ok(());
+        }
+        File::open(dir).and_then(|dir| dir.sync_all())
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
@@ -261,7 +283,7 @@ impl Root {
             let _ = fs::remove_file(&to_sidecar);
         }
         fs::rename(&source, &target).map_err(|e| conflict_or(to, e, fail))?;
-        File::open(parent).and_then(|dir| dir.sync_all()).map_err(fail)
+        self.sync_dir(parent).map_err(fail)
     }
 
     fn walk(&self, prefix: &str) -> Result<Vec<ListEntry>> {
@@ -313,18 +335,18 @@ impl Backend for LocalBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         self.fs.data_path(key)?;
         let temp = self.fs.internal.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
-        let written = write_temp(&temp, body).await;
+        let written = write_temp(&temp, body, self.fs.durable).await;
         let committed = match written {
             Ok(file) => {
-                let sidecar = Sidecar {
-                    content_type: options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
-                    metadata: options.metadata,
-                    etag: new_etag(),
-                    file,
-                };
+                let content_type = options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
+                // Nothing beyond what a plain file tells: no sidecar to write.
+                let plain = content_type == DEFAULT_CONTENT_TYPE && options.metadata.is_empty();
+                let etag = if plain { file.etag() } else { new_etag() };
+                let sidecar =
+                    (!plain).then(|| Sidecar { content_type, metadata: options.metadata, etag: etag.clone(), file });
                 let (this, key, temp) = (Arc::clone(&self.fs), key.clone(), temp.clone());
                 let if_not_exists = options.if_not_exists;
-                blocking(move || this.commit(&key, &temp, &sidecar, if_not_exists).map(|_| sidecar.etag)).await
+                blocking(move || this.commit(&key, &temp, sidecar.as_ref(), if_not_exists).map(|_| etag)).await
             }
             Err(e) => Err(e),
         };
@@ -407,8 +429,8 @@ const WRITE_QUEUE: usize = 8;
 const WRITEBACK_EVERY: usize = 8 << 20;
 
 /// Writes the body to a new temp file on one blocking thread (no task per chunk, no extra
-/// copy) and fsyncs it; returns what identifies the file.
-async fn write_temp(temp: &Path, mut body: Body) -> Result<FileIdentity> {
+/// copy) and fsyncs it when durable; returns what identifies the file.
+async fn write_temp(temp: &Path, mut body: Body, durable: bool) -> Result<FileIdentity> {
     let fail = |e: io::Error| Error::io("write a temp file", e);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     // Set once the whole body arrived: a writer that sees the channel close without it
@@ -421,7 +443,7 @@ async fn write_temp(temp: &Path, mut body: Body) -> Result<FileIdentity> {
         while let Some(chunk) = receiver.blocking_recv() {
             file.write_all(&chunk)?;
             unflushed += chunk.len();
-            if unflushed >= WRITEBACK_EVERY {
+            if durable && unflushed >= WRITEBACK_EVERY {
                 start_writeback(&file);
                 unflushed = 0;
             }
@@ -429,7 +451,9 @@ async fn write_temp(temp: &Path, mut body: Body) -> Result<FileIdentity> {
         if !done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         Ok(Some(FileIdentity::of(&file.metadata()?)))
     });
     while let Some(chunk) = body.stream.next().await {
@@ -453,10 +477,13 @@ fn start_writeback(file: &File) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File) {}
 
-fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_file(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(data)?;
-    file.sync_all()
+    if durable {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Streams `[start, end)` of an open file in `CHUNK_SIZE` reads, each into a fresh buffer that

@@ -22,11 +22,32 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn stores(dir: &tempfile::TempDir) -> Vec<(&'static str, Storage)> {
-        let local: Arc<dyn Backend> =
-            Arc::new(LocalBackend::open(dir.path(), "http://localhost", Some(SECRET.to_vec())).unwrap());
+        let local = |sub: &str, durable: bool| -> Arc<dyn Backend> {
+            let root = dir.path().join(sub);
+            std::fs::create_dir_all(&root).unwrap();
+            Arc::new(LocalBackend::open(&root, "http://localhost", Some(SECRET.to_vec()), durable).unwrap())
+        };
         let memory: Arc<dyn Backend> =
             Arc::new(MemoryBackend::new(UrlSigner::new(SECRET.to_vec(), "http://localhost").unwrap()));
-        vec![("local", Storage::new(local)), ("memory", Storage::new(memory))]
+        vec![
+            ("local", Storage::new(local("durable", true))),
+            ("local without fsync", Storage::new(local("fast", false))),
+            ("memory", Storage::new(memory)),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_plain_overwrite_drops_the_old_content_type_and_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, storage) in stores(&dir) {
+            let mut options = typed("text/plain");
+            options.put.metadata.insert("owner".into(), "me".into());
+            storage.put("k", Body::bytes(Bytes::from_static(b"typed")), options).await.unwrap();
+            let put = storage.put("k", Body::bytes(Bytes::from_static(b"plain")), Default::default()).await.unwrap();
+            let meta = storage.head("k").await.unwrap();
+            assert_eq!((meta.content_type.as_str(), meta.etag), ("application/octet-stream", put.etag), "{name}");
+            assert!(meta.metadata.is_empty(), "{name}");
+        }
     }
 
     fn typed(content_type: &str) -> UploadOptions {
@@ -69,7 +90,9 @@ mod tests {
             assert_eq!(storage.read("k", GetOptions::default()).await.unwrap(), "old", "{name}");
             assert_eq!(storage.head("k").await.unwrap().content_type, "text/plain", "{name}");
         }
-        assert_eq!(std::fs::read_dir(dir.path().join(".rstorage/tmp")).unwrap().count(), 0);
+        for root in ["durable", "fast"] {
+            assert_eq!(std::fs::read_dir(dir.path().join(root).join(".rstorage/tmp")).unwrap().count(), 0);
+        }
     }
 
     #[tokio::test]
@@ -134,8 +157,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let (_, storage) = stores(&dir).remove(0);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("durable/link")).unwrap();
         assert!(storage.read("link/secret", GetOptions::default()).await.is_err());
         assert!(storage.put("link/planted", Body::bytes(Bytes::from_static(b"x")), typed("x/y")).await.is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);

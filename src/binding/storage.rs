@@ -30,6 +30,8 @@ pub struct LocalSettings {
     pub root: String,
     pub base_url: String,
     pub signing_secret: Option<String>,
+    /// fsync before acknowledging a write (default true).
+    pub durable: Option<bool>,
 }
 
 #[napi(object)]
@@ -90,7 +92,8 @@ impl NativeStorage {
     #[napi(factory)]
     pub fn local(settings: LocalSettings) -> napi::Result<NativeStorage> {
         let secret = settings.signing_secret.map(String::into_bytes);
-        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret).js()?;
+        let durable = settings.durable.unwrap_or(true);
+        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret, durable).js()?;
         Ok(Self::wrap(Arc::new(backend)))
     }
 
