@@ -120,6 +120,8 @@ export interface S3Options {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails (default 20). */
   stallTimeout?: number
+  /** Sign each body's SHA-256 (default: over plain HTTP only). */
+  signPayload?: boolean
 }
 
 /** The fields of a request to a signed URL, as the HTTP handler parsed them. */

@@ -202,6 +202,11 @@ export interface S3StorageBackendOptions {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
   stallTimeout?: number
+  /**
+   * Sign each body's SHA-256 (default: over plain HTTP only). Unsigned bodies go as
+   * UNSIGNED-PAYLOAD, which saves hashing every byte on both ends; TLS protects them in transit.
+   */
+  signPayload?: boolean
 }
 
 export interface S3Credentials {

@@ -78,6 +78,22 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
       assert.ok((await backend.get('mp/big.bin', { range: { start: 5 * MiB - 3, end: 5 * MiB + 2 } })).equals(expected(total).subarray(5 * MiB - 3, 5 * MiB + 3)))
     })
 
+    it('sends bodies as UNSIGNED-PAYLOAD when asked, in one request and in parts', async () => {
+      const unsigned = new S3StorageBackend({
+        bucket: BUCKET,
+        region: 'us-east-1',
+        endpoint: server.endpoint,
+        credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+        partSize: 5 * MiB,
+        signPayload: false,
+      })
+      await unsigned.put('unsigned/small.txt', 'small body', { contentType: 'text/plain' })
+      assert.equal((await backend.get('unsigned/small.txt')).toString(), 'small body')
+      const total = 11 * MiB + 7
+      await unsigned.upload({ key: 'unsigned/big.bin', body: patterned(total), contentType: 'x/y' })
+      assert.ok((await backend.get('unsigned/big.bin')).equals(expected(total)))
+    })
+
     it('aborts the multipart upload when the body fails: no parts are left behind', async () => {
       await assert.rejects(backend.upload({ key: 'mp/broken.bin', body: patterned(30 * MiB, { failAfter: 12 * MiB }), contentType: 'x/y' }), /the source broke/)
       assert.equal(await backend.exists('mp/broken.bin'), false)

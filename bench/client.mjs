@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 
 const [peerName, workload, arg] = process.argv.slice(2)
 const env = JSON.parse(process.env.BENCH_ENV)
-// `raptscallions-local` and `raptscallions-local-nofsync` are this package on the local store.
+// `raptscallions-<variant>` is this package in another configuration (see peers/raptscallions.mjs).
 const [moduleName, variant] = peerName.startsWith('raptscallions-') ? ['raptscallions', peerName.slice(14)] : [peerName]
 const module = await import(`./peers/${moduleName}.mjs`)
 const peer = module.create(env, { variant })

@@ -34,9 +34,11 @@ function targets(results) {
   const uploads = results.filter((r) => r.group === 'upload')
   for (const up of uploads) {
     const size = up.name.replace('upload ', '')
-    add(`upload ${size}: throughput vs AWS SDK`, ratio(up, 'raptscallions', 'aws-sdk', 'rate'), 1.3)
-    add(`upload ${size}: throughput vs OpenDAL`, ratio(up, 'raptscallions', 'opendal', 'rate'), 1.3)
-    add(`upload ${size}: client CPU vs AWS SDK`, ratio(up, 'raptscallions', 'aws-sdk', 'cpu'), 1 / 3, false)
+    for (const [ours, how] of [['raptscallions', ''], ['raptscallions-unsigned', ', unsigned payload']]) {
+      add(`upload ${size}${how}: throughput vs AWS SDK`, ratio(up, ours, 'aws-sdk', 'rate'), 1.3)
+      add(`upload ${size}${how}: throughput vs OpenDAL`, ratio(up, ours, 'opendal', 'rate'), 1.3)
+      add(`upload ${size}${how}: client CPU vs AWS SDK`, ratio(up, ours, 'aws-sdk', 'cpu'), 1 / 3, false)
+    }
   }
   const largest = uploads.at(-1)
   add(`upload ${largest.name.replace('upload ', '')}: peak RSS`, figures(largest, 'raptscallions').rss, 100, false, ' MB')
@@ -111,9 +113,18 @@ export function writeReport(results, { runs, quick }) {
 Measured by \`node bench/run.mjs${quick ? ' --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} cores,
 ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}. One s3s-fs on 127.0.0.1 shares the cores with the
 clients; each figure is the median of ${runs} runs, each measurement its own process, the peers'
-order alternating from run to run, dirty pages flushed before each. CPU is the client
+order alternating from run to run; before each, dirty pages are flushed and its input files read
+into the page cache. CPU is the client
 process's (all threads), RSS its peak; server CPU is what s3s-fs spent answering that client.
 The machines are shared and noisy: read the ratios, not the absolute times.
+
+The clients: \`raptscallions\` is this package with its defaults (over plain HTTP it signs each
+body's SHA-256, as the AWS SDK does); \`raptscallions-unsigned\` sets \`signPayload: false\`, which
+sends bodies as OpenDAL does; \`raptscallions-local\` is the local store (fsync before each write
+is acknowledged) and \`raptscallions-local-nofsync\` the same with \`durable: false\`, which writes
+as \`fs\` does. \`aws-sdk\` is @aws-sdk/client-s3 with lib-storage's \`Upload\` (8 MiB parts, 4 at
+a time), \`opendal\` its Node binding 0.49.2, \`curl\` a presigned URL (the server's raw limit),
+\`fs\` Node's streams and fs/promises.
 
 ![ratios](bench/ratios.svg)
 

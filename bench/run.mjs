@@ -63,6 +63,7 @@ const peers = {
     const { url } = await ours.getSignedUrl(arg, { expiresIn: 3600 })
     return curl([url])
   },
+  'raptscallions-unsigned': (workload, arg) => nodeClient('raptscallions-unsigned', workload, arg),
   'raptscallions-local': (workload, arg) => nodeClient('raptscallions-local', workload, arg),
   'raptscallions-local-nofsync': (workload, arg) => nodeClient('raptscallions-local-nofsync', workload, arg),
   fs: (workload, arg) => nodeClient('fs', workload, arg),
@@ -75,10 +76,12 @@ for (const { label, bytes } of sizes) {
   await ours.upload({ key: source, body: fs.createReadStream(file), contentType: 'application/octet-stream' })
   fs.mkdirSync(path.join(env.localRoot, 'large'), { recursive: true })
   fs.copyFileSync(file, path.join(env.localRoot, source))
-  plan.push({ group: 'upload', name: `upload ${label}`, bytes, arg: file, peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
-  plan.push({ group: 'download', name: `download ${label}`, bytes, arg: source, peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
-  plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, peers: ['raptscallions-local', 'fs'] })
-  plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, peers: ['raptscallions-local', 'fs'] })
+  // `inputs`: files read during the measurement, brought into the page cache before each one.
+  const [s3Copy, localCopy] = [path.join(work, 's3', bucket, source), path.join(env.localRoot, source)]
+  plan.push({ group: 'upload', name: `upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions', 'raptscallions-unsigned', 'aws-sdk', 'opendal', 'curl'] })
+  plan.push({ group: 'download', name: `download ${label}`, bytes, arg: source, inputs: [s3Copy], peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
+  plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions-local', 'fs'] })
+  plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, inputs: [localCopy], peers: ['raptscallions-local', 'fs'] })
 }
 plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
@@ -86,6 +89,14 @@ plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET 
 
 const workloadOf = (group) => group.replace('local ', '')
 const TICK_MS = 10 // Linux's USER_HZ: /proc reports CPU time in 1/100 s
+
+/** Reads a file through, so that whoever is measured next finds it in the page cache. */
+function warm(file) {
+  const fd = fs.openSync(file, 'r')
+  const buffer = Buffer.allocUnsafe(MiB)
+  while (fs.readSync(fd, buffer, 0, MiB, null) > 0);
+  fs.closeSync(fd)
+}
 
 /** CPU seconds the S3 server has used so far (undefined off Linux). */
 function serverCpuMs() {
@@ -103,11 +114,14 @@ for (let r = 0; r < runs; r++) {
     // Alternate who goes first, so no peer always meets a warm (or cold) server.
     const order = item.peers.map((_, i) => item.peers[(i + r) % item.peers.length])
     for (const peer of order) {
-      // Earlier writes' dirty pages are flushed first, so no measurement pays for another's.
+      // Earlier writes' dirty pages are flushed first, so no measurement pays for another's, and
+      // every peer starts with its input cached: whoever went first would otherwise read cold.
       await run('sync')
+      for (const file of item.inputs ?? []) warm(file)
       const serverBefore = serverCpuMs()
       const sample = await peers[peer](workloadOf(item.group), item.arg)
-      if (!item.group.startsWith('local') && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
+      const usesServer = !item.group.startsWith('local') && item.group !== 'presign'
+      if (usesServer && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
     }

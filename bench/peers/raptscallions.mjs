@@ -1,16 +1,18 @@
-// This package, on S3 (s3s-fs) or on the local filesystem (variant "local", or "local-nofsync":
-// durable: false, which writes as fs does, without fsync).
+// This package. Variants: none (S3 with its defaults: the payload is signed over plain HTTP),
+// "unsigned" (S3 with signPayload: false, as OpenDAL sends bodies), "local" (the local store)
+// and "local-nofsync" (durable: false, which writes as fs does, without fsync).
 import fs from 'node:fs'
 import { LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
 
 export function create(env, { variant } = {}) {
-  const backend = variant
+  const backend = variant?.startsWith('local')
     ? new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
     : new S3StorageBackend({
         bucket: env.bucket,
         region: 'us-east-1',
         endpoint: env.endpoint,
         credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
+        ...(variant === 'unsigned' ? { signPayload: false } : {}),
       })
   return {
     upload: (file, key) => backend.upload({ key, body: fs.createReadStream(file), contentType: 'application/octet-stream' }),

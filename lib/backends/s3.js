@@ -61,13 +61,14 @@ function createNative(settings) {
       partSize: settings.partSize ?? undefined,
       queueSize: settings.queueSize ?? undefined,
       stallTimeout: settings.stallTimeout ?? undefined,
+      signPayload: settings.signPayload ?? undefined,
     }),
   )
 }
 
 class S3StorageBackend extends StorageBackend {
   /**
-   * `new S3StorageBackend({ bucket, region, endpoint?, forcePathStyle?, credentials?, signedUrlExpiration?, partSize?, queueSize?, stallTimeout? })`
+   * `new S3StorageBackend({ bucket, region, endpoint?, forcePathStyle?, credentials?, signedUrlExpiration?, partSize?, queueSize?, stallTimeout?, signPayload? })`
    * or, for existing code, `new S3StorageBackend(s3Client, bucket, options?)`.
    */
   constructor(clientOrOptions, bucket, options = {}) {

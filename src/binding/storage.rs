@@ -55,6 +55,8 @@ pub struct S3Options {
     pub queue_size: Option<u32>,
     /// Seconds a transfer may move no bytes before it fails (default 20).
     pub stall_timeout: Option<u32>,
+    /// Sign each body's SHA-256 (default: over plain HTTP only).
+    pub sign_payload: Option<bool>,
 }
 
 /// The fields of a request to a signed URL, as the HTTP handler parsed them.
@@ -117,6 +119,7 @@ impl NativeStorage {
             part_size: options.part_size.map_or(8 << 20, |n| n as usize),
             concurrency: options.queue_size.map_or(4, |n| n as usize),
             stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
+            sign_payload: options.sign_payload,
         })
         .js()?;
         Ok(Self::wrap(Arc::new(backend)))

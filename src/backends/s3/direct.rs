@@ -30,7 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(20);
 pub struct Direct {
     connector: SharedHttpConnector,
     signer: Arc<Signer>,
-    /// Over plain HTTP the payload's SHA-256 is signed; over TLS it need not be.
+    /// Sign the body's SHA-256, or send it as UNSIGNED-PAYLOAD.
     sign_payload: bool,
     stall_timeout: Duration,
 }
@@ -45,9 +45,8 @@ pub struct Call<'a> {
 }
 
 impl Direct {
-    pub fn new(connector: SharedHttpConnector, signer: Arc<Signer>, stall_timeout: Duration) -> Direct {
-        let sign_payload = !signer.is_tls();
-        Direct { connector, signer, sign_payload, stall_timeout }
+    pub fn new(connector: SharedHttpConnector, signer: Arc<Signer>, sign_payload: bool, stall: Duration) -> Direct {
+        Direct { connector, signer, sign_payload, stall_timeout: stall }
     }
 
     /// Sends the call, retrying connection failures, 429 and 5xx answers; any other answer is

@@ -64,6 +64,8 @@ pub struct S3Settings {
     pub concurrency: usize,
     /// A transfer that moves no bytes for this long fails (StorageTimeoutError).
     pub stall_timeout: Duration,
+    /// Sign each body's SHA-256. Default: over plain HTTP only; TLS protects bodies in transit.
+    pub sign_payload: Option<bool>,
 }
 
 pub struct S3Backend {
@@ -71,6 +73,7 @@ pub struct S3Backend {
     bucket: String,
     part_size: usize,
     concurrency: usize,
+    sign_payload: bool,
     signer: Arc<Signer>,
     direct: Direct,
 }
@@ -139,7 +142,8 @@ impl S3Backend {
             settings.endpoint.as_deref(),
             path_style,
         )?);
-        let direct = Direct::new(connector.clone(), Arc::clone(&signer), settings.stall_timeout);
+        let sign_payload = settings.sign_payload.unwrap_or(!signer.is_tls());
+        let direct = Direct::new(connector.clone(), Arc::clone(&signer), sign_payload, settings.stall_timeout);
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region))
@@ -163,6 +167,7 @@ impl S3Backend {
             bucket: settings.bucket,
             part_size: settings.part_size,
             concurrency: settings.concurrency,
+            sign_payload,
             signer,
             direct,
         })
@@ -235,8 +240,7 @@ impl S3Backend {
                 .content_length(data.len() as i64)
                 .body(SdkBody::from(data.clone()))
                 .customize();
-            // As in `direct`: the payload's hash is signed over plain HTTP only.
-            let request = if self.signer.is_tls() { request.disable_payload_signing() } else { request };
+            let request = if self.sign_payload { request } else { request.disable_payload_signing() };
             let (part_key, pool) = (key.clone(), Arc::clone(&parts.pool));
             uploads.spawn(async move {
                 let sent = request.send().await;
