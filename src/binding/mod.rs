@@ -6,5 +6,6 @@
 mod chunk;
 mod convert;
 mod error;
+mod runtime;
 mod storage;
 mod streams;
