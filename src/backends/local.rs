@@ -335,21 +335,17 @@ impl Backend for LocalBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         self.fs.data_path(key)?;
         let temp = self.fs.internal.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
-        let written = write_temp(&temp, body, self.fs.durable).await;
-        let committed = match written {
-            Ok(file) => {
-                let content_type = options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
-                // Nothing beyond what a plain file tells: no sidecar to write.
-                let plain = content_type == DEFAULT_CONTENT_TYPE && options.metadata.is_empty();
-                let etag = if plain { file.etag() } else { new_etag() };
-                let sidecar =
-                    (!plain).then(|| Sidecar { content_type, metadata: options.metadata, etag: etag.clone(), file });
-                let (this, key, temp) = (Arc::clone(&self.fs), key.clone(), temp.clone());
-                let if_not_exists = options.if_not_exists;
-                blocking(move || this.commit(&key, &temp, sidecar.as_ref(), if_not_exists).map(|_| etag)).await
-            }
-            Err(e) => Err(e),
-        };
+        let (this, k, t) = (Arc::clone(&self.fs), key.clone(), temp.clone());
+        let committed = write_then_commit(&temp, body, self.fs.durable, move |file| {
+            let content_type = options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
+            // Nothing beyond what a plain file tells: no sidecar to write.
+            let plain = content_type == DEFAULT_CONTENT_TYPE && options.metadata.is_empty();
+            let etag = if plain { file.etag() } else { new_etag() };
+            let sidecar =
+                (!plain).then(|| Sidecar { content_type, metadata: options.metadata, etag: etag.clone(), file });
+            this.commit(&k, &t, sidecar.as_ref(), options.if_not_exists).map(|_| etag)
+        })
+        .await;
         if committed.is_err() {
             let _ = tokio::fs::remove_file(&temp).await;
         }
@@ -429,32 +425,22 @@ const WRITE_QUEUE: usize = 8;
 const WRITEBACK_EVERY: usize = 8 << 20;
 
 /// Writes the body to a new temp file on one blocking thread (no task per chunk, no extra
-/// copy) and fsyncs it when durable; returns what identifies the file.
-async fn write_temp(temp: &Path, mut body: Body, durable: bool) -> Result<FileIdentity> {
+/// copy), fsyncs it when durable, and hands what identifies the file to `commit` on that same
+/// thread: a small object costs one trip to the blocking pool, not two.
+async fn write_then_commit<T: Send + 'static>(
+    temp: &Path,
+    mut body: Body,
+    durable: bool,
+    commit: impl FnOnce(FileIdentity) -> Result<T> + Send + 'static,
+) -> Result<T> {
     let fail = |e: io::Error| Error::io("write a temp file", e);
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     // Set once the whole body arrived: a writer that sees the channel close without it
     // skips the fsync of a file about to be removed.
     let complete = Arc::new(AtomicBool::new(false));
     let (path, done) = (temp.to_owned(), Arc::clone(&complete));
-    let writer = tokio::task::spawn_blocking(move || -> io::Result<Option<FileIdentity>> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-        let mut unflushed = 0;
-        while let Some(chunk) = receiver.blocking_recv() {
-            file.write_all(&chunk)?;
-            unflushed += chunk.len();
-            if durable && unflushed >= WRITEBACK_EVERY {
-                start_writeback(&file);
-                unflushed = 0;
-            }
-        }
-        if !done.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        if durable {
-            file.sync_all()?;
-        }
-        Ok(Some(FileIdentity::of(&file.metadata()?)))
+    let writer = tokio::task::spawn_blocking(move || -> Result<Option<T>> {
+        receive_into(&path, receiver, &done, durable).map_err(fail)?.map(commit).transpose()
     });
     while let Some(chunk) = body.stream.next().await {
         if sender.send(chunk?).await.is_err() {
@@ -463,8 +449,34 @@ async fn write_temp(temp: &Path, mut body: Body, durable: bool) -> Result<FileId
     }
     complete.store(true, Ordering::Release);
     drop(sender);
-    let written = writer.await.map_err(|e| fail(io::Error::other(e)))?.map_err(fail)?;
+    let written = writer.await.map_err(|e| fail(io::Error::other(e)))??;
     written.ok_or_else(|| fail(io::Error::other("the writer stopped early")))
+}
+
+/// The writer thread's loop: `None` when the body ended early (no fsync for a file about to go).
+fn receive_into(
+    path: &Path,
+    mut receiver: tokio::sync::mpsc::Receiver<Bytes>,
+    complete: &AtomicBool,
+    durable: bool,
+) -> io::Result<Option<FileIdentity>> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut unflushed = 0;
+    while let Some(chunk) = receiver.blocking_recv() {
+        file.write_all(&chunk)?;
+        unflushed += chunk.len();
+        if durable && unflushed >= WRITEBACK_EVERY {
+            start_writeback(&file);
+            unflushed = 0;
+        }
+    }
+    if !complete.load(Ordering::Acquire) {
+        return Ok(None);
+    }
+    if durable {
+        file.sync_all()?;
+    }
+    Ok(Some(FileIdentity::of(&file.metadata()?)))
 }
 
 #[cfg(target_os = "linux")]
