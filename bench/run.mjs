@@ -51,10 +51,9 @@ async function curl(args) {
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
 }
 
+const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'aws-sdk', 'opendal', 'fs']
 const peers = {
-  raptscallions: (workload, arg) => nodeClient('raptscallions', workload, arg),
-  'aws-sdk': (workload, arg) => nodeClient('aws-sdk', workload, arg),
-  opendal: (workload, arg) => nodeClient('opendal', workload, arg),
+  ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg) => nodeClient(name, workload, arg)])),
   curl: async (workload, arg) => {
     if (workload === 'upload') {
       const { url } = await ours.getSignedUrl('large/curl', { method: 'PUT', expiresIn: 3600 })
@@ -63,10 +62,6 @@ const peers = {
     const { url } = await ours.getSignedUrl(arg, { expiresIn: 3600 })
     return curl([url])
   },
-  'raptscallions-unsigned': (workload, arg) => nodeClient('raptscallions-unsigned', workload, arg),
-  'raptscallions-local': (workload, arg) => nodeClient('raptscallions-local', workload, arg),
-  'raptscallions-local-nofsync': (workload, arg) => nodeClient('raptscallions-local-nofsync', workload, arg),
-  fs: (workload, arg) => nodeClient('fs', workload, arg),
 }
 
 const plan = []
@@ -108,7 +103,11 @@ function serverCpuMs() {
   }
 }
 
-const results = plan.map((item) => ({ ...item, samples: Object.fromEntries(item.peers.map((p) => [p, []])) }))
+const results = plan.map((item) => ({
+  ...item,
+  usesServer: !item.group.startsWith('local') && item.group !== 'presign',
+  samples: Object.fromEntries(item.peers.map((p) => [p, []])),
+}))
 for (let r = 0; r < runs; r++) {
   for (const item of results) {
     // Alternate who goes first, so no peer always meets a warm (or cold) server.
@@ -120,8 +119,7 @@ for (let r = 0; r < runs; r++) {
       for (const file of item.inputs ?? []) warm(file)
       const serverBefore = serverCpuMs()
       const sample = await peers[peer](workloadOf(item.group), item.arg)
-      const usesServer = !item.group.startsWith('local') && item.group !== 'presign'
-      if (usesServer && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
+      if (item.usesServer && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
     }

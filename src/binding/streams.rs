@@ -75,9 +75,10 @@ impl NativeWriter {
     /// when there is room saves a round trip through the runtime for most chunks.
     #[napi]
     pub fn try_write(&self, chunk: BufferSlice) -> bool {
-        let Some(sender) = self.sender() else { return false };
-        let queued = sender.try_reserve().map(|permit| permit.send(Bytes::copy_from_slice(&chunk))).is_ok();
-        queued
+        // try_reserve never waits, so the lock is held only for an instant (no sender clone per chunk).
+        let sender = self.sender.lock().expect("writer lock poisoned");
+        let permit = sender.as_ref().and_then(|sender| sender.try_reserve().ok());
+        permit.map(|permit| permit.send(Bytes::copy_from_slice(&chunk))).is_some()
     }
 
     /// Resolves once the chunk is queued; rejects with the upload's own error if it has failed.

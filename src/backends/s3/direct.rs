@@ -44,6 +44,13 @@ pub struct Call<'a> {
     pub body: Bytes,
 }
 
+impl<'a> Call<'a> {
+    /// A call with no headers of its own and no body.
+    pub fn new(operation: &'static str, method: &'static str, key: &'a Key) -> Call<'a> {
+        Call { operation, method, key, headers: Vec::new(), body: Bytes::new() }
+    }
+}
+
 impl Direct {
     pub fn new(connector: SharedHttpConnector, signer: Arc<Signer>, sign_payload: bool, stall: Duration) -> Direct {
         Direct { connector, signer, sign_payload, stall_timeout: stall }
@@ -113,7 +120,7 @@ impl Direct {
         let mut request = HttpRequest::new(SdkBody::from(call.body.clone()));
         request.set_method(call.method).map_err(|e| invalid(&e))?;
         request.set_uri(url).map_err(|e| invalid(&e))?;
-        let all = headers.iter().map(|&(n, v)| (n, v)).chain(signature.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let all = headers.iter().copied().chain(signature.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         for (name, value) in all.chain([("host", self.signer.host())]) {
             request.headers_mut().try_insert(name.to_owned(), value.to_owned()).map_err(|e| invalid(&e))?;
         }

@@ -179,7 +179,7 @@ impl S3Backend {
         if options.if_not_exists {
             headers.push(("if-none-match".to_owned(), "*".to_owned()));
         }
-        let call = Call { operation: "PutObject", method: "PUT", key, headers, body: data };
+        let call = Call { headers, body: data, ..Call::new("PutObject", "PUT", key) };
         let response = self.direct.send_ok(&call).await.map_err(|e| refused_put(key, options, e))?;
         Ok(PutResult { etag: response.headers().get("etag").map(str::to_owned) })
     }
@@ -274,7 +274,7 @@ impl S3Backend {
     }
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
-        let call = Call { operation: "HeadObject", method: "HEAD", key, headers: Vec::new(), body: Bytes::new() };
+        let call = Call::new("HeadObject", "HEAD", key);
         let response = self.direct.send_ok(&call).await?;
         Ok(object_meta(key, response.headers(), None))
     }
@@ -459,7 +459,7 @@ impl Backend for S3Backend {
             None => format!("bytes={}-", r.start),
         });
         let headers = header.map(|h| ("range".to_owned(), h)).into_iter().collect();
-        let call = Call { operation: "GetObject", method: "GET", key, headers, body: Bytes::new() };
+        let call = Call { headers, ..Call::new("GetObject", "GET", key) };
         let response = self.direct.send(&call).await?;
         if response.status().as_u16() == 416 {
             // S3 gives no size with a 416; an empty object still serves `start: 0`.
@@ -481,8 +481,7 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        let call = Call { operation: "DeleteObject", method: "DELETE", key, headers: Vec::new(), body: Bytes::new() };
-        match self.direct.send_ok(&call).await {
+        match self.direct.send_ok(&Call::new("DeleteObject", "DELETE", key)).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(other) => Err(other),
         }

@@ -143,12 +143,14 @@ fn signing_failed(error: aws_sigv4::http_request::SigningError) -> Error {
 
 /// SigV4 URI encoding: everything but `A-Z a-z 0-9 - _ . ~` is escaped; `/` too when asked.
 fn encode(s: &str, slash: bool) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len() + 8);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (b == b'/' && !slash) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            // Every request URL passes here: no allocation per escaped byte.
+            out.extend(['%', HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char]);
         }
     }
     out
