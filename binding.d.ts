@@ -10,7 +10,8 @@ export declare class NativeReader {
 }
 
 export declare class NativeStorage {
-  static local(settings: LocalSettings): NativeStorage
+  /** Opens (creating if needed) a local store; the folder work runs off the JS thread. */
+  static openLocal(settings: LocalSettings): Promise<NativeStorage>
   static memory(settings: MemorySettings): NativeStorage
   static s3(options: S3Options): NativeStorage
   /** Stores a whole buffer; the bytes are copied before the call returns. */
@@ -27,8 +28,10 @@ export declare class NativeStorage {
   copy(from: string, to: string): Promise<void>
   rename(from: string, to: string): Promise<void>
   deleteMany(keys: Array<string>): Promise<number>
-  deletePrefix(prefix: string): Promise<number>
-  deleteOlderThan(prefix: string, beforeMs: number): Promise<number>
+  /** `all` must be set to delete under the empty prefix (the whole store). */
+  deletePrefix(prefix: string, all?: boolean | undefined | null): Promise<number>
+  deleteOlderThan(prefix: string, beforeMs: number, all?: boolean | undefined | null): Promise<number>
+  deleteIncompleteUploads(beforeMs: number): Promise<number>
   /** Synchronous: signing does no I/O, so it costs no thread hop. */
   signUrl(key: string, settings: SignSettings): SignedUrlInfo
   /** "valid", "expired" or "invalid"; the signature is compared in constant time. */
@@ -101,6 +104,12 @@ export interface ObjectInfo {
   metadata: Record<string, string>
 }
 
+/**
+ * Makes the native side panic where asked ("sync", "async" or "blocking"), so the tests can
+ * show that a panic reaches JS as a typed error and the process lives on. Not part of the API.
+ */
+export declare function panicForTesting(place: string): Promise<void>
+
 export interface RangeSettings {
   start: number
   end?: number
@@ -132,6 +141,8 @@ export interface SignedRequest {
   contentType?: string
   responseContentType?: string
   responseContentDisposition?: string
+  maxBytes?: string
+  allowedTypes?: string
   signature: string
 }
 
@@ -146,6 +157,8 @@ export interface SignSettings {
   contentType?: string
   responseContentType?: string
   responseContentDisposition?: string
+  maxBytes?: number
+  allowedContentTypes?: Array<string>
 }
 
 export interface UploadOutcome {

@@ -576,3 +576,4 @@ module.exports.NativeReader = nativeBinding.NativeReader
 module.exports.NativeStorage = nativeBinding.NativeStorage
 module.exports.NativeWriter = nativeBinding.NativeWriter
 module.exports.generateStorageKey = nativeBinding.generateStorageKey
+module.exports.panicForTesting = nativeBinding.panicForTesting

@@ -135,6 +135,21 @@ export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
   responseContentType?: string
   /** GET: the Content-Disposition the response carries (a download file name). */
   responseContentDisposition?: string
+  /**
+   * PUT (local and memory stores): the largest body the handler accepts for this URL. It is
+   * signed, so the uploader cannot lift it. S3 cannot bound a presigned PUT and refuses it.
+   */
+  maxBytes?: number
+  /**
+   * PUT (local and memory stores): the types the handler accepts for this URL, checked on the
+   * declared type and the sniffed content. S3 refuses it: sign a `contentType` instead.
+   */
+  allowedContentTypes?: string[]
+}
+
+/** For deletes that may reach every object: `{ all: true }` lets the empty prefix mean the whole store. */
+export interface BulkScope {
+  all?: boolean
 }
 
 // ---------------------------------------------------------------- backends
@@ -153,10 +168,20 @@ export declare class StorageBackend implements IStorageBackend {
   move(from: string, to: string): Promise<void>
   /** Deletes every key, going on past failures; resolves to the count deleted. */
   deleteMany(keys: string[]): Promise<number>
-  deletePrefix(prefix: string): Promise<number>
-  deleteOlderThan(prefix: string, date: Date | string | number): Promise<number>
+  /** Deletes every object under a prefix; the empty prefix needs `{ all: true }`. */
+  deletePrefix(prefix: string, scope?: BulkScope): Promise<number>
+  /** Deletes the objects under a prefix last modified before `date`; the empty prefix needs `{ all: true }`. */
+  deleteOlderThan(prefix: string, date: Date | string | number, scope?: BulkScope): Promise<number>
   get(key: string, options?: { range?: ByteRange }): Promise<Buffer>
   put(key: string, data: UploadBody, options?: UploadOptions): Promise<UploadResult>
+  /**
+   * Removes what uploads that never finished left behind before `date` (default now): S3
+   * multipart uploads (whose parts S3 keeps and bills), a local store's temp files of killed
+   * writers. Resolves to how many went.
+   */
+  deleteIncompleteUploads(date?: Date | string | number): Promise<number>
+  /** Resolves once the store is open; rejects with the reason it cannot be (a folder it cannot create, say). */
+  ready(): Promise<void>
 }
 
 export interface LocalStorageBackendOptions {
@@ -285,6 +310,7 @@ export declare const StorageErrorCode: Readonly<{
   INVALID_KEY: 'INVALID_KEY'
   FILE_ALREADY_EXISTS: 'FILE_ALREADY_EXISTS'
   PRECONDITION_FAILED: 'PRECONDITION_FAILED'
+  KEY_CONFLICT: 'KEY_CONFLICT'
   PERMISSION_DENIED: 'PERMISSION_DENIED'
   STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE'
   STORAGE_TIMEOUT: 'STORAGE_TIMEOUT'
@@ -334,6 +360,8 @@ export declare class FileAlreadyExistsError extends StorageError {
 }
 /** 412 */
 export declare class PreconditionFailedError extends StorageError {}
+/** 409: the local store cannot hold a key and a folder of other keys under one name (S3 can). */
+export declare class KeyConflictError extends StorageError {}
 /** 403: the store refused our credentials or the operation. */
 export declare class PermissionDeniedError extends StorageError {}
 /** 503: the store is down or unreachable; safe to retry. */

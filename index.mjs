@@ -27,6 +27,7 @@ export const {
   InvalidKeyError,
   FileAlreadyExistsError,
   PreconditionFailedError,
+  KeyConflictError,
   PermissionDeniedError,
   StorageUnavailableError,
   StorageTimeoutError,

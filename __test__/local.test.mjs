@@ -4,7 +4,7 @@ import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { InvalidKeyError, LocalStorageBackend, FileNotFoundError, StorageError, createSignedUrlHandler } from '../index.mjs'
+import { InvalidKeyError, KeyConflictError, LocalStorageBackend, FileNotFoundError, StorageError, createSignedUrlHandler } from '../index.mjs'
 import { tempDir } from './fixtures.mjs'
 
 async function* failing() {
@@ -38,7 +38,7 @@ describe('local store', () => {
       const store = new LocalStorageBackend(own)
       const { etag } = await store.upload({ key: 'plain/blob.bin', body: Buffer.from('bytes'), contentType: 'application/octet-stream' })
       assert.equal((await store.stat('plain/blob.bin')).etag, etag)
-      assert.deepEqual(await fs.readdir(path.join(own, '.rstorage/meta')), [])
+      assert.deepEqual(await fs.readdir(path.join(own, '.rstorage/sidecars')), [])
       assert.throws(() => new LocalStorageBackend({ root: own, durable: 'yes' }), { code: 'INVALID_ARGUMENT' })
     } finally {
       await fs.rm(own, { recursive: true, force: true })
@@ -87,7 +87,7 @@ describe('local store', () => {
     await assert.rejects(backend.put('x'.repeat(256), 'x'), InvalidKeyError)
     await assert.rejects(backend.put('.rstorage/tmp/evil', 'x'), InvalidKeyError)
     await backend.put('file-here', 'x')
-    await assert.rejects(backend.put('file-here/below', 'x'), (e) => e.statusCode === 412)
+    await assert.rejects(backend.put('file-here/below', 'x'), (e) => e instanceof KeyConflictError && e.statusCode === 409)
   })
 
   it('a destroyed download closes its file at once', async () => {

@@ -136,8 +136,9 @@ async function doctor() {
   const key = `raptscallions-doctor/${Date.now()}-${crypto.randomUUID()}.bin`
   let backend
   await step('config', () => `backend "${storage.storageConfig.STORAGE_BACKEND}"`)
-  await step('open', () => {
+  await step('open', async () => {
     backend = openBackend()
+    await backend.ready?.()
     return backend.root ? `root ${backend.root}` : undefined
   })
   await step('write', async () => {

@@ -4,9 +4,12 @@
 
 const { Readable } = require('node:stream')
 const { NativeStorage, generateStorageKey } = require('../binding.js')
-const { asBuffer, isStreamBody, chunksOf } = require('./body')
-const { AbortError, InvalidArgumentError, InvalidKeyError } = require('./errors')
+const { asBuffer, isStreamBody, bodyChunks } = require('./body')
+const { AbortError, InvalidArgumentError } = require('./errors')
 const { callNative, callNativeSync, fromNative } = require('./native')
+const options = require('./options')
+
+const { checkKey } = options
 
 const DEFAULT_SIGNED_URL_EXPIRATION = 900
 /** Where `raptscallions-storage serve` listens unless told otherwise; self-signed URLs point there. */
@@ -14,14 +17,9 @@ const DEFAULT_SIGNED_URL_BASE = 'http://127.0.0.1:8790'
 // Small chunks from an iterator are merged up to this size before crossing to Rust.
 const COALESCE_BYTES = 64 * 1024
 
-/** The native store behind a backend; for this package's own modules (the URL handler). */
+/** The native store behind a backend (a promise while it opens); for this package's own modules (the URL handler). */
 const kNative = Symbol('nativeStorage')
 const kBaseUrl = Symbol('signedUrlBase')
-
-function checkKey(key, name = 'key') {
-  if (typeof key !== 'string') throw new InvalidKeyError(`${name} must be a string`, { key: String(key) })
-  return key
-}
 
 function abortErrorFor(signal) {
   return new AbortError('The operation was aborted', { reason: String(signal.reason ?? 'aborted') })
@@ -38,23 +36,15 @@ function toObjectInfo(info) {
   }
 }
 
-function toRange(range) {
-  if (range == null) return undefined
-  if (typeof range !== 'object' || !Number.isInteger(range.start)) {
-    throw new InvalidArgumentError('range must be { start, end? } with integer offsets (end inclusive)', {})
-  }
-  return { start: range.start, end: range.end ?? undefined }
-}
-
-function uploadSettings(params) {
-  return {
-    contentType: params.contentType ?? undefined,
-    metadata: params.metadata ?? undefined,
-    ifNotExists: params.ifNotExists ?? undefined,
-    contentLength: params.contentLength ?? undefined,
-    maxBytes: params.maxBytes ?? undefined,
-    allowedContentTypes: params.allowedContentTypes ?? undefined,
-  }
+/** Rejects once `signal` aborts; `dispose()` stops listening. */
+function abortion(signal) {
+  let onAbort
+  const promise = new Promise((_resolve, reject) => {
+    onAbort = () => reject(abortErrorFor(signal))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  promise.catch(() => {})
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) }
 }
 
 /** A Node Readable fed by a native reader, one large chunk per read; destroying it cancels. */
@@ -79,7 +69,13 @@ class NativeReadable extends Readable {
           return
         }
         this.#loaded += chunk.length
-        this.#onProgress?.({ loaded: this.#loaded, total: this.info.contentLength })
+        try {
+          this.#onProgress?.({ loaded: this.#loaded, total: this.info.contentLength })
+        } catch (error) {
+          // A throwing callback fails the download, as it fails an upload.
+          this.destroy(error)
+          return
+        }
         this.push(chunk)
       },
       (error) => this.destroy(fromNative(error)),
@@ -110,11 +106,11 @@ class StorageBackend {
     }
     if (native instanceof NativeStorage) {
       this.#native = native
-      this[kNative] = native
     } else {
-      this.#pending = native.then((resolved) => (this.#native = resolved))
+      this.#pending = callNative(() => native).then((resolved) => (this.#native = resolved))
       this.#pending.catch(() => {}) // reported by the first call that needs it
     }
+    this[kNative] = () => this.#store()
     this.#expiresIn = signedUrlExpiration
     this[kBaseUrl] = baseUrl
   }
@@ -124,6 +120,11 @@ class StorageBackend {
     return this.#native ?? this.#pending
   }
 
+  /** Resolves once the store is open (a local folder made, an S3Client's settings read); rejects with why it cannot be. */
+  async ready() {
+    await this.#store()
+  }
+
   /**
    * Stores a body at a key. Buffers, strings and byte arrays go in one call; streams
    * (Readable, web ReadableStream, AsyncIterable) go chunk by chunk with backpressure.
@@ -131,9 +132,10 @@ class StorageBackend {
   async upload(params) {
     if (params == null || typeof params !== 'object') throw new InvalidArgumentError('upload takes { key, body, … }', {})
     const key = checkKey(params.key)
-    const { signal, onProgress } = params
+    const signal = options.optionalSignal(params.signal)
+    const onProgress = options.optionalFunction(params.onProgress, 'onProgress')
     if (signal?.aborted) throw abortErrorFor(signal)
-    const settings = uploadSettings(params)
+    const settings = options.uploadSettings(params)
     const buffer = asBuffer(params.body)
     if (buffer !== null) {
       const native = await this.#store()
@@ -149,27 +151,35 @@ class StorageBackend {
     }
     const native = await this.#store()
     const writer = callNativeSync(() => native.openWriter(key, settings))
-    const onAbort = () => writer.abort()
-    signal?.addEventListener('abort', onAbort, { once: true })
+    const { chunks, stop } = bodyChunks(params.body)
+    // An abort must end the upload even while the body is silent: wait for either.
+    const aborted = signal && abortion(signal)
     try {
-      await pump(chunksOf(params.body), writer, (loaded) => onProgress?.({ loaded, total: settings.contentLength }))
+      const pumping = pump(chunks, writer, (loaded) => onProgress?.({ loaded, total: settings.contentLength }))
+      pumping.catch(() => {}) // after an abort, its late failure is no news
+      await (aborted ? Promise.race([pumping, aborted.promise]) : pumping)
       const result = await callNative(() => writer.close())
       return { key, etag: result.etag ?? undefined }
     } catch (error) {
       writer.abort()
+      stop()
       // Settle only once the store has discarded the upload (temp file, multipart parts).
       await writer.close().catch(() => {})
       throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
     } finally {
-      signal?.removeEventListener('abort', onAbort)
+      aborted?.dispose()
     }
   }
 
   /** A Readable of the object (or a byte range of it); a missing key rejects first. */
-  async download(key, { range, signal, onProgress } = {}) {
+  async download(key, downloadOptions) {
     checkKey(key)
+    downloadOptions ??= {}
+    const signal = options.optionalSignal(downloadOptions.signal)
+    const onProgress = options.optionalFunction(downloadOptions.onProgress, 'onProgress')
+    const range = options.range(downloadOptions.range)
     if (signal?.aborted) throw abortErrorFor(signal)
-    const reader = await callNative(async () => (await this.#store()).openReader(key, toRange(range)))
+    const reader = await callNative(async () => (await this.#store()).openReader(key, range))
     const stream = new NativeReadable(reader, onProgress)
     if (signal) {
       if (signal.aborted) stream.destroy(abortErrorFor(signal))
@@ -191,16 +201,11 @@ class StorageBackend {
   }
 
   /** A time-limited URL; it does not check that the object exists. */
-  async getSignedUrl(key, options = {}) {
-    const settings = {
-      method: options.method ?? 'GET',
-      expiresIn: options.expiresIn ?? this.#expiresIn,
-      contentType: options.contentType ?? undefined,
-      responseContentType: options.responseContentType ?? undefined,
-      responseContentDisposition: options.responseContentDisposition ?? undefined,
-    }
+  async getSignedUrl(key, signOptions = {}) {
+    checkKey(key)
+    const settings = options.signSettings(signOptions, this.#expiresIn)
     const native = this.#native ?? (await this.#pending)
-    const signed = callNativeSync(() => native.signUrl(checkKey(key), settings))
+    const signed = callNativeSync(() => native.signUrl(key, settings))
     return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString() }
   }
 
@@ -209,10 +214,9 @@ class StorageBackend {
   }
 
   /** One page of a listing; pass `cursor` back for the next. */
-  async list({ prefix = '', delimiter, cursor, limit } = {}) {
-    const page = await callNative(async () =>
-      (await this.#store()).list({ prefix, delimiter: delimiter ?? undefined, cursor: cursor ?? undefined, limit: limit ?? undefined }),
-    )
+  async list(listOptions = {}) {
+    const settings = options.listSettings(listOptions)
+    const page = await callNative(async () => (await this.#store()).list(settings))
     return {
       objects: page.objects.map((o) => ({
         key: o.key,
@@ -226,10 +230,10 @@ class StorageBackend {
   }
 
   /** Every object under a prefix, page after page. */
-  async *listAll(options = {}) {
-    let cursor = options.cursor
+  async *listAll(listOptions = {}) {
+    let cursor = listOptions.cursor
     do {
-      const page = await this.list({ ...options, cursor })
+      const page = await this.list({ ...listOptions, cursor })
       yield* page.objects
       cursor = page.cursor
     } while (cursor)
@@ -249,24 +253,43 @@ class StorageBackend {
     return callNative(async () => (await this.#store()).deleteMany(keys.map((k) => checkKey(k))))
   }
 
-  async deletePrefix(prefix) {
-    return callNative(async () => (await this.#store()).deletePrefix(checkKey(prefix, 'prefix')))
+  /** Deletes every object under a prefix; the empty prefix (everything) needs `{ all: true }`. */
+  async deletePrefix(prefix, scope) {
+    checkKey(prefix, 'prefix')
+    const all = options.bulkScope(scope)
+    return callNative(async () => (await this.#store()).deletePrefix(prefix, all))
   }
 
-  async deleteOlderThan(prefix, date) {
+  /** Deletes the objects under a prefix modified before `date`; the empty prefix needs `{ all: true }`. */
+  async deleteOlderThan(prefix, date, scope) {
+    checkKey(prefix, 'prefix')
+    const all = options.bulkScope(scope)
     const time = date instanceof Date ? date.getTime() : new Date(date).getTime()
     if (Number.isNaN(time)) throw new InvalidArgumentError('deleteOlderThan takes a valid date', {})
-    return callNative(async () => (await this.#store()).deleteOlderThan(checkKey(prefix, 'prefix'), time))
+    return callNative(async () => (await this.#store()).deleteOlderThan(prefix, time, all))
+  }
+
+  /**
+   * Removes what uploads that never finished left behind before `date` (S3: aborts multipart
+   * uploads begun before it, whose parts S3 otherwise keeps; local: temp files of killed
+   * writers); resolves to how many went.
+   */
+  async deleteIncompleteUploads(date = new Date()) {
+    const time = date instanceof Date ? date.getTime() : new Date(date).getTime()
+    if (Number.isNaN(time)) throw new InvalidArgumentError('deleteIncompleteUploads takes a valid date', {})
+    return callNative(async () => (await this.#store()).deleteIncompleteUploads(time))
   }
 
   /** The whole object (or a range) as one Buffer: for small objects. */
-  async get(key, { range } = {}) {
-    return callNative(async () => (await this.#store()).read(checkKey(key), toRange(range)))
+  async get(key, getOptions) {
+    checkKey(key)
+    const range = options.range(getOptions?.range)
+    return callNative(async () => (await this.#store()).read(key, range))
   }
 
   /** `upload` for small objects: put(key, data, { contentType, metadata, … }). */
-  async put(key, data, options = {}) {
-    return this.upload({ ...options, key, body: data })
+  async put(key, data, putOptions = {}) {
+    return this.upload({ ...putOptions, key, body: data })
   }
 }
 

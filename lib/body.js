@@ -1,5 +1,6 @@
 'use strict'
-// Upload bodies: every accepted shape becomes either one Buffer or an async run of Buffers.
+// Upload bodies: every accepted shape becomes either one Buffer or an async run of Buffers
+// that can be stopped, even while it waits for a chunk that never comes.
 
 const { InvalidArgumentError } = require('./errors')
 
@@ -16,9 +17,27 @@ function isStreamBody(body) {
   return body != null && (typeof body[Symbol.asyncIterator] === 'function' || typeof body.getReader === 'function')
 }
 
-/** The chunks of a Node Readable, web ReadableStream or AsyncIterable, as Buffers. */
-async function* chunksOf(body) {
-  const source = typeof body[Symbol.asyncIterator] === 'function' ? body : webStreamChunks(body)
+/**
+ * The chunks of a Node Readable, web ReadableStream or AsyncIterable, as Buffers, and a
+ * `stop()` that ends the source (destroys a Readable, cancels a web stream, returns an
+ * iterator) so nothing is left reading it once the upload has failed or been aborted.
+ */
+function bodyChunks(body) {
+  if (typeof body[Symbol.asyncIterator] !== 'function') {
+    const reader = body.getReader()
+    const stop = () => reader.cancel().catch(() => {})
+    return { chunks: asBuffers(webStreamChunks(reader)), stop }
+  }
+  const iterator = body[Symbol.asyncIterator]()
+  const stop = () => {
+    if (typeof body.destroy === 'function') body.destroy()
+    // An async generator suspended in its own await only returns once that settles.
+    else Promise.resolve(iterator.return?.()).catch(() => {})
+  }
+  return { chunks: asBuffers({ [Symbol.asyncIterator]: () => iterator }), stop }
+}
+
+async function* asBuffers(source) {
   for await (const chunk of source) {
     const buffer = asBuffer(chunk)
     if (buffer === null) {
@@ -28,8 +47,7 @@ async function* chunksOf(body) {
   }
 }
 
-async function* webStreamChunks(stream) {
-  const reader = stream.getReader()
+async function* webStreamChunks(reader) {
   try {
     for (;;) {
       const { done, value } = await reader.read()
@@ -42,4 +60,4 @@ async function* webStreamChunks(stream) {
   }
 }
 
-module.exports = { asBuffer, isStreamBody, chunksOf }
+module.exports = { asBuffer, isStreamBody, bodyChunks }

@@ -43,6 +43,7 @@ const StorageErrorCode = Object.freeze({
   INVALID_KEY: 'INVALID_KEY',
   FILE_ALREADY_EXISTS: 'FILE_ALREADY_EXISTS',
   PRECONDITION_FAILED: 'PRECONDITION_FAILED',
+  KEY_CONFLICT: 'KEY_CONFLICT',
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
   STORAGE_TIMEOUT: 'STORAGE_TIMEOUT',
@@ -126,6 +127,8 @@ function storageErrorClass(name, code, statusCode, extra = {}) {
 
 const InvalidKeyError = storageErrorClass('InvalidKeyError', StorageErrorCode.INVALID_KEY, 400)
 const PreconditionFailedError = storageErrorClass('PreconditionFailedError', StorageErrorCode.PRECONDITION_FAILED, 412)
+// The local store cannot hold a key and a folder of other keys under one name (S3 can).
+const KeyConflictError = storageErrorClass('KeyConflictError', StorageErrorCode.KEY_CONFLICT, 409)
 const PermissionDeniedError = storageErrorClass('PermissionDeniedError', StorageErrorCode.PERMISSION_DENIED, 403)
 const StorageUnavailableError = storageErrorClass('StorageUnavailableError', StorageErrorCode.STORAGE_UNAVAILABLE, 503, {
   retryable: true,
@@ -165,6 +168,7 @@ module.exports = {
   InvalidKeyError,
   FileAlreadyExistsError,
   PreconditionFailedError,
+  KeyConflictError,
   PermissionDeniedError,
   StorageUnavailableError,
   StorageTimeoutError,

@@ -1,13 +1,31 @@
 'use strict'
 // A Node `http` request handler that serves a backend's self-signed URLs (local, memory):
 // it verifies the signature in native code (constant time), then serves GET/HEAD with
-// Range, ETag and Content-Type, and stores PUT bodies as they stream in.
+// Range, ETag and Content-Type, and stores PUT bodies as they stream in, under the upload
+// guards the URL was signed with.
 
 const { pipeline } = require('node:stream/promises')
+const parseRange = require('range-parser')
 const { kNative, kBaseUrl } = require('./backend')
 const { InvalidArgumentError, InvalidRangeError } = require('./errors')
+const { callNativeSync } = require('./native')
 
 const JSON_TYPE = 'application/json; charset=utf-8'
+// Served objects come from uploaders, on the app's own origin: never let a browser sniff a
+// type or run what they uploaded (an SVG or HTML file with script) in the origin's context.
+const SAFE_SERVING = { 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': "default-src 'none'; sandbox" }
+/** What anonymous clients are told: the code, and a message that gives nothing of the inside away. */
+const PUBLIC_MESSAGES = {
+  FILE_NOT_FOUND: 'Not found',
+  INVALID_RANGE: 'Range not satisfiable',
+  CONTENT_LENGTH_MISMATCH: 'The body does not match its Content-Length',
+  INVALID_FILE_TYPE: 'This type of file is not accepted here',
+  QUOTA_EXCEEDED: 'The body is larger than this URL accepts',
+  FILE_ALREADY_EXISTS: 'An object already exists here',
+  INVALID_KEY: 'Not a valid object name',
+  KEY_CONFLICT: 'This name conflicts with another object',
+  ABORTED: 'The upload was aborted',
+}
 
 class HttpRefusal extends Error {
   constructor(status, code, message, headers = {}) {
@@ -26,17 +44,17 @@ const forbidden = (message) => new HttpRefusal(403, 'SIGNATURE_REJECTED', messag
  * path of the backend's `baseUrl`.
  */
 function createSignedUrlHandler(backend, { basePath } = {}) {
-  const native = backend?.[kNative]
-  if (!native) {
+  const store = backend?.[kNative]
+  if (typeof store !== 'function') {
     throw new InvalidArgumentError('createSignedUrlHandler needs a backend built by this package (local or memory)', {})
   }
   const base = (basePath ?? new URL(backend[kBaseUrl]).pathname).replace(/\/+$/, '')
   return function signedUrlHandler(req, res) {
-    handle(backend, native, base, req, res).catch((error) => sendError(res, error))
+    handle(backend, store, base, req, res).catch((error) => sendError(res, error))
   }
 }
 
-async function handle(backend, native, base, req, res) {
+async function handle(backend, store, base, req, res) {
   const url = new URL(req.originalUrl ?? req.url, 'http://localhost')
   if (!url.pathname.startsWith(`${base}/`)) throw new HttpRefusal(404, 'NOT_FOUND', 'No signed URL here')
   let key
@@ -57,28 +75,33 @@ async function handle(backend, native, base, req, res) {
     contentType: q.get('X-Content-Type') ?? undefined,
     responseContentType: q.get('response-content-type') ?? undefined,
     responseContentDisposition: q.get('response-content-disposition') ?? undefined,
+    maxBytes: q.get('X-Max-Bytes') ?? undefined,
+    allowedTypes: q.get('X-Allowed-Types') ?? undefined,
     signature: q.get('X-Signature') ?? '',
   }
   if (!signed.signature || !signed.expires) throw forbidden('The URL carries no signature')
   if (signed.method !== method) throw forbidden(`This URL is signed for ${signed.method || 'no method'}, not ${method}`)
-  const verdict = native.verifySignedRequest(signed)
+  const native = await store()
+  const verdict = callNativeSync(() => native.verifySignedRequest(signed))
   if (verdict === 'expired') throw forbidden('This signed URL has expired')
   if (verdict !== 'valid') throw forbidden('The signature does not match this URL')
   if (method === 'GET') await serveObject(backend, key, signed, req, res)
   else await receiveObject(backend, key, signed, req, res)
 }
 
-/** Parses a single `bytes=` range; anything else is ignored (the whole object is served). */
+/**
+ * The range a `Range` header asks for, as RFC 9110 reads it: a malformed or multi-part header
+ * is ignored (the whole object is served), an unsatisfiable one is a 416.
+ */
 async function requestedRange(backend, key, header) {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(String(header ?? '').trim())
-  if (!match || (match[1] === '' && match[2] === '')) return undefined
-  if (match[1] !== '') return { start: Number(match[1]), end: match[2] === '' ? undefined : Number(match[2]) }
+  if (header === undefined) return undefined
   const { size } = await backend.stat(key)
-  const suffix = Number(match[2])
-  if (suffix === 0 || size === 0) {
+  const ranges = parseRange(size, String(header), { combine: true })
+  if (ranges === -1) {
     throw new HttpRefusal(416, 'INVALID_RANGE', 'Range not satisfiable', { 'Content-Range': `bytes */${size}` })
   }
-  return { start: Math.max(0, size - suffix), end: size - 1 }
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined
+  return { start: ranges[0].start, end: ranges[0].end }
 }
 
 async function serveObject(backend, key, signed, req, res) {
@@ -88,12 +111,13 @@ async function serveObject(backend, key, signed, req, res) {
     stream = await backend.download(key, { range })
   } catch (error) {
     if (error instanceof InvalidRangeError) {
-      throw new HttpRefusal(416, error.code, error.message, { 'Content-Range': `bytes */${error.details.size}` })
+      throw new HttpRefusal(416, error.code, 'Range not satisfiable', { 'Content-Range': `bytes */${error.details.size}` })
     }
     throw error
   }
   const { info } = stream
   const headers = {
+    ...SAFE_SERVING,
     'Content-Type': signed.responseContentType ?? info.contentType,
     'Content-Length': info.contentLength,
     'Accept-Ranges': 'bytes',
@@ -125,11 +149,18 @@ async function receiveObject(backend, key, signed, req, res) {
     throw forbidden(`This URL is signed for Content-Type ${signed.contentType}`)
   }
   const declared = req.headers['content-length']
+  const contentLength = declared === undefined ? undefined : Number(declared)
+  if (contentLength !== undefined && !Number.isSafeInteger(contentLength)) {
+    throw new HttpRefusal(400, 'BAD_REQUEST', 'Content-Length is not a number')
+  }
   const result = await backend.upload({
     key,
     body: req,
     contentType: sentType ?? 'application/octet-stream',
-    contentLength: declared === undefined ? undefined : Number(declared),
+    contentLength,
+    // The guards travel in the URL, signed: the uploader can neither drop nor lift them.
+    maxBytes: signed.maxBytes === undefined ? undefined : Number(signed.maxBytes),
+    allowedContentTypes: signed.allowedTypes?.split(','),
   })
   res.writeHead(200, result.etag ? { ETag: result.etag } : {})
   res.end()
@@ -140,9 +171,15 @@ function sendError(res, error) {
     res.destroy(error)
     return
   }
-  const known = error instanceof HttpRefusal || typeof error?.statusCode === 'number'
-  const status = error instanceof HttpRefusal ? error.status : known ? error.statusCode : 500
-  const body = known ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: 'Internal error' }
+  let status = 500
+  let body = { code: 'INTERNAL', message: 'Internal error' }
+  if (error instanceof HttpRefusal) {
+    status = error.status
+    body = { code: error.code, message: error.message }
+  } else if (typeof error?.statusCode === 'number' && error.statusCode < 500 && PUBLIC_MESSAGES[error.code]) {
+    status = error.statusCode
+    body = { code: error.code, message: PUBLIC_MESSAGES[error.code] }
+  }
   // A refused upload may still be sending its body: close the connection rather than read it.
   res.writeHead(status, { 'Content-Type': JSON_TYPE, Connection: 'close', ...(error.headers ?? {}) })
   res.end(JSON.stringify({ error: body }))

@@ -16,6 +16,7 @@ const errorForCode = {
   [C.CONFIGURATION_ERROR]: (m, d) => new e.ConfigurationError(m, d),
   [C.INVALID_KEY]: (m, d) => new e.InvalidKeyError(m, d),
   [C.PRECONDITION_FAILED]: (m, d) => new e.PreconditionFailedError(m, d),
+  [C.KEY_CONFLICT]: (m, d) => new e.KeyConflictError(m, d),
   [C.PERMISSION_DENIED]: (m, d) => new e.PermissionDeniedError(m, d),
   [C.STORAGE_UNAVAILABLE]: (m, d) => new e.StorageUnavailableError(m, d),
   [C.STORAGE_TIMEOUT]: (m, d) => new e.StorageTimeoutError(m, d),

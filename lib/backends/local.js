@@ -5,7 +5,6 @@ const path = require('node:path')
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { InvalidArgumentError } = require('../errors')
-const { callNativeSync } = require('../native')
 const { localConfigSchema, readBackendEnv, storageConfig } = require('../config')
 
 class LocalStorageBackend extends StorageBackend {
@@ -22,9 +21,9 @@ class LocalStorageBackend extends StorageBackend {
     const baseUrl = options.baseUrl ?? DEFAULT_SIGNED_URL_BASE
     const durable = options.durable ?? true
     if (typeof durable !== 'boolean') throw new InvalidArgumentError('durable must be true or false', {})
-    const native = callNativeSync(() =>
-      NativeStorage.local({ root, baseUrl, signingSecret: options.signingSecret ?? undefined, durable }),
-    )
+    // Opened off the event loop (folders made, the secret read or created, old temps swept);
+    // the first call waits for it, and `ready()` reports whether it worked.
+    const native = NativeStorage.openLocal({ root, baseUrl, signingSecret: options.signingSecret ?? undefined, durable })
     super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
     this.root = root
   }

@@ -1,7 +1,7 @@
 //! An in-memory store with the same behaviour as the others, for applications' own tests.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -49,8 +49,17 @@ impl MemoryBackend {
     }
 
     fn read<T>(&self, key: &Key, f: impl FnOnce(&StoredObject) -> T) -> Result<T> {
-        let objects = self.objects.read().expect("memory store lock poisoned");
-        objects.get(key.as_str()).map(f).ok_or_else(|| Error::NotFound { key: key.to_string() })
+        self.objects().get(key.as_str()).map(f).ok_or_else(|| Error::NotFound { key: key.to_string() })
+    }
+
+    // Every change to the map is a single insert or remove, so a lock poisoned by a panic
+    // elsewhere still guards a consistent map.
+    fn objects(&self) -> RwLockReadGuard<'_, BTreeMap<String, StoredObject>> {
+        self.objects.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn objects_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<String, StoredObject>> {
+        self.objects.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -71,7 +80,7 @@ impl Backend for MemoryBackend {
             etag: etag.clone(),
             last_modified: SystemTime::now(),
         };
-        let mut objects = self.objects.write().expect("memory store lock poisoned");
+        let mut objects = self.objects_mut();
         if options.if_not_exists && objects.contains_key(key.as_str()) {
             return Err(Error::AlreadyExists { key: key.to_string() });
         }
@@ -94,12 +103,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        self.objects.write().expect("memory store lock poisoned").remove(key.as_str());
+        self.objects_mut().remove(key.as_str());
         Ok(())
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
-        let objects = self.objects.read().expect("memory store lock poisoned");
+        let objects = self.objects();
         let start = options.cursor.as_deref().map_or(options.prefix.as_str(), |c| c.max(options.prefix.as_str()));
         let entries = objects.range(start.to_owned()..).map(|(key, o)| ListEntry {
             key: key.clone(),
@@ -127,12 +136,12 @@ impl Backend for MemoryBackend {
             etag: new_etag(),
             last_modified: SystemTime::now(),
         })?;
-        self.objects.write().expect("memory store lock poisoned").insert(to.to_string(), copy);
+        self.objects_mut().insert(to.to_string(), copy);
         Ok(())
     }
 
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
-        let mut objects = self.objects.write().expect("memory store lock poisoned");
+        let mut objects = self.objects_mut();
         let object = objects.remove(from.as_str()).ok_or_else(|| Error::NotFound { key: from.to_string() })?;
         objects.insert(to.to_string(), object);
         Ok(())

@@ -21,17 +21,19 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    fn stores(dir: &tempfile::TempDir) -> Vec<(&'static str, Storage)> {
-        let local = |sub: &str, durable: bool| -> Arc<dyn Backend> {
+    async fn stores(dir: &tempfile::TempDir) -> Vec<(&'static str, Storage)> {
+        let local = |sub: &str, durable: bool| {
             let root = dir.path().join(sub);
-            std::fs::create_dir_all(&root).unwrap();
-            Arc::new(LocalBackend::open(&root, "http://localhost", Some(SECRET.to_vec()), durable).unwrap())
+            async move {
+                let backend = LocalBackend::open(root, "http://localhost".into(), Some(SECRET.to_vec()), durable).await;
+                Arc::new(backend.unwrap()) as Arc<dyn Backend>
+            }
         };
         let memory: Arc<dyn Backend> =
             Arc::new(MemoryBackend::new(UrlSigner::new(SECRET.to_vec(), "http://localhost").unwrap()));
         vec![
-            ("local", Storage::new(local("durable", true))),
-            ("local without fsync", Storage::new(local("fast", false))),
+            ("local", Storage::new(local("durable", true).await)),
+            ("local without fsync", Storage::new(local("fast", false).await)),
             ("memory", Storage::new(memory)),
         ]
     }
@@ -39,7 +41,7 @@ mod tests {
     #[tokio::test]
     async fn a_plain_overwrite_drops_the_old_content_type_and_metadata() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             let mut options = typed("text/plain");
             options.put.metadata.insert("owner".into(), "me".into());
             storage.put("k", Body::bytes(Bytes::from_static(b"typed")), options).await.unwrap();
@@ -64,7 +66,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_with_metadata_and_ranges() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             let mut options = typed("text/plain");
             options.put.metadata.insert("owner".into(), "me".into());
             let put = storage.put("a/b.txt", Body::bytes(Bytes::from_static(b"hello world")), options).await.unwrap();
@@ -83,7 +85,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_body_keeps_the_previous_object() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             storage.put("k", Body::bytes(Bytes::from_static(b"old")), typed("text/plain")).await.unwrap();
             let body = chunks(vec![Ok(Bytes::from_static(b"new")), Err(Error::Aborted("client left".into()))]);
             assert!(matches!(storage.put("k", body, typed("x/y")).await, Err(Error::Aborted(_))), "{name}");
@@ -98,7 +100,7 @@ mod tests {
     #[tokio::test]
     async fn if_not_exists_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             let mut options = typed("text/plain");
             options.put.if_not_exists = true;
             storage.put("once", Body::bytes(Bytes::from_static(b"1")), options.clone()).await.unwrap();
@@ -111,7 +113,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writers_leave_one_whole_object() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             let writers = (0..8u8).map(|i| {
                 let storage = storage.clone();
                 tokio::spawn(async move {
@@ -132,7 +134,7 @@ mod tests {
     #[tokio::test]
     async fn listing_renaming_and_bulk_deletes() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, storage) in stores(&dir) {
+        for (name, storage) in stores(&dir).await {
             for key in ["p/a", "p/b/c", "p/b/d", "q"] {
                 storage.put(key, Body::bytes(Bytes::from_static(b"x")), typed("x/y")).await.unwrap();
             }
@@ -145,7 +147,7 @@ mod tests {
             storage.rename("p/a", "r/a").await.unwrap();
             assert!(!storage.exists("p/a").await.unwrap(), "{name}");
             assert_eq!(storage.head("r/a").await.unwrap().content_type, "x/y", "{name}");
-            assert_eq!(storage.delete_prefix("p/").await.unwrap(), 2, "{name}");
+            assert_eq!(storage.delete_prefix("p/", false).await.unwrap(), 2, "{name}");
             assert_eq!(storage.delete_many(&["q".into(), "r/a".into(), "never".into()]).await.unwrap(), 3, "{name}");
             assert!(storage.list(ListOptions::default()).await.unwrap().objects.is_empty(), "{name}");
         }
@@ -157,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
-        let (_, storage) = stores(&dir).remove(0);
+        let (_, storage) = stores(&dir).await.remove(0);
         std::os::unix::fs::symlink(outside.path(), dir.path().join("durable/link")).unwrap();
         assert!(storage.read("link/secret", GetOptions::default()).await.is_err());
         assert!(storage.put("link/planted", Body::bytes(Bytes::from_static(b"x")), typed("x/y")).await.is_err());

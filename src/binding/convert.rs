@@ -71,6 +71,8 @@ pub struct SignSettings {
     pub content_type: Option<String>,
     pub response_content_type: Option<String>,
     pub response_content_disposition: Option<String>,
+    pub max_bytes: Option<f64>,
+    pub allowed_content_types: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -167,6 +169,8 @@ impl SignSettings {
             content_type: self.content_type,
             response_content_type: self.response_content_type,
             response_content_disposition: self.response_content_disposition,
+            max_bytes: self.max_bytes.map(|n| whole_number("maxBytes", n)).transpose()?,
+            allowed_content_types: self.allowed_content_types,
         })
     }
 }

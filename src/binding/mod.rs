@@ -9,3 +9,4 @@ mod error;
 mod runtime;
 mod storage;
 mod streams;
+mod task;

@@ -9,10 +9,9 @@ use napi::bindgen_prelude::create_custom_tokio_runtime;
 #[napi_derive::module_init]
 fn init() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads((cores / 2).max(1))
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    create_custom_tokio_runtime(runtime);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads((cores / 2).max(1)).enable_all().build();
+    // Should that fail, napi's own default runtime still serves.
+    if let Ok(runtime) = runtime {
+        create_custom_tokio_runtime(runtime);
+    }
 }

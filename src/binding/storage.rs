@@ -1,5 +1,6 @@
 //! `NativeStorage`: one class over `core::Storage` for every store. The JS `StorageBackend`
-//! class wraps it and adds Node streams, error classes and the Part A signatures.
+//! class wraps it and adds Node streams, error classes and the Part A signatures. Each async
+//! method clones what it needs and returns a promise over an owned future (see `task`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,8 +17,8 @@ use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
     UploadOutcome, UploadSettings,
 };
-use crate::binding::error::JsResult;
 use crate::binding::streams::{NativeReader, NativeWriter};
+use crate::binding::task::{contained_sync, promise};
 use crate::core::backend::{Backend, GetOptions};
 use crate::core::body::Body;
 use crate::core::error::{Error, Result};
@@ -68,6 +69,8 @@ pub struct SignedRequest {
     pub content_type: Option<String>,
     pub response_content_type: Option<String>,
     pub response_content_disposition: Option<String>,
+    pub max_bytes: Option<String>,
+    pub allowed_types: Option<String>,
     pub signature: String,
 }
 
@@ -91,38 +94,44 @@ impl NativeStorage {
         NativeStorage { storage: Storage::new(Arc::clone(&backend)), backend }
     }
 
-    #[napi(factory)]
-    pub fn local(settings: LocalSettings) -> napi::Result<NativeStorage> {
+    /// Opens (creating if needed) a local store; the folder work runs off the JS thread.
+    #[napi(ts_return_type = "Promise<NativeStorage>")]
+    pub fn open_local<'env>(env: &'env Env, settings: LocalSettings) -> napi::Result<PromiseRaw<'env, NativeStorage>> {
         let secret = settings.signing_secret.map(String::into_bytes);
         let durable = settings.durable.unwrap_or(true);
-        let backend = LocalBackend::open(settings.root.as_ref(), &settings.base_url, secret, durable).js()?;
-        Ok(Self::wrap(Arc::new(backend)))
+        promise(env, async move {
+            let backend = LocalBackend::open(settings.root.into(), settings.base_url, secret, durable).await?;
+            Ok(Self::wrap(Arc::new(backend)))
+        })
     }
 
     #[napi(factory)]
     pub fn memory(settings: MemorySettings) -> napi::Result<NativeStorage> {
-        let secret = settings.signing_secret.map_or_else(random_secret, String::into_bytes);
-        let signer = UrlSigner::new(secret, &settings.base_url).js()?;
-        Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
+        contained_sync(|| {
+            let secret = settings.signing_secret.map_or_else(random_secret, String::into_bytes);
+            let signer = UrlSigner::new(secret, &settings.base_url)?;
+            Ok(Self::wrap(Arc::new(MemoryBackend::new(signer))))
+        })
     }
 
     #[napi(factory)]
     pub fn s3(options: S3Options) -> napi::Result<NativeStorage> {
-        let backend = S3Backend::new(S3Settings {
-            bucket: options.bucket,
-            region: options.region,
-            endpoint: options.endpoint,
-            force_path_style: options.force_path_style,
-            access_key_id: options.access_key_id,
-            secret_access_key: options.secret_access_key,
-            session_token: options.session_token,
-            part_size: options.part_size.map_or(8 << 20, |n| n as usize),
-            concurrency: options.queue_size.map_or(4, |n| n as usize),
-            stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
-            sign_payload: options.sign_payload,
+        contained_sync(|| {
+            let backend = S3Backend::new(S3Settings {
+                bucket: options.bucket,
+                region: options.region,
+                endpoint: options.endpoint,
+                force_path_style: options.force_path_style,
+                access_key_id: options.access_key_id,
+                secret_access_key: options.secret_access_key,
+                session_token: options.session_token,
+                part_size: options.part_size.map_or(8 << 20, |n| n as usize),
+                concurrency: options.queue_size.map_or(4, |n| n as usize),
+                stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
+                sign_payload: options.sign_payload,
+            })?;
+            Ok(Self::wrap(Arc::new(backend)))
         })
-        .js()?;
-        Ok(Self::wrap(Arc::new(backend)))
     }
 
     /// Stores a whole buffer; the bytes are copied before the call returns.
@@ -136,8 +145,8 @@ impl NativeStorage {
     ) -> napi::Result<PromiseRaw<'env, UploadOutcome>> {
         let body = Body::bytes(Bytes::copy_from_slice(&data));
         let storage = self.storage.clone();
-        env.spawn_future(async move {
-            let result = storage.put(&key, body, settings.into_core().js()?).await.js()?;
+        promise(env, async move {
+            let result = storage.put(&key, body, settings.into_core()?).await?;
             Ok(UploadOutcome { etag: result.etag })
         })
     }
@@ -145,103 +154,170 @@ impl NativeStorage {
     /// Starts a streamed upload; the store reads chunks as the writer receives them.
     #[napi]
     pub fn open_writer(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
-        Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core().js()?))
+        contained_sync(|| Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core()?)))
     }
 
     /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.
-    #[napi]
-    pub async fn open_reader(&self, key: String, range: Option<RangeSettings>) -> napi::Result<NativeReader> {
-        let result = self.storage.get(&key, range_options(range).js()?).await.js()?;
-        Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
+    #[napi(ts_return_type = "Promise<NativeReader>")]
+    pub fn open_reader<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        range: Option<RangeSettings>,
+    ) -> napi::Result<PromiseRaw<'env, NativeReader>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let result = storage.get(&key, range_options(range)?).await?;
+            Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
+        })
     }
 
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub async fn read(&self, key: String, range: Option<RangeSettings>) -> napi::Result<Chunk> {
-        let bytes = self.storage.read(&key, range_options(range).js()?).await.js()?;
-        Ok(Chunk(Vec::from(bytes)))
+    pub fn read<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        range: Option<RangeSettings>,
+    ) -> napi::Result<PromiseRaw<'env, Chunk>> {
+        let storage = self.storage.clone();
+        promise(env, async move { Ok(Chunk(Vec::from(storage.read(&key, range_options(range)?).await?))) })
     }
 
-    #[napi]
-    pub async fn stat(&self, key: String) -> napi::Result<ObjectInfo> {
-        self.storage.head(&key).await.map(Into::into).js()
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn stat<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ObjectInfo>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.head(&key).await.map(Into::into) })
     }
 
-    #[napi]
-    pub async fn exists(&self, key: String) -> napi::Result<bool> {
-        self.storage.exists(&key).await.js()
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn exists<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, bool>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.exists(&key).await })
     }
 
-    #[napi]
-    pub async fn delete(&self, key: String) -> napi::Result<()> {
-        self.storage.delete(&key).await.js()
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.delete(&key).await })
     }
 
-    #[napi]
-    pub async fn list(&self, settings: ListSettings) -> napi::Result<ListedPage> {
-        self.storage.list(settings.into()).await.map(Into::into).js()
+    #[napi(ts_return_type = "Promise<ListedPage>")]
+    pub fn list<'env>(&self, env: &'env Env, settings: ListSettings) -> napi::Result<PromiseRaw<'env, ListedPage>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.list(settings.into()).await.map(Into::into) })
     }
 
-    #[napi]
-    pub async fn copy(&self, from: String, to: String) -> napi::Result<()> {
-        self.storage.copy(&from, &to).await.js()
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn copy<'env>(&self, env: &'env Env, from: String, to: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.copy(&from, &to).await })
     }
 
-    #[napi]
-    pub async fn rename(&self, from: String, to: String) -> napi::Result<()> {
-        self.storage.rename(&from, &to).await.js()
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn rename<'env>(&self, env: &'env Env, from: String, to: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.rename(&from, &to).await })
     }
 
-    #[napi]
-    pub async fn delete_many(&self, keys: Vec<String>) -> napi::Result<f64> {
-        self.storage.delete_many(&keys).await.map(|n| n as f64).js()
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn delete_many<'env>(&self, env: &'env Env, keys: Vec<String>) -> napi::Result<PromiseRaw<'env, f64>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.delete_many(&keys).await.map(|n| n as f64) })
     }
 
-    #[napi]
-    pub async fn delete_prefix(&self, prefix: String) -> napi::Result<f64> {
-        self.storage.delete_prefix(&prefix).await.map(|n| n as f64).js()
+    /// `all` must be set to delete under the empty prefix (the whole store).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn delete_prefix<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+        all: Option<bool>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.delete_prefix(&prefix, all.unwrap_or(false)).await.map(|n| n as f64) })
     }
 
-    #[napi]
-    pub async fn delete_older_than(&self, prefix: String, before_ms: f64) -> napi::Result<f64> {
-        let before = from_millis(before_ms).js()?;
-        self.storage.delete_older_than(&prefix, before).await.map(|n| n as f64).js()
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn delete_older_than<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+        before_ms: f64,
+        all: Option<bool>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let before = from_millis(before_ms)?;
+            storage.delete_older_than(&prefix, before, all.unwrap_or(false)).await.map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn delete_incomplete_uploads<'env>(
+        &self,
+        env: &'env Env,
+        before_ms: f64,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.delete_incomplete_uploads(from_millis(before_ms)?).await.map(|n| n as f64) })
     }
 
     /// Synchronous: signing does no I/O, so it costs no thread hop.
     #[napi]
     pub fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
-        let options = settings.into_core().js()?;
-        let signed = self.storage.sign_url(&key, &options).js()?;
-        Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
+        contained_sync(|| {
+            let signed = self.storage.sign_url(&key, &settings.into_core()?)?;
+            Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
+        })
     }
 
     /// "valid", "expired" or "invalid"; the signature is compared in constant time.
     #[napi]
     pub fn verify_signed_request(&self, request: SignedRequest) -> napi::Result<String> {
-        let signer = self
-            .backend
-            .url_signer()
-            .ok_or_else(|| Error::Configuration("this backend's signed URLs are served by the store itself".into()));
-        let fields = SignedFields {
-            method: &request.method,
-            key: &request.key,
-            expires: &request.expires,
-            content_type: request.content_type.as_deref().unwrap_or(""),
-            response_content_type: request.response_content_type.as_deref().unwrap_or(""),
-            response_content_disposition: request.response_content_disposition.as_deref().unwrap_or(""),
-        };
-        let verdict = signer.js()?.verify(&fields, &request.signature, SystemTime::now());
-        Ok(match verdict {
-            Verdict::Valid => "valid",
-            Verdict::Expired => "expired",
-            Verdict::BadSignature => "invalid",
-        }
-        .to_owned())
+        contained_sync(|| {
+            let signer = self.backend.url_signer().ok_or_else(|| {
+                Error::Configuration("this backend's signed URLs are served by the store itself".into())
+            })?;
+            let fields = SignedFields {
+                method: &request.method,
+                key: &request.key,
+                expires: &request.expires,
+                content_type: request.content_type.as_deref().unwrap_or(""),
+                response_content_type: request.response_content_type.as_deref().unwrap_or(""),
+                response_content_disposition: request.response_content_disposition.as_deref().unwrap_or(""),
+                max_bytes: request.max_bytes.as_deref().unwrap_or(""),
+                allowed_types: request.allowed_types.as_deref().unwrap_or(""),
+            };
+            let verdict = match signer.verify(&fields, &request.signature, SystemTime::now()) {
+                Verdict::Valid => "valid",
+                Verdict::Expired => "expired",
+                Verdict::BadSignature => "invalid",
+            };
+            Ok(verdict.to_owned())
+        })
+    }
+}
+
+/// Makes the native side panic where asked ("sync", "async" or "blocking"), so the tests can
+/// show that a panic reaches JS as a typed error and the process lives on. Not part of the API.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn panic_for_testing<'env>(env: &'env Env, place: String) -> napi::Result<PromiseRaw<'env, ()>> {
+    let message = format!("deliberate panic ({place})");
+    match place.as_str() {
+        "sync" => contained_sync(|| -> Result<()> { panic!("{message}") }).map(|_| unreachable!()),
+        "async" => promise(env, async move { panic!("{message}") }),
+        _ => promise(env, async move {
+            tokio::task::spawn_blocking(move || -> () { panic!("{message}") })
+                .await
+                .map_err(|e| Error::Internal(format!("a background task failed: {e}")))
+        }),
     }
 }
 
 /// `prefix/YYYY/MM/<uuid>.<ext>`.
 #[napi]
 pub fn generate_storage_key(prefix: Option<String>, filename: Option<String>) -> napi::Result<String> {
-    generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string()).js()
+    contained_sync(|| {
+        generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string())
+    })
 }

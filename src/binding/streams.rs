@@ -2,7 +2,7 @@
 //! `write` to wait for room: backpressure), the store consumes it as a `Body`. Downloads: JS awaits `read()`
 //! per chunk; `cancel()` drops the Rust stream, which closes the file or connection.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{ObjectInfo, UploadOutcome};
-use crate::binding::error::{to_js, JsResult};
+use crate::binding::error::to_js;
+use crate::binding::task::{contained, promise, promise_js};
 use crate::core::backend::PutResult;
 use crate::core::body::{Body, ByteStream};
 use crate::core::error::Error;
@@ -39,7 +40,7 @@ impl NativeWriter {
         let body = Body::stream(incoming(receiver, abort.clone()), options.content_length);
         let (done, outcome) = tokio::sync::oneshot::channel();
         napi::bindgen_prelude::spawn(async move {
-            let _ = done.send(storage.put(&key, body, options).await);
+            let _ = done.send(contained(storage.put(&key, body, options)).await);
         });
         let outcome = async move {
             match outcome.await {
@@ -50,8 +51,10 @@ impl NativeWriter {
         NativeWriter { sender: Mutex::new(Some(sender)), abort, outcome: outcome.boxed().shared() }
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
-        self.sender.lock().expect("writer lock poisoned").clone()
+    /// Held only for an instant, and nothing panics while it is held; a poisoned lock still
+    /// guards a valid sender.
+    fn sender(&self) -> MutexGuard<'_, Option<mpsc::Sender<Bytes>>> {
+        self.sender.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -76,7 +79,7 @@ impl NativeWriter {
     #[napi]
     pub fn try_write(&self, chunk: BufferSlice) -> bool {
         // try_reserve never waits, so the lock is held only for an instant (no sender clone per chunk).
-        let sender = self.sender.lock().expect("writer lock poisoned");
+        let sender = self.sender();
         let permit = sender.as_ref().and_then(|sender| sender.try_reserve().ok());
         permit.map(|permit| permit.send(Bytes::copy_from_slice(&chunk))).is_some()
     }
@@ -85,9 +88,9 @@ impl NativeWriter {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn write<'env>(&self, env: &'env Env, chunk: BufferSlice) -> napi::Result<PromiseRaw<'env, ()>> {
         let bytes = Bytes::copy_from_slice(&chunk);
-        let sender = self.sender();
+        let sender = self.sender().clone();
         let outcome = self.outcome.clone();
-        env.spawn_future(async move {
+        promise_js(env, async move {
             let queued = match sender {
                 Some(sender) => sender.send(bytes).await.is_ok(),
                 None => false,
@@ -104,18 +107,18 @@ impl NativeWriter {
     }
 
     /// Ends the body and resolves when the object is stored.
-    #[napi]
-    pub async fn close(&self) -> napi::Result<UploadOutcome> {
-        self.sender.lock().expect("writer lock poisoned").take();
-        let result = self.outcome.clone().await;
-        result.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e))
+    #[napi(ts_return_type = "Promise<UploadOutcome>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, UploadOutcome>> {
+        self.sender().take();
+        let outcome = self.outcome.clone();
+        promise_js(env, async move { outcome.await.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e)) })
     }
 
     /// Fails the upload; the store discards what it had received.
     #[napi]
     pub fn abort(&self) {
         self.abort.cancel();
-        self.sender.lock().expect("writer lock poisoned").take();
+        self.sender().take();
     }
 }
 
@@ -162,22 +165,25 @@ impl NativeReader {
 
     /// The next chunk, or null at the end (or after `cancel()`).
     #[napi(ts_return_type = "Promise<Buffer | null>")]
-    pub async fn read(&self) -> napi::Result<Option<Chunk>> {
-        let mut slot = self.stream.lock().await;
-        let Some(stream) = slot.as_mut() else {
-            return Ok(None);
-        };
-        let next = tokio::select! {
-            _ = self.cancel.cancelled() => None,
-            next = stream.next() => next,
-        };
-        match next {
-            Some(Ok(chunk)) => Ok(Some(Chunk(Vec::from(chunk)))),
-            other => {
-                *slot = None;
-                other.transpose().js().map(|_| None)
+    pub fn read<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Chunk>>> {
+        let (stream, cancel) = (Arc::clone(&self.stream), self.cancel.clone());
+        promise(env, async move {
+            let mut slot = stream.lock().await;
+            let Some(stream) = slot.as_mut() else {
+                return Ok(None);
+            };
+            let next = tokio::select! {
+                _ = cancel.cancelled() => None,
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(chunk)) => Ok(Some(Chunk(Vec::from(chunk)))),
+                other => {
+                    *slot = None;
+                    other.transpose().map(|_| None)
+                }
             }
-        }
+        })
     }
 
     /// Stops the download; the store's stream is dropped now or when a pending read returns.

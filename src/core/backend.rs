@@ -129,6 +129,23 @@ pub struct SignOptions {
     pub response_content_type: Option<String>,
     /// GET: the Content-Disposition the response carries (a download file name).
     pub response_content_disposition: Option<String>,
+    /// PUT: the upload guards the server enforces on the body (stores that serve their own URLs).
+    pub max_bytes: Option<u64>,
+    pub allowed_content_types: Option<Vec<String>>,
+}
+
+impl SignOptions {
+    pub fn new(method: Method, expires_in: Duration) -> SignOptions {
+        SignOptions {
+            method,
+            expires_in,
+            content_type: None,
+            response_content_type: None,
+            response_content_disposition: None,
+            max_bytes: None,
+            allowed_content_types: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +199,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         self.copy(from, to).await?;
         self.delete(from).await
+    }
+
+    /// Removes what uploads that never finished left behind before `before` (an S3 multipart
+    /// upload's parts, a local store's temp files of killed writers); returns how many went.
+    /// Stores whose uploads leave nothing behind have nothing to do.
+    async fn delete_incomplete_uploads(&self, before: SystemTime) -> Result<u64> {
+        let _ = before;
+        Ok(0)
     }
 
     /// One result per key, in order; stores with a batch delete override this.

@@ -1,7 +1,7 @@
 //! Bodies as streams of byte chunks, and the guards that check a body while it streams.
 
 use bytes::{Bytes, BytesMut};
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, Fuse, StreamExt};
 
 use crate::core::error::{Error, Result};
 
@@ -108,7 +108,9 @@ impl UploadGuard {
             }
         }
         let state = GuardState {
-            inner: body.stream,
+            // Fused: sniffing may reach the end of a short body, and a stream polled again
+            // after its end may panic (`unfold` does).
+            inner: body.stream.fuse(),
             seen: 0,
             expected,
             max_bytes: self.max_bytes,
@@ -120,7 +122,7 @@ impl UploadGuard {
 }
 
 struct GuardState {
-    inner: ByteStream,
+    inner: Fuse<ByteStream>,
     seen: u64,
     expected: Option<u64>,
     max_bytes: Option<u64>,
@@ -195,7 +197,10 @@ pub fn type_allowed(content_type: &str, allowed: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::core::testing::{chunked_body, cut, strict_body};
 
     fn chunks(parts: &[&'static [u8]]) -> Body {
         let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
@@ -257,5 +262,86 @@ mod tests {
         assert!(type_allowed("Application/PDF; charset=binary", &allowed));
         assert!(!type_allowed("text/plain", &allowed));
         assert!(!type_allowed("", &allowed));
+    }
+
+    #[tokio::test]
+    async fn sniffing_a_body_shorter_than_the_window_does_not_poll_past_its_end() {
+        let guard = UploadGuard {
+            allowed_content_types: Some(vec!["application/json".into()]),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        for size in [1, 2, SNIFF_BYTES - 1, SNIFF_BYTES, SNIFF_BYTES + 1] {
+            let data = vec![b'{'; size];
+            let body = strict_body(cut(&data, vec![size / 2]), None);
+            assert_eq!(run(guard.clone(), body).await.unwrap().len(), size);
+        }
+    }
+
+    /// Which failures a body may meet under a guard: none means it must be stored whole.
+    fn expected_failures(data: &[u8], guard: &UploadGuard) -> Vec<&'static str> {
+        let mut codes = Vec::new();
+        let len = data.len() as u64;
+        if guard.expected_length.is_some_and(|e| e != len) {
+            codes.push("CONTENT_LENGTH_MISMATCH");
+        }
+        // A stated length over the cap is refused before any byte is read.
+        if guard.max_bytes.is_some_and(|m| len.max(guard.expected_length.unwrap_or(0)) > m) {
+            codes.push("QUOTA_EXCEEDED");
+        }
+        if let Some(allowed) = &guard.allowed_content_types {
+            let declared = type_allowed(guard.content_type.as_deref().unwrap_or(""), allowed);
+            let sniffed = infer::get(&data[..data.len().min(SNIFF_BYTES)]).map(|k| k.mime_type());
+            if !declared || sniffed.is_some_and(|t| !type_allowed(t, allowed)) {
+                codes.push("INVALID_FILE_TYPE");
+            }
+        }
+        codes
+    }
+
+    fn guard_for(len: u64) -> impl Strategy<Value = (UploadGuard, bool)> {
+        let offset = |n: u64, d: i64| n.saturating_add_signed(d);
+        (
+            prop_oneof![Just(None), (-1i64..=1).prop_map(move |d| Some(offset(len, d)))],
+            prop_oneof![
+                Just(None),
+                prop_oneof![Just(-1i64), Just(0), Just(1 << 20)].prop_map(move |d| Some(offset(len, d)))
+            ],
+            prop_oneof![
+                Just(None),
+                Just(Some(vec!["image/*".to_string()])),
+                Just(Some(vec!["*/*".to_string()])),
+                Just(Some(vec!["application/octet-stream".to_string()])),
+            ],
+            prop_oneof![Just("image/png"), Just("application/octet-stream")],
+            any::<bool>(),
+        )
+            .prop_map(|(expected_length, max_bytes, allowed_content_types, declared, states_length)| {
+                let content_type = Some(declared.to_string());
+                (UploadGuard { expected_length, max_bytes, allowed_content_types, content_type }, states_length)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any body, cut anywhere, through any guard: the bytes come out whole, or the body
+        /// fails with one of the errors that apply to it, never a panic or another error.
+        #[test]
+        fn guards_pass_whole_bodies_or_fail_typed(
+            ((data, points), (guard, states_length)) in chunked_body().prop_flat_map(|(data, points)| {
+                let len = data.len() as u64;
+                (Just((data, points)), guard_for(len))
+            })
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let expected = expected_failures(&data, &guard);
+            let length = states_length.then_some(data.len() as u64);
+            let outcome = runtime.block_on(run(guard, strict_body(cut(&data, points), length)));
+            match outcome {
+                Ok(stored) => prop_assert!(expected.is_empty() && stored == data, "expected {expected:?}"),
+                Err(e) => prop_assert!(expected.contains(&e.code()), "{e} not in {expected:?}"),
+            }
+        }
     }
 }

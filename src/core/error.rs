@@ -19,6 +19,10 @@ pub enum Error {
     #[error("Precondition failed for {key}: {reason}")]
     Precondition { key: String, reason: String },
 
+    /// The key cannot coexist with another key (a local file where a folder of other keys is).
+    #[error("The key {key} conflicts with an existing key: {reason}")]
+    KeyConflict { key: String, reason: &'static str },
+
     #[error("Permission denied: {0}")]
     PermissionDenied(String),
 
@@ -60,6 +64,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A bug in this package (a panic caught at the boundary); never the caller's fault.
+    #[error("Internal error in the storage layer: {0}")]
+    Internal(String),
+
     /// Several independent operations failed (bulk deletes); each failure is kept.
     #[error("{} of {total} operations failed; first: {}", .failures.len(), .failures[0].1)]
     Partial { total: usize, failures: Vec<(String, Error)> },
@@ -94,6 +102,7 @@ impl Error {
             Error::NotFound { .. } => "FILE_NOT_FOUND",
             Error::AlreadyExists { .. } => "FILE_ALREADY_EXISTS",
             Error::Precondition { .. } => "PRECONDITION_FAILED",
+            Error::KeyConflict { .. } => "KEY_CONFLICT",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Timeout(_) => "STORAGE_TIMEOUT",
@@ -108,7 +117,7 @@ impl Error {
                 std::io::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
                 _ => "STORAGE_ERROR",
             },
-            Error::Partial { .. } | Error::Service { .. } => "STORAGE_ERROR",
+            Error::Partial { .. } | Error::Service { .. } | Error::Internal(_) => "STORAGE_ERROR",
         }
     }
 
@@ -118,6 +127,7 @@ impl Error {
             Error::InvalidKey { key, reason } => json!({ "key": key, "reason": reason }),
             Error::NotFound { key } | Error::AlreadyExists { key } => json!({ "key": key }),
             Error::Precondition { key, reason } => json!({ "key": key, "reason": reason }),
+            Error::KeyConflict { key, reason } => json!({ "key": key, "reason": reason }),
             Error::QuotaExceeded { limit } => json!({ "quotaLimit": limit }),
             Error::InvalidFileType { provided, allowed } => {
                 json!({ "providedType": provided, "allowedTypes": allowed })

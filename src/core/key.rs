@@ -19,6 +19,12 @@ impl Key {
         Ok(Key(key))
     }
 
+    /// A key the store listed itself: it exists, so bulk operations act on it even when the
+    /// validator would refuse it (an S3 folder marker `dir/` made by another tool).
+    pub fn listed(key: String) -> Key {
+        Key(key)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

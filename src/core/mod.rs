@@ -8,3 +8,5 @@ pub mod key;
 pub mod listing;
 pub mod signing;
 pub mod storage;
+#[cfg(test)]
+pub mod testing;

@@ -1,6 +1,6 @@
 //! HMAC-SHA256 signed URLs for stores that have no signing of their own (local, memory).
-//! The signature covers the method, key, expiry, the PUT content type and the GET response
-//! overrides, so changing any of them invalidates the URL.
+//! The signature covers the method, key, expiry, the PUT content type and upload guards, and
+//! the GET response overrides, so changing any of them invalidates the URL.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,8 @@ pub const PARAM_EXPIRES: &str = "X-Expires";
 pub const PARAM_CONTENT_TYPE: &str = "X-Content-Type";
 pub const PARAM_RESPONSE_CONTENT_TYPE: &str = "response-content-type";
 pub const PARAM_RESPONSE_DISPOSITION: &str = "response-content-disposition";
+pub const PARAM_MAX_BYTES: &str = "X-Max-Bytes";
+pub const PARAM_ALLOWED_TYPES: &str = "X-Allowed-Types";
 pub const PARAM_SIGNATURE: &str = "X-Signature";
 
 /// The longest validity a URL may have (7 days, as S3).
@@ -38,6 +40,9 @@ pub struct SignedFields<'a> {
     pub content_type: &'a str,
     pub response_content_type: &'a str,
     pub response_content_disposition: &'a str,
+    /// PUT guards: the byte limit in decimal, the allowed types joined by commas.
+    pub max_bytes: &'a str,
+    pub allowed_types: &'a str,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -59,12 +64,12 @@ impl UrlSigner {
         Ok(UrlSigner { secret, base_url })
     }
 
+    /// Signs a URL; `Storage::sign_url` has checked the options.
     pub fn sign(&self, key: &Key, options: &SignOptions, now: SystemTime) -> Result<SignedUrl> {
-        if options.expires_in.is_zero() || options.expires_in > MAX_EXPIRY {
-            return Err(Error::InvalidArgument("expiresIn must be between 1 second and 7 days".into()));
-        }
         let expires_at = now + options.expires_in;
         let expires = expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string();
+        let max_bytes = options.max_bytes.map(|n| n.to_string()).unwrap_or_default();
+        let allowed_types = options.allowed_content_types.as_deref().map(|t| t.join(",")).unwrap_or_default();
         let fields = SignedFields {
             method: options.method.as_str(),
             key: key.as_str(),
@@ -72,6 +77,8 @@ impl UrlSigner {
             content_type: options.content_type.as_deref().unwrap_or(""),
             response_content_type: options.response_content_type.as_deref().unwrap_or(""),
             response_content_disposition: options.response_content_disposition.as_deref().unwrap_or(""),
+            max_bytes: &max_bytes,
+            allowed_types: &allowed_types,
         };
         let signature = hex::encode(self.mac(&fields).finalize().into_bytes());
         let mut url = format!(
@@ -84,6 +91,8 @@ impl UrlSigner {
             (PARAM_CONTENT_TYPE, fields.content_type),
             (PARAM_RESPONSE_CONTENT_TYPE, fields.response_content_type),
             (PARAM_RESPONSE_DISPOSITION, fields.response_content_disposition),
+            (PARAM_MAX_BYTES, fields.max_bytes),
+            (PARAM_ALLOWED_TYPES, fields.allowed_types),
         ] {
             if !value.is_empty() {
                 url.push_str(&format!("&{name}={}", encode_component(value)));
@@ -93,9 +102,12 @@ impl UrlSigner {
         Ok(SignedUrl { url, expires_at })
     }
 
-    /// Checks a signature in constant time, then the expiry.
+    /// Checks a signature in constant time, then the expiry. The signature must be spelled
+    /// exactly as signed (lowercase hex): one URL, one spelling.
     pub fn verify(&self, fields: &SignedFields, signature_hex: &str, now: SystemTime) -> Verdict {
-        let Ok(signature) = hex::decode(signature_hex) else {
+        let canonical =
+            signature_hex.len() == 64 && signature_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let Some(signature) = canonical.then(|| hex::decode(signature_hex).ok()).flatten() else {
             return Verdict::BadSignature;
         };
         if Method::parse(fields.method).is_err() || self.mac(fields).verify_slice(&signature).is_err() {
@@ -110,10 +122,13 @@ impl UrlSigner {
 
     fn mac(&self, f: &SignedFields) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        // Each field is length-prefixed so no two field sets produce the same message.
-        for field in
-            ["v1", f.method, f.key, f.expires, f.content_type, f.response_content_type, f.response_content_disposition]
-        {
+        // Each field is length-prefixed so no two field sets produce the same message. The
+        // guards come last and only when set, so URLs signed before they existed still verify.
+        let base =
+            [f.method, f.key, f.expires, f.content_type, f.response_content_type, f.response_content_disposition];
+        let guards = [f.max_bytes, f.allowed_types];
+        let guarded = guards.iter().any(|g| !g.is_empty());
+        for field in ["v1"].iter().chain(&base).chain(guards.iter().filter(|_| guarded)) {
             mac.update(&(field.len() as u64).to_be_bytes());
             mac.update(field.as_bytes());
         }
@@ -130,13 +145,7 @@ mod tests {
     }
 
     fn options(method: Method) -> SignOptions {
-        SignOptions {
-            method,
-            expires_in: Duration::from_secs(60),
-            content_type: None,
-            response_content_type: None,
-            response_content_disposition: None,
-        }
+        SignOptions::new(method, Duration::from_secs(60))
     }
 
     fn param<'a>(url: &'a str, name: &str) -> &'a str {
@@ -186,7 +195,43 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(UrlSigner::new(b"short".to_vec(), "http://x").is_err());
         assert!(UrlSigner::new(vec![0; 32], "ftp://x").is_err());
-        let zero = SignOptions { expires_in: Duration::ZERO, ..options(Method::Get) };
-        assert!(signer().sign(&Key::parse("k").unwrap(), &zero, SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn a_signature_verifies_only_as_it_was_spelled() {
+        let now = SystemTime::now();
+        let url = signer().sign(&Key::parse("k").unwrap(), &options(Method::Get), now).unwrap().url;
+        let (expires, sig) = (param(&url, PARAM_EXPIRES), param(&url, PARAM_SIGNATURE));
+        let fields = SignedFields { method: "GET", key: "k", expires, ..Default::default() };
+        assert_eq!(signer().verify(&fields, sig, now), Verdict::Valid);
+        for respelled in [sig.to_uppercase(), format!("{sig}00"), sig[..62].to_string(), format!(" {}", &sig[1..])] {
+            assert_eq!(signer().verify(&fields, &respelled, now), Verdict::BadSignature, "{respelled}");
+        }
+    }
+
+    #[test]
+    fn put_guards_are_signed() {
+        let now = SystemTime::now();
+        let opts = SignOptions {
+            max_bytes: Some(1000),
+            allowed_content_types: Some(vec!["image/*".into(), "application/pdf".into()]),
+            ..options(Method::Put)
+        };
+        let url = signer().sign(&Key::parse("k").unwrap(), &opts, now).unwrap().url;
+        assert_eq!(param(&url, PARAM_MAX_BYTES), "1000");
+        assert_eq!(param(&url, PARAM_ALLOWED_TYPES), "image%2F*%2Capplication%2Fpdf");
+        let (expires, sig) = (param(&url, PARAM_EXPIRES), param(&url, PARAM_SIGNATURE));
+        let good = SignedFields {
+            method: "PUT",
+            key: "k",
+            expires,
+            max_bytes: "1000",
+            allowed_types: "image/*,application/pdf",
+            ..Default::default()
+        };
+        assert_eq!(signer().verify(&good, sig, now), Verdict::Valid);
+        for lifted in [SignedFields { max_bytes: "", ..good }, SignedFields { allowed_types: "*/*", ..good }] {
+            assert_eq!(signer().verify(&lifted, sig, now), Verdict::BadSignature);
+        }
     }
 }

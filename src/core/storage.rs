@@ -8,11 +8,18 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions, SignedUrl,
+    Backend, GetOptions, GetResult, ListOptions, ListPage, Metadata, Method, ObjectMeta, PutOptions, PutResult,
+    SignOptions, SignedUrl,
 };
-use crate::core::body::{Body, UploadGuard};
+use crate::core::body::{type_allowed, Body, UploadGuard};
 use crate::core::error::{Error, Result};
 use crate::core::key::{check_prefix, Key};
+use crate::core::signing::MAX_EXPIRY;
+
+/// User metadata, names and values together, as S3 allows it.
+const MAX_METADATA_BYTES: usize = 2048;
+/// A list cursor is a key or a store's opaque token; either fits in this.
+const MAX_CURSOR_BYTES: usize = 4096;
 
 /// Everything an upload can ask for: where it goes and what it must satisfy.
 #[derive(Clone, Debug, Default)]
@@ -35,14 +42,15 @@ impl Storage {
 
     pub async fn put(&self, key: &str, body: Body, options: UploadOptions) -> Result<PutResult> {
         let key = Key::parse(key)?;
+        let put = checked_put_options(options.put)?;
         let guard = UploadGuard {
             expected_length: options.content_length,
             max_bytes: options.max_bytes,
             allowed_content_types: options.allowed_content_types,
-            content_type: options.put.content_type.clone(),
+            content_type: put.content_type.clone(),
         };
         let body = guard.apply(body)?;
-        self.backend.put(&key, body, options.put).await
+        self.backend.put(&key, body, put).await
     }
 
     pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
@@ -88,6 +96,11 @@ impl Storage {
         if options.delimiter.as_deref() == Some("") {
             return Err(Error::InvalidArgument("delimiter must not be empty".into()));
         }
+        if let Some(cursor) = &options.cursor {
+            if cursor.is_empty() || cursor.len() > MAX_CURSOR_BYTES || cursor.chars().any(char::is_control) {
+                return Err(Error::InvalidArgument("cursor must be one returned by a previous list call".into()));
+            }
+        }
         self.backend.list(&options).await
     }
 
@@ -122,31 +135,30 @@ impl Storage {
         finish_bulk(deleted, failures)
     }
 
-    /// Deletes every object under a (non-empty) prefix; returns how many were deleted.
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        if prefix.is_empty() {
-            return Err(Error::InvalidArgument("deletePrefix needs a non-empty prefix".into()));
-        }
-        self.delete_where(prefix, |_| true).await
+    /// Deletes every object under a prefix; returns how many were deleted. The empty prefix
+    /// (the whole store) must be asked for with `all`.
+    pub async fn delete_prefix(&self, prefix: &str, all: bool) -> Result<u64> {
+        self.delete_where(prefix, all, |_| true).await
     }
 
     /// Deletes the objects under a prefix last modified before `before`; returns the count.
-    pub async fn delete_older_than(&self, prefix: &str, before: SystemTime) -> Result<u64> {
-        self.delete_where(prefix, |modified| modified < before).await
+    pub async fn delete_older_than(&self, prefix: &str, before: SystemTime, all: bool) -> Result<u64> {
+        self.delete_where(prefix, all, |modified| modified < before).await
     }
 
-    async fn delete_where(&self, prefix: &str, select: impl Fn(SystemTime) -> bool) -> Result<u64> {
+    async fn delete_where(&self, prefix: &str, all: bool, select: impl Fn(SystemTime) -> bool) -> Result<u64> {
+        if prefix.is_empty() && !all {
+            return Err(Error::InvalidArgument(
+                "an empty prefix means every object in the store: pass { all: true } to mean that".into(),
+            ));
+        }
         let mut options = ListOptions { prefix: prefix.to_owned(), ..Default::default() };
         let mut deleted = 0;
         let mut failures = Vec::new();
         loop {
             let page = self.list(options.clone()).await?;
-            let keys = page
-                .objects
-                .iter()
-                .filter(|o| select(o.last_modified))
-                .map(|o| Key::parse(o.key.as_str()))
-                .collect::<Result<Vec<_>>>()?;
+            let keys: Vec<Key> =
+                page.objects.into_iter().filter(|o| select(o.last_modified)).map(|o| Key::listed(o.key)).collect();
             for (key, result) in keys.iter().zip(self.backend.delete_many(&keys).await) {
                 match result {
                     Ok(()) => deleted += 1,
@@ -161,9 +173,81 @@ impl Storage {
         finish_bulk(deleted, failures)
     }
 
-    pub fn sign_url(&self, key: &str, options: &SignOptions) -> Result<SignedUrl> {
-        self.backend.sign_url(&Key::parse(key)?, options)
+    pub async fn delete_incomplete_uploads(&self, before: SystemTime) -> Result<u64> {
+        self.backend.delete_incomplete_uploads(before).await
     }
+
+    /// One set of rules for every store's URLs, checked before the store signs.
+    pub fn sign_url(&self, key: &str, options: &SignOptions) -> Result<SignedUrl> {
+        let key = Key::parse(key)?;
+        if options.expires_in.is_zero() || options.expires_in > MAX_EXPIRY {
+            return Err(Error::InvalidArgument(format!(
+                "expiresIn must be between 1 and {} seconds (7 days)",
+                MAX_EXPIRY.as_secs()
+            )));
+        }
+        let headers = [
+            ("contentType", &options.content_type),
+            ("responseContentType", &options.response_content_type),
+            ("responseContentDisposition", &options.response_content_disposition),
+        ];
+        for (name, value) in headers {
+            if let Some(value) = value {
+                check_header_value(name, value)?;
+            }
+        }
+        if options.method != Method::Put && (options.max_bytes.is_some() || options.allowed_content_types.is_some()) {
+            return Err(Error::InvalidArgument("maxBytes and allowedContentTypes apply to PUT URLs only".into()));
+        }
+        if let (Some(allowed), Some(content_type)) = (&options.allowed_content_types, &options.content_type) {
+            if !type_allowed(content_type, allowed) {
+                return Err(Error::InvalidFileType { provided: content_type.clone(), allowed: allowed.clone() });
+            }
+        }
+        self.backend.sign_url(&key, options)
+    }
+}
+
+/// Content type and metadata become HTTP headers on every cloud store: one set of rules for
+/// all stores. Metadata names are lowercased, as S3 returns them.
+fn checked_put_options(mut put: PutOptions) -> Result<PutOptions> {
+    if let Some(content_type) = &put.content_type {
+        check_header_value("contentType", content_type)?;
+    }
+    let mut metadata = Metadata::with_capacity(put.metadata.len());
+    let mut total = 0;
+    for (name, value) in put.metadata {
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(Error::InvalidArgument(format!(
+                "metadata name {name:?} must be ASCII letters, digits or !#$%&'*+-.^_`|~"
+            )));
+        }
+        check_header_value(&format!("metadata {name:?}"), &value)?;
+        total += name.len() + value.len();
+        if metadata.insert(name.to_ascii_lowercase(), value).is_some() {
+            return Err(Error::InvalidArgument(format!("metadata names differ only in case: {name:?}")));
+        }
+    }
+    if total > MAX_METADATA_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "metadata is {total} bytes; names and values together may take at most {MAX_METADATA_BYTES}"
+        )));
+    }
+    put.metadata = metadata;
+    Ok(put)
+}
+
+/// A header value must not carry CR, LF or other control characters (header injection).
+fn check_header_value(name: &str, value: &str) -> Result<()> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Error::InvalidArgument(format!("{name} must not contain control characters such as CR or LF")));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn finish_bulk(deleted: u64, failures: Vec<(String, Error)>) -> Result<u64> {

@@ -1,11 +1,12 @@
-//! The S3-compatible store (AWS, MinIO, R2, B2, Spaces…): single-object calls go out through
-//! `direct`, everything else through `aws-sdk-s3`, both over one connection pool.
+//! The S3-compatible store (AWS, MinIO, R2, B2, Spaces…): object calls, multipart uploads
+//! included, go out through `direct`; listings, copies and batch deletes through
+//! `aws-sdk-s3`; both over one connection pool.
 //!
 //! Uploads of up to one part go out as one PutObject; longer or unknown-length bodies as a
 //! multipart upload whose parts are buffered one at a time (memory: part size times
 //! concurrency) and which is aborted on any failure, so no parts are left behind.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -15,18 +16,18 @@ use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
 };
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime, DateTimeFormat};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::Connector;
 use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnectorSettings, SharedHttpConnector};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::Headers;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
+use md5::{Digest, Md5};
 use tokio::task::JoinSet;
 
 use crate::core::backend::{
@@ -38,18 +39,26 @@ use crate::core::error::{Error, Result};
 use crate::core::key::{percent_encode_path, Key};
 
 mod direct;
+mod error;
 mod signer;
-use direct::{Call, Direct};
-use signer::Signer;
+use direct::{xml_text, Answer, Call, Direct};
+use error::{code_status, dispatch_error, refused_put, s3_error, service_error};
+use signer::{encode, Signer};
 
 /// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
 const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PARTS: u64 = 10_000;
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH: usize = 1000;
+/// Deletes sent at once when a service has no DeleteObjects.
+const DELETE_CONCURRENCY: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an answer may take to start once a request is sent.
+/// How long an answer may take to start once a request is sent (calls on the SDK client).
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per host, and for how long: a burst must not leave a thousand
+/// sockets open (S3 itself drops idle connections after about 20 seconds).
+const MAX_IDLE_CONNECTIONS: usize = 32;
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct S3Settings {
     pub bucket: String,
@@ -73,9 +82,8 @@ pub struct S3Backend {
     bucket: String,
     part_size: usize,
     concurrency: usize,
-    sign_payload: bool,
     signer: Arc<Signer>,
-    direct: Direct,
+    direct: Arc<Direct>,
 }
 
 /// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
@@ -88,14 +96,14 @@ struct PartPool {
 
 impl PartPool {
     fn take(&self) -> BytesMut {
-        let pooled = self.free.lock().expect("pool lock poisoned").pop();
+        let pooled = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
         pooled.unwrap_or_else(|| BytesMut::with_capacity(self.size))
     }
 
     /// Takes a part back once its upload no longer holds it.
     fn give(&self, part: Bytes) {
         if let Ok(mut buffer) = part.try_into_mut() {
-            let mut free = self.free.lock().expect("pool lock poisoned");
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             if buffer.capacity() >= self.size && free.len() < self.keep {
                 buffer.clear();
                 free.push(buffer);
@@ -124,6 +132,8 @@ impl S3Backend {
                         .build(),
                 )
                 .sleep_impl(TokioSleep::new())
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+                .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
                 .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
                 .build(),
         );
@@ -134,7 +144,9 @@ impl S3Backend {
             None,
             "raptscallions-storage",
         );
-        let path_style = settings.force_path_style.unwrap_or(settings.endpoint.is_some());
+        // Virtual-hosted names with dots break TLS on AWS (the certificate covers one level).
+        let path_style =
+            settings.force_path_style.unwrap_or(settings.endpoint.is_some() || settings.bucket.contains('.'));
         let signer = Arc::new(Signer::new(
             credentials.clone(),
             &settings.region,
@@ -143,7 +155,8 @@ impl S3Backend {
             path_style,
         )?);
         let sign_payload = settings.sign_payload.unwrap_or(!signer.is_tls());
-        let direct = Direct::new(connector.clone(), Arc::clone(&signer), sign_payload, settings.stall_timeout);
+        let direct =
+            Arc::new(Direct::new(connector.clone(), Arc::clone(&signer), sign_payload, settings.stall_timeout));
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region))
@@ -167,21 +180,44 @@ impl S3Backend {
             bucket: settings.bucket,
             part_size: settings.part_size,
             concurrency: settings.concurrency,
-            sign_payload,
             signer,
             direct,
         })
     }
 
     async fn put_object(&self, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
-        let mut headers = vec![("content-type".to_owned(), content_type(options))];
-        headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())));
+        let mut headers = object_headers(options);
         if options.if_not_exists {
             headers.push(("if-none-match".to_owned(), "*".to_owned()));
         }
-        let call = Call { headers, body: data, ..Call::new("PutObject", "PUT", key) };
-        let response = self.direct.send_ok(&call).await.map_err(|e| refused_put(key, options, e))?;
-        Ok(PutResult { etag: response.headers().get("etag").map(str::to_owned) })
+        let call = Call { headers, body: data.clone(), ..Call::new("PutObject", "PUT", key) };
+        let answer = self.direct.send(&call).await?;
+        if answer.response.status().is_success() {
+            return Ok(PutResult { etag: answer.response.headers().get("etag").map(str::to_owned) });
+        }
+        let expected = || format!("\"{}\"", hex::encode(Md5::digest(&data)));
+        self.refused_or_ours(&call, answer, options, expected).await
+    }
+
+    /// A conditional write refused after an attempt the server may have carried out may have
+    /// been refused because of that attempt: when the object there has the ETag our write
+    /// would have, it is ours. Otherwise the refusal stands.
+    async fn refused_or_ours(
+        &self,
+        call: &Call<'_>,
+        answer: Answer,
+        options: &PutOptions,
+        expected_etag: impl FnOnce() -> String,
+    ) -> Result<PutResult> {
+        let (status, after_doubt) = (answer.response.status().as_u16(), answer.after_doubt);
+        let refusal = refused_put(call.key, options, self.direct.failure(call, answer.response).await);
+        if after_doubt && matches!(status, 404 | 412) {
+            let expected = expected_etag();
+            if self.head_object(call.key).await.is_ok_and(|meta| meta.etag.as_deref() == Some(expected.as_str())) {
+                return Ok(PutResult { etag: Some(expected) });
+            }
+        }
+        Err(refusal)
     }
 
     async fn put_multipart(
@@ -191,30 +227,31 @@ impl S3Backend {
         parts: PartReader,
         options: &PutOptions,
     ) -> Result<PutResult> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_type(content_type(options))
-            .set_metadata(Some(options.metadata.clone()))
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let call = Call {
+            query: "?uploads".into(),
+            headers: object_headers(options),
+            ..Call::new("CreateMultipartUpload", "POST", key)
+        };
+        let answer = self.direct.send_ok(&call).await?;
+        let body = self.direct.read_capped(answer.response).await;
+        let upload_id = xml_text(&body, "UploadId").ok_or_else(|| Error::Service {
+            status: 200,
+            message: "S3 answered CreateMultipartUpload without an UploadId".into(),
+        })?;
         let result = self.upload_parts(key, &upload_id, first, parts, options).await;
         if result.is_err() {
             // Best effort: the upload failed already, and a failed abort must not hide why.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            let _ = self.abort_upload(key, &upload_id).await;
         }
         result
+    }
+
+    async fn abort_upload(&self, key: &Key, upload_id: &str) -> Result<()> {
+        let query = format!("?uploadId={}", encode(upload_id, true));
+        match self.direct.send_ok(&Call { query, ..Call::new("AbortMultipartUpload", "DELETE", key) }).await {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn upload_parts(
@@ -226,27 +263,19 @@ impl S3Backend {
         options: &PutOptions,
     ) -> Result<PutResult> {
         let mut uploads = JoinSet::new();
-        let mut completed = Vec::new();
+        let mut completed: Vec<(u32, String)> = Vec::new();
         let mut next = Some(first);
         let mut number = 1;
         while let Some(data) = next {
-            let request = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(data.len() as i64)
-                .body(SdkBody::from(data.clone()))
-                .customize();
-            let request = if self.sign_payload { request } else { request.disable_payload_signing() };
-            let (part_key, pool) = (key.clone(), Arc::clone(&parts.pool));
+            let (direct, part_key, pool) = (Arc::clone(&self.direct), key.clone(), Arc::clone(&parts.pool));
+            let query = format!("?partNumber={number}&uploadId={}", encode(upload_id, true));
             uploads.spawn(async move {
-                let sent = request.send().await;
+                let call = Call { query, body: data.clone(), ..Call::new("UploadPart", "PUT", &part_key) };
+                let sent = direct.send_ok(&call).await;
+                drop(call);
                 pool.give(data);
-                let output = sent.map_err(|e| s3_error("UploadPart", &part_key, e))?;
-                Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_owned)).build())
+                let etag = sent?.response.headers().get("etag").map(str::to_owned).unwrap_or_default();
+                Ok((number, etag))
             });
             number += 1;
             // Fill the next part only once a buffer is free: at most `concurrency` in memory.
@@ -258,25 +287,45 @@ impl S3Backend {
         while let Some(done) = uploads.join_next().await {
             completed.push(joined(Some(done))?);
         }
-        completed.sort_by_key(|p| p.part_number());
-        let output = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-            .set_if_none_match(options.if_not_exists.then(|| "*".to_owned()))
-            .send()
-            .await
-            .map_err(|e| refused_put(key, options, s3_error("CompleteMultipartUpload", key, e)))?;
-        Ok(PutResult { etag: output.e_tag().map(str::to_owned) })
+        completed.sort_by_key(|(number, _)| *number);
+        self.complete(key, upload_id, &completed, options).await
+    }
+
+    async fn complete(
+        &self,
+        key: &Key,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        options: &PutOptions,
+    ) -> Result<PutResult> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (number, etag) in parts {
+            let etag = etag.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+            xml.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut headers = vec![("content-type".to_owned(), "application/xml".to_owned())];
+        if options.if_not_exists {
+            headers.push(("if-none-match".to_owned(), "*".to_owned()));
+        }
+        let query = format!("?uploadId={}", encode(upload_id, true));
+        let call = Call { query, headers, body: Bytes::from(xml), ..Call::new("CompleteMultipartUpload", "POST", key) };
+        let answer = self.direct.send(&call).await?;
+        if !answer.response.status().is_success() {
+            // Retried after a doubtful attempt, a completion already done answers NoSuchUpload.
+            return self.refused_or_ours(&call, answer, options, || multipart_etag(parts)).await;
+        }
+        // S3 may answer 200 and still report an error in the body.
+        let body = self.direct.read_capped(answer.response).await;
+        if let Some(code) = xml_text(&body, "Code").filter(|_| xml_text(&body, "ETag").is_none()) {
+            return Err(refused_put(key, options, service_error(call.operation, key, code_status(&code), &code)));
+        }
+        Ok(PutResult { etag: xml_text(&body, "ETag") })
     }
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
-        let call = Call::new("HeadObject", "HEAD", key);
-        let response = self.direct.send_ok(&call).await?;
-        Ok(object_meta(key, response.headers(), None))
+        let answer = self.direct.send_ok(&Call::new("HeadObject", "HEAD", key)).await?;
+        Ok(object_meta(key, answer.response.headers(), None))
     }
 }
 
@@ -297,19 +346,36 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
     }
 }
 
-fn content_type(options: &PutOptions) -> String {
-    options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
+/// The headers that give a new object its content type and metadata.
+fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
+    let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
+    let mut headers = vec![("content-type".to_owned(), content_type)];
+    headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())));
+    headers
+}
+
+/// The ETag S3 gives a multipart object: the MD5 of its parts' MD5s, and the part count.
+/// `None`-like (an impossible ETag) when a part's ETag is not an MD5, as on some services.
+fn multipart_etag(parts: &[(u32, String)]) -> String {
+    let mut digests = Md5::new();
+    for (_, etag) in parts {
+        match hex::decode(etag.trim_matches('"')) {
+            Ok(md5) if md5.len() == 16 => digests.update(&md5),
+            _ => return String::new(),
+        }
+    }
+    format!("\"{}-{}\"", hex::encode(digests.finalize()), parts.len())
 }
 
 fn system_time(t: Option<&DateTime>) -> SystemTime {
     t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-fn joined(done: Option<std::result::Result<Result<CompletedPart>, tokio::task::JoinError>>) -> Result<CompletedPart> {
+fn joined<T>(done: Option<std::result::Result<Result<T>, tokio::task::JoinError>>) -> Result<T> {
     match done {
         Some(Ok(part)) => part,
-        Some(Err(e)) => Err(Error::io("upload a part", std::io::Error::other(e))),
-        None => Err(Error::io("upload a part", std::io::Error::other("no part upload was running"))),
+        Some(Err(e)) => Err(Error::Internal(format!("a part upload failed: {e}"))),
+        None => Err(Error::Internal("no part upload was running".into())),
     }
 }
 
@@ -378,53 +444,6 @@ impl PartReader {
     }
 }
 
-/// What an S3 error answer means, from its status and error code; never echoes credentials.
-fn service_error(operation: &str, key: &Key, status: u16, code: &str) -> Error {
-    match status {
-        404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
-        401 | 403 => Error::PermissionDenied(format!(
-            "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
-        )),
-        409 | 412 => Error::Precondition { key: key.to_string(), reason: format!("{operation}: {code}") },
-        429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
-        _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
-    }
-}
-
-/// A request that got no answer: the server was unreachable, or slower than the timeouts.
-fn dispatch_error(operation: &str, timed_out: bool, detail: String) -> Error {
-    if timed_out {
-        Error::Timeout(format!("S3 did not answer {operation} in time"))
-    } else {
-        Error::Unavailable(format!("could not reach S3 for {operation}: {detail}"))
-    }
-}
-
-/// Tells the failures of one SDK call apart.
-fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let detail = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
-    match &error {
-        SdkError::ServiceError(service) => {
-            service_error(operation, key, service.raw().status().as_u16(), service.err().code().unwrap_or(""))
-        }
-        SdkError::TimeoutError(_) => dispatch_error(operation, true, detail),
-        SdkError::DispatchFailure(failure) => dispatch_error(operation, failure.is_timeout(), detail),
-        SdkError::ResponseError(_) => dispatch_error(operation, false, detail),
-        _ => Error::Configuration(format!("could not build the S3 request for {operation}: {detail}")),
-    }
-}
-
-/// A refused conditional put means the key is taken.
-fn refused_put(key: &Key, options: &PutOptions, error: Error) -> Error {
-    match error {
-        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
-        other => other,
-    }
-}
-
 /// `bytes a-b/size` → ((a, b + 1), size).
 fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
     let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
@@ -460,11 +479,11 @@ impl Backend for S3Backend {
         });
         let headers = header.map(|h| ("range".to_owned(), h)).into_iter().collect();
         let call = Call { headers, ..Call::new("GetObject", "GET", key) };
-        let response = self.direct.send(&call).await?;
-        if response.status().as_u16() == 416 {
+        let response = self.direct.send(&call).await?.response;
+        if let (416, Some(range)) = (response.status().as_u16(), range) {
             // S3 gives no size with a 416; an empty object still serves `start: 0`.
             let meta = self.head_object(key).await?;
-            let span = range.expect("416 only answers ranged reads").resolve(meta.size)?;
+            let span = range.resolve(meta.size)?;
             return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
         }
         if !response.status().is_success() {
@@ -499,7 +518,7 @@ impl Backend for S3Backend {
             .max_keys(limit as i32)
             .send()
             .await
-            .map_err(|e| s3_error("ListObjectsV2", &Key::parse("list").expect("a valid key"), e))?;
+            .map_err(|e| s3_error("ListObjectsV2", &Key::listed(options.prefix.clone()), e))?;
         Ok(ListPage {
             objects: output
                 .contents()
@@ -517,6 +536,12 @@ impl Backend for S3Backend {
     }
 
     fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+        if options.max_bytes.is_some() || options.allowed_content_types.is_some() {
+            return Err(Error::InvalidArgument(
+                "S3 cannot bound a presigned PUT's size or type: sign a contentType, and check the object once uploaded"
+                    .into(),
+            ));
+        }
         let now = SystemTime::now();
         Ok(SignedUrl { url: self.signer.presign(key, options, now)?, expires_at: now + options.expires_in })
     }
@@ -533,6 +558,36 @@ impl Backend for S3Backend {
         Ok(())
     }
 
+    /// Aborts the multipart uploads begun before `before` (S3 keeps their parts, and bills
+    /// them, until then). A lifecycle rule (AbortIncompleteMultipartUpload) does the same on AWS.
+    async fn delete_incomplete_uploads(&self, before: SystemTime) -> Result<u64> {
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        let mut aborted = 0;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListMultipartUploads", &Key::listed(String::new()), e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                if upload.initiated().is_some_and(|t| SystemTime::try_from(*t).is_ok_and(|t| t < before)) {
+                    self.abort_upload(&Key::listed(key.to_owned()), id).await?;
+                    aborted += 1;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+        }
+    }
+
     async fn delete_many(&self, keys: &[Key]) -> Vec<Result<()>> {
         let mut results = Vec::with_capacity(keys.len());
         for batch in keys.chunks(DELETE_BATCH) {
@@ -545,35 +600,46 @@ impl Backend for S3Backend {
 impl S3Backend {
     async fn delete_batch(&self, keys: &[Key]) -> Vec<Result<()>> {
         let objects = keys.iter().map(|k| ObjectIdentifier::builder().key(k.as_str()).build());
-        let delete = match objects.collect::<std::result::Result<Vec<_>, _>>() {
-            Ok(objects) => Delete::builder().set_objects(Some(objects)).quiet(true).build(),
-            Err(e) => Err(e),
-        };
-        let delete = match delete {
-            Ok(delete) => delete,
-            Err(e) => return keys.iter().map(|_| Err(Error::InvalidArgument(e.to_string()))).collect(),
+        let delete = objects
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .and_then(|objects| Delete::builder().set_objects(Some(objects)).quiet(true).build());
+        let Ok(delete) = delete else {
+            return keys
+                .iter()
+                .map(|_| Err(Error::InvalidArgument("DeleteObjects: keys S3 cannot take".into())))
+                .collect();
         };
         match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
             Ok(output) => {
-                let failed: std::collections::HashMap<&str, String> = output
-                    .errors()
-                    .iter()
-                    .filter_map(|e| {
-                        Some((e.key()?, format!("{}: {}", e.code().unwrap_or(""), e.message().unwrap_or(""))))
-                    })
-                    .collect();
+                let failed: std::collections::HashMap<&str, &str> =
+                    output.errors().iter().filter_map(|e| Some((e.key()?, e.code().unwrap_or("")))).collect();
                 keys.iter()
                     .map(|k| match failed.get(k.as_str()) {
-                        Some(message) => {
-                            Err(Error::Service { status: 200, message: format!("DeleteObjects: {message}") })
-                        }
-                        None => Ok(()),
+                        Some(&"NoSuchKey") | None => Ok(()),
+                        Some(code) => Err(service_error("DeleteObjects", k, code_status(code), code)),
                     })
                     .collect()
             }
-            // Some S3-compatible services have no DeleteObjects: fall back to one call per key,
-            // which also gives each key its own error.
-            Err(_) => futures::future::join_all(keys.iter().map(|key| self.delete(key))).await,
+            // Some S3-compatible services have no DeleteObjects: one call per key, a few at a
+            // time, which also gives each key its own error.
+            Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(405 | 501)) => {
+                let mut results = Vec::with_capacity(keys.len());
+                for batch in keys.chunks(DELETE_CONCURRENCY) {
+                    results.extend(futures::future::join_all(batch.iter().map(|key| self.delete(key))).await);
+                }
+                results
+            }
+            // The whole batch failed: every key failed for that reason.
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let code = ProvideErrorMetadata::code(&e).unwrap_or("").to_owned();
+                let cause = direct::root_cause(&e);
+                let error_for = |key| match status {
+                    Some(status) => service_error("DeleteObjects", key, status, &code),
+                    None => dispatch_error("DeleteObjects", false, cause.clone()),
+                };
+                keys.iter().map(|key| Err(error_for(key))).collect()
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SigV4 signing done directly: presigned URLs, and the headers of the single-request object
 //! calls. The SDK runs its whole request pipeline for each, which costs more than the signature.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
@@ -119,7 +119,7 @@ impl Signer {
         }
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
-        settings.expires_in = Some(options.expires_in.min(Duration::from_secs(7 * 24 * 3600)));
+        settings.expires_in = Some(options.expires_in);
         let params = self.params(settings, now)?;
         let request = SignableRequest::new(
             options.method.as_str(),
@@ -142,7 +142,7 @@ fn signing_failed(error: aws_sigv4::http_request::SigningError) -> Error {
 }
 
 /// SigV4 URI encoding: everything but `A-Z a-z 0-9 - _ . ~` is escaped; `/` too when asked.
-fn encode(s: &str, slash: bool) -> String {
+pub fn encode(s: &str, slash: bool) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len() + 8);
     for b in s.bytes() {
@@ -158,6 +158,8 @@ fn encode(s: &str, slash: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -165,11 +167,8 @@ mod tests {
         let credentials = Credentials::new("AKID", "secret", None, None, "test");
         let path = Signer::new(credentials.clone(), "us-east-1", "b", Some("http://127.0.0.1:9000"), true).unwrap();
         let options = SignOptions {
-            method: Method::Get,
-            expires_in: Duration::from_secs(60),
-            content_type: None,
-            response_content_type: None,
             response_content_disposition: Some("attachment; filename=\"a b.txt\"".into()),
+            ..SignOptions::new(Method::Get, Duration::from_secs(60))
         };
         let url = path.presign(&Key::parse("dir/a b+c(1).txt").unwrap(), &options, SystemTime::now()).unwrap();
         assert!(url.starts_with("http://127.0.0.1:9000/b/dir/a%20b%2Bc%281%29.txt?response-content-disposition=attachment%3B%20filename%3D%22a%20b.txt%22&X-Amz-Algorithm=AWS4-HMAC-SHA256&"), "{url}");

@@ -1,0 +1,69 @@
+//! What S3's answers and failures mean, as this package's errors. Never echoes credentials,
+//! and tells people what they can act on, not the client's internals.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use super::direct::root_cause;
+use crate::core::backend::PutOptions;
+use crate::core::error::Error;
+use crate::core::key::Key;
+
+/// What an S3 error answer means, from its status and error code.
+pub fn service_error(operation: &str, key: &Key, status: u16, code: &str) -> Error {
+    match status {
+        404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
+        401 | 403 => Error::PermissionDenied(format!(
+            "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
+        )),
+        409 | 412 => Error::Precondition { key: key.to_string(), reason: format!("{operation}: {code}") },
+        429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
+        _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
+    }
+}
+
+/// The status an error code stands for where S3 gives only the code (in a DeleteObjects reply,
+/// or an error inside a 200 answer).
+pub fn code_status(code: &str) -> u16 {
+    match code {
+        "AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => 403,
+        "NoSuchKey" | "NoSuchUpload" | "NoSuchBucket" => 404,
+        "PreconditionFailed" => 412,
+        "SlowDown" => 503,
+        "InternalError" | "ServiceUnavailable" => 500,
+        _ => 400,
+    }
+}
+
+/// A request that got no answer: the server was unreachable, or slower than the timeouts.
+pub fn dispatch_error(operation: &str, timed_out: bool, cause: String) -> Error {
+    if timed_out {
+        Error::Timeout(format!("S3 did not answer {operation} in time"))
+    } else {
+        Error::Unavailable(format!("could not reach S3 for {operation}: {cause}"))
+    }
+}
+
+/// Tells the failures of one SDK call apart.
+pub fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &error {
+        SdkError::ServiceError(service) => {
+            service_error(operation, key, service.raw().status().as_u16(), service.err().code().unwrap_or(""))
+        }
+        SdkError::TimeoutError(_) => dispatch_error(operation, true, root_cause(&error)),
+        SdkError::DispatchFailure(failure) => dispatch_error(operation, failure.is_timeout(), root_cause(&error)),
+        SdkError::ResponseError(_) => dispatch_error(operation, false, root_cause(&error)),
+        _ => Error::InvalidArgument(format!("{operation}: S3 cannot take a request made of these arguments")),
+    }
+}
+
+/// A refused conditional put means the key is taken.
+pub fn refused_put(key: &Key, options: &PutOptions, error: Error) -> Error {
+    match error {
+        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
+        other => other,
+    }
+}
