@@ -10,6 +10,7 @@ import {
   ContentLengthMismatchError,
   FileAlreadyExistsError,
   FileNotFoundError,
+  InvalidArgumentError,
   InvalidFileTypeError,
   InvalidKeyError,
   InvalidRangeError,
@@ -40,6 +41,60 @@ function failingStream(goodBytes) {
       } else this.destroy(new Error('source failed'))
     },
   })
+}
+
+/** A deterministic random source, so a failing chunking can be replayed. */
+function seeded(seed) {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+/** `data` cut into random chunks (some empty). */
+function randomChunks(data, random) {
+  const chunks = []
+  let at = 0
+  while (at < data.length) {
+    const size = random() < 0.1 ? 0 : Math.ceil(random() * Math.min(data.length - at, 20_000))
+    chunks.push(data.subarray(at, at + size))
+    at += size
+  }
+  return chunks
+}
+
+/** Bodies that send one chunk, then nothing, ever; `stopped()` tells whether the upload ended the source. */
+const SILENT_BODIES = {
+  'Node Readable': () => {
+    const body = new Readable({ read() {} })
+    body.push(Buffer.alloc(1000, 1))
+    return { body, stopped: () => body.destroyed }
+  },
+  'web ReadableStream': () => {
+    let cancelled = false
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new Uint8Array(1000))
+      },
+      pull: () => new Promise(() => {}),
+      cancel() {
+        cancelled = true
+      },
+    })
+    return { body, stopped: () => cancelled }
+  },
+  'async generator': () => {
+    const body = (async function* () {
+      yield Buffer.alloc(1000, 1)
+      await new Promise(() => {})
+    })()
+    // A generator suspended in its own await cannot be stopped from outside; it is left behind.
+    return { body, stopped: () => true }
+  },
 }
 
 const BAD_KEYS = {
@@ -508,6 +563,129 @@ for (const fixture of fixtures) {
       })
     })
 
+    describe('bodies at the edges', () => {
+      it('type-checked streamed bodies of every size around the sniffing window are stored whole', async () => {
+        const random = seeded(0x5eed)
+        for (const size of [0, 1, 2, 100, 8191, 8192, 8193, 64 * 1024 - 1, 64 * 1024 + 1]) {
+          const data = Buffer.alloc(size, '{')
+          for (const [kind, body] of [
+            ['Readable', () => Readable.from(randomChunks(data, random))],
+            ['generator', () => generate(randomChunks(data, random))],
+          ]) {
+            const key = fresh()
+            await backend.upload({
+              key,
+              body: body(),
+              contentType: 'application/json',
+              allowedContentTypes: ['application/json'],
+            })
+            assert.deepEqual(await backend.get(key), data, `${size} bytes from a ${kind}`)
+          }
+        }
+      })
+
+      it('random chunkings of one body, with and without a stated length, store the same bytes', async () => {
+        const random = seeded(7)
+        const data = crypto.randomBytes(200_003)
+        for (let round = 0; round < 6; round++) {
+          const key = fresh()
+          const contentLength = round % 2 ? data.length : undefined
+          await backend.upload({ key, body: generate(randomChunks(data, random)), contentType: 'x/y', contentLength })
+          assert.ok((await backend.get(key)).equals(data), `round ${round}`)
+        }
+      })
+    })
+
+    describe('hangs and throwing callbacks', () => {
+      for (const [kind, silent] of Object.entries(SILENT_BODIES)) {
+        it(`an abort ends an upload whose ${kind} body has gone silent, and stores nothing`, { timeout: 20_000 }, async () => {
+          const key = fresh()
+          const controller = new AbortController()
+          const { body, stopped } = silent()
+          setTimeout(() => controller.abort(), 50)
+          await assert.rejects(backend.upload({ key, body, contentType: 'x/y', signal: controller.signal }), AbortError)
+          assert.equal(stopped(), true, 'the source was left running')
+          assert.equal(await backend.exists(key), false)
+        })
+      }
+
+      it('a throwing onProgress fails the download or the upload, never the process', async () => {
+        const key = fresh()
+        await backend.put(key, Buffer.alloc(3 * MiB, 4))
+        const broken = () => {
+          throw new Error('progress handler broke')
+        }
+        await assert.rejects(readAll(await backend.download(key, { onProgress: broken })), /progress handler broke/)
+        const up = fresh()
+        await assert.rejects(backend.upload({ key: up, body: generate([Buffer.alloc(MiB)]), onProgress: broken }), /progress handler broke/)
+        assert.equal(await backend.exists(up), false)
+      })
+    })
+
+    describe('arguments of the wrong type', () => {
+      const BAD_OPTIONS = {
+        contentLength: { contentLength: '5' },
+        contentType: { contentType: 123 },
+        metadata: { metadata: { a: 1 } },
+        ifNotExists: { ifNotExists: 'yes' },
+        maxBytes: { maxBytes: -1 },
+        allowedContentTypes: { allowedContentTypes: 'image/png' },
+        onProgress: { onProgress: 'yes' },
+        signal: { signal: {} },
+      }
+      for (const [option, bad] of Object.entries(BAD_OPTIONS)) {
+        it(`an upload with a bad ${option} is an InvalidArgumentError naming it, and stores nothing`, async () => {
+          const key = fresh()
+          for (const body of [Buffer.from('x'), generate(['x'])]) {
+            await assert.rejects(backend.upload({ key, body, contentType: 'text/plain', ...bad }), (error) => {
+              assert.ok(error instanceof InvalidArgumentError, `${error}`)
+              assert.equal(error.statusCode, 400)
+              assert.match(error.message, new RegExp(option))
+              return true
+            })
+          }
+          assert.equal(await backend.exists(key), false)
+        })
+      }
+
+      it('other calls name their bad option too', async () => {
+        const key = fresh()
+        await backend.put(key, 'x')
+        const named = (option) => (error) => error instanceof InvalidArgumentError && error.message.includes(option)
+        await assert.rejects(backend.getSignedUrl(key, { expiresIn: '60' }), named('expiresIn'))
+        await assert.rejects(backend.getSignedUrl(key, { method: 'DELETE' }), named('method'))
+        await assert.rejects(backend.list({ limit: '3' }), named('limit'))
+        await assert.rejects(backend.list({ cursor: 7 }), named('cursor'))
+        await assert.rejects(backend.list({ prefix: 5 }), InvalidKeyError)
+        await assert.rejects(backend.download(key, { range: { start: '1' } }), named('range.start'))
+        await assert.rejects(backend.get(key, { range: { start: 0, end: 1.5 } }), named('range.end'))
+      })
+
+      it('keys that are not well-formed Unicode are refused, so two keys never land on one object', async () => {
+        for (const key of ['lone/a\uD800', 'lone/a\uDFFF', 'lone/\uD83D']) {
+          await assert.rejects(backend.put(key, 'x'), InvalidKeyError)
+          await assert.rejects(backend.upload({ key, body: generate(['x']) }), InvalidKeyError)
+          await assert.rejects(backend.download(key), InvalidKeyError)
+          await assert.rejects(backend.exists(key), InvalidKeyError)
+          await assert.rejects(backend.delete(key), InvalidKeyError)
+          await assert.rejects(backend.getSignedUrl(key), InvalidKeyError)
+          await assert.rejects(backend.list({ prefix: key }), InvalidKeyError)
+        }
+        assert.deepEqual((await backend.list({ prefix: 'lone/' })).objects, [])
+      })
+
+      it('metadata names are kept lowercase on every store, and header-breaking values are refused', async () => {
+        const key = fresh()
+        await backend.put(key, 'x', { metadata: { Owner: 'me', 'X-Trace': 't1' } })
+        assert.deepEqual((await backend.stat(key)).metadata, { owner: 'me', 'x-trace': 't1' })
+        const broken = [{ 'a b': 'x' }, { a: 'line\r\nx-amz-acl: public-read' }, { a: 'x', A: 'y' }]
+        for (const metadata of broken) {
+          await assert.rejects(backend.put(fresh(), 'x', { metadata }), InvalidArgumentError, JSON.stringify(metadata))
+        }
+        await assert.rejects(backend.put(fresh(), 'x', { contentType: 'text/html\r\nSet-Cookie: a=b' }), InvalidArgumentError)
+      })
+    })
+
     describe('signed URLs', () => {
       it('signs GET URLs with the default 900 s expiry without checking existence', async () => {
         const before = Date.now()
@@ -609,6 +787,33 @@ for (const fixture of fixtures) {
         const expired = await fetch(url)
         assert.ok(refused(expired.status), `expired URL got ${expired.status}`)
         await expired.body?.cancel()
+      })
+
+      it('one expiry rule on every store (1 s to 7 days, whole seconds), and no header injection', async () => {
+        const key = fresh()
+        for (const expiresIn of [0, 604_801, 1.5, -1, 10 ** 12]) {
+          await assert.rejects(backend.getSignedUrl(key, { expiresIn }), InvalidArgumentError, `expiresIn ${expiresIn}`)
+        }
+        const week = await backend.getSignedUrl(key, { expiresIn: 604_800 })
+        assert.ok(Math.abs(Date.parse(week.expiresAt) - Date.now() - 604_800_000) < 5000)
+        assert.match(week.url, /604800|X-Expires=\d+/)
+        const injected = 'attachment\r\nSet-Cookie: session=stolen'
+        for (const option of ['responseContentDisposition', 'responseContentType', 'contentType']) {
+          await assert.rejects(backend.getSignedUrl(key, { [option]: injected }), InvalidArgumentError, option)
+        }
+      })
+    })
+
+    describe('deleting everything', () => {
+      it('an empty prefix deletes every object only when asked with { all: true }', async () => {
+        await backend.put(fresh('all/a'), 'a')
+        await assert.rejects(backend.deletePrefix(''), InvalidArgumentError)
+        await assert.rejects(backend.deleteOlderThan('', new Date(Date.now() + 86_400_000)), InvalidArgumentError)
+        assert.ok((await backend.list()).objects.length > 0)
+        assert.ok((await backend.deleteOlderThan('', new Date(Date.now() + 86_400_000), { all: true })) > 0)
+        assert.deepEqual((await backend.list()).objects, [])
+        await backend.put(fresh('all/b'), 'b')
+        assert.equal(await backend.deletePrefix('', { all: true }), 1)
       })
     })
   })

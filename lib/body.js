@@ -23,7 +23,8 @@ function isStreamBody(body) {
  * iterator) so nothing is left reading it once the upload has failed or been aborted.
  */
 function bodyChunks(body) {
-  if (typeof body[Symbol.asyncIterator] !== 'function') {
+  // Web streams are async iterables too, but their iterator cannot be stopped mid-read.
+  if (typeof body.getReader === 'function') {
     const reader = body.getReader()
     const stop = () => reader.cancel().catch(() => {})
     return { chunks: asBuffers(webStreamChunks(reader)), stop }
