@@ -1,10 +1,18 @@
 // What only the local store has: files on disk, a root that keys cannot leave, durable renames.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { InvalidKeyError, KeyConflictError, LocalStorageBackend, FileNotFoundError, StorageError, createSignedUrlHandler } from '../index.mjs'
+import {
+  InvalidKeyError,
+  KeyConflictError,
+  LocalStorageBackend,
+  FileNotFoundError,
+  StorageError,
+  createSignedUrlHandler,
+} from '../index.mjs'
 import { tempDir } from './fixtures.mjs'
 
 async function* failing() {
@@ -133,5 +141,101 @@ describe('local store', () => {
     } finally {
       server.close()
     }
+  })
+
+  it('never lists, reads or deletes its own files, in any spelling of their folder', async () => {
+    await backend.put('visible.txt', 'x')
+    const everything = []
+    for await (const o of backend.listAll()) everything.push(o.key)
+    assert.ok(everything.includes('visible.txt'))
+    assert.ok(!everything.some((k) => k.toLowerCase().startsWith('.rstorage')), everything.join())
+    for (const prefix of ['.rstorage/', '.rstorage/meta/', '.RStorage/', '.rstorage/signing-secret']) {
+      await assert.rejects(backend.list({ prefix }), InvalidKeyError, prefix)
+    }
+    assert.deepEqual((await backend.list({ prefix: '.rs' })).objects, [])
+    for (const key of ['.rstorage/signing-secret', '.RSTORAGE/signing-secret', '.r\u017ftorage/locks/0', '.rs\u200btorage/x']) {
+      await assert.rejects(backend.get(key), InvalidKeyError, key)
+      await assert.rejects(backend.delete(key), InvalidKeyError, key)
+      await assert.rejects(backend.put(key, 'x'), InvalidKeyError, key)
+    }
+    await fs.access(path.join(root, '.rstorage/signing-secret'))
+  })
+
+  it('a listing prefix with a segment no filesystem can name is a bad key (400), not a 500', async () => {
+    await assert.rejects(backend.list({ prefix: `a/${'x'.repeat(300)}/` }), (e) => e instanceof InvalidKeyError && e.statusCode === 400)
+  })
+
+  it('a move that fails keeps the source whole, with its content type and metadata', async () => {
+    await backend.put('blocker', 'a file where a folder would be')
+    await backend.put('mover.txt', 'payload', { contentType: 'text/csv', metadata: { kept: 'yes' } })
+    await assert.rejects(backend.move('mover.txt', 'blocker/inside.txt'), KeyConflictError)
+    const info = await backend.stat('mover.txt')
+    assert.equal(info.contentType, 'text/csv')
+    assert.deepEqual(info.metadata, { kept: 'yes' })
+    await backend.move('mover.txt', 'moved/mover.txt')
+    assert.equal((await backend.stat('moved/mover.txt')).contentType, 'text/csv')
+  })
+
+  it('opens off the event loop: the constructor returns at once and ready() reports a root it cannot use', async () => {
+    const file = path.join(root, 'not-a-folder')
+    await fs.writeFile(file, 'x')
+    const started = process.hrtime.bigint()
+    const broken = new LocalStorageBackend(path.join(file, 'store'))
+    assert.ok(process.hrtime.bigint() - started < 50_000_000n)
+    await assert.rejects(broken.ready(), StorageError)
+    await assert.rejects(broken.put('k', 'x'), StorageError)
+  })
+
+  it('opens a store whose signing secret a crash left empty, and replaces it', async () => {
+    const own = await tempDir('empty-secret')
+    try {
+      await fs.mkdir(path.join(own, '.rstorage'), { recursive: true })
+      await fs.writeFile(path.join(own, '.rstorage/signing-secret'), '')
+      const store = new LocalStorageBackend(own)
+      await store.ready()
+      const { url } = await store.getSignedUrl('k')
+      assert.match(url, /X-Signature=[0-9a-f]{64}/)
+      assert.match(await fs.readFile(path.join(own, '.rstorage/signing-secret'), 'utf8'), /^[0-9a-f]{64}$/)
+      const again = new LocalStorageBackend(own)
+      assert.equal((await again.getSignedUrl('k', { expiresIn: 60 })).url.length, (await store.getSignedUrl('k', { expiresIn: 60 })).url.length)
+    } finally {
+      await fs.rm(own, { recursive: true, force: true })
+    }
+  })
+
+  it('sweeps the temp files of dead writers when it opens, never one a live writer holds', async () => {
+    const own = await tempDir('sweep')
+    let holder
+    try {
+      await new LocalStorageBackend(own).ready()
+      const tmp = path.join(own, '.rstorage/tmp')
+      await fs.writeFile(path.join(tmp, 'abandoned'), Buffer.alloc(1000))
+      await fs.writeFile(path.join(tmp, 'held'), Buffer.alloc(1000))
+      // Another process holding its temp file's lock, as a live writer does.
+      // -o: the lock stays with flock itself, not with the command it runs.
+      holder = spawn('flock', ['-o', path.join(tmp, 'held'), 'sleep', '30'], { stdio: 'ignore' })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const reopened = new LocalStorageBackend(own)
+      await reopened.ready()
+      assert.deepEqual(await fs.readdir(tmp), ['held'])
+      holder.kill('SIGKILL')
+      await new Promise((resolve) => holder.once('exit', resolve))
+      assert.equal(await reopened.deleteIncompleteUploads(), 1)
+      assert.deepEqual(await fs.readdir(tmp), [])
+    } finally {
+      holder?.kill('SIGKILL')
+      await fs.rm(own, { recursive: true, force: true })
+    }
+  })
+
+  it('a failed or cancelled write leaves no temp file, even when the body fails before the writer starts', async () => {
+    for (let i = 0; i < 50; i++) {
+      const body = (async function* () {
+        if (i % 2) yield Buffer.alloc(10)
+        throw new Error('client went away')
+      })()
+      await assert.rejects(backend.upload({ key: `early-${i}`, body }), /client went away/)
+    }
+    assert.deepEqual(await fs.readdir(path.join(root, '.rstorage/tmp')), [])
   })
 })

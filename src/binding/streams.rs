@@ -195,3 +195,10 @@ impl NativeReader {
         }
     }
 }
+
+impl Drop for NativeReader {
+    fn drop(&mut self) {
+        // A reader collected (or its worker torn down) mid-read ends its download at once.
+        self.cancel.cancel();
+    }
+}

@@ -41,15 +41,28 @@ pub async fn write_then_commit<T: Send + 'static>(
         };
         commit(&root, &mut temp, identity).map(Some)
     });
+    let mut failed = None;
     while let Some(chunk) = body.stream.next().await {
-        if sender.send(chunk?).await.is_err() {
-            break; // the writer failed; its error is reported below
+        match chunk {
+            Ok(chunk) => {
+                if sender.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
-    complete.store(true, Ordering::Release);
+    complete.store(failed.is_none(), Ordering::Release);
     drop(sender);
-    let written = writer.await.map_err(|e| Error::Internal(format!("the file writer failed: {e}")))??;
-    written.ok_or_else(|| Error::io("write a temp file", io::Error::other("the writer stopped early")))
+    // Waited for even when the body failed: the caller hears back once the temp file is gone.
+    let written = writer.await.map_err(|e| Error::Internal(format!("the file writer failed: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    written?.ok_or_else(|| Error::io("write a temp file", io::Error::other("the writer stopped early")))
 }
 
 /// The writer thread's loop: `None` when the body ended early.
