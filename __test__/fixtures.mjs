@@ -43,14 +43,21 @@ function localFixture(name, { durable, streamsToDisk }) {
     headWithGetUrl: true,
     atomicMetadata: true,
     streamsToDisk,
-    async create() {
+    async provision() {
       const root = await tempDir('local')
-      const served = await withSignedUrlServer((baseUrl) => new LocalStorageBackend({ root, baseUrl, durable }))
+      return { place: { root }, cleanup: () => fs.rm(root, { recursive: true, force: true }) }
+    },
+    open({ root }) {
+      return new LocalStorageBackend({ root, durable })
+    },
+    async create() {
+      const { place, cleanup } = await this.provision()
+      const served = await withSignedUrlServer((baseUrl) => new LocalStorageBackend({ root: place.root, baseUrl, durable }))
       return {
         backend: served.backend,
         async cleanup() {
           await served.close()
-          await fs.rm(root, { recursive: true, force: true })
+          await cleanup()
         },
       }
     },
@@ -58,7 +65,9 @@ function localFixture(name, { durable, streamsToDisk }) {
 }
 
 /**
- * Each fixture: `create()` → { backend, cleanup, server? }, and what its server does:
+ * Each fixture: `create()` → { backend, cleanup, server? }; `provision()` → { place, cleanup,
+ * server? }, where `place` is plain data (a folder, an endpoint) so that `open(place)` can build
+ * more backends on the same storage from other threads or processes; and what its server does:
  * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
  * (answers If-None-Match with 304), `headWithGetUrl` (our handler serves HEAD with a GET URL;
  * S3 signs the method, so it does not), `atomicMetadata` (data and metadata change together;
@@ -76,6 +85,13 @@ export const fixtures = [
     headWithGetUrl: true,
     atomicMetadata: true,
     streamsToDisk: false,
+    // Nothing to share: each backend is its own store.
+    async provision() {
+      return { place: {}, cleanup: async () => {} }
+    },
+    open() {
+      return new MemoryStorageBackend()
+    },
     async create() {
       const served = await withSignedUrlServer((baseUrl) => new MemoryStorageBackend({ baseUrl }))
       return { backend: served.backend, cleanup: served.close }
@@ -89,17 +105,24 @@ export const fixtures = [
     headWithGetUrl: false,
     atomicMetadata: false,
     maxKeyBytes: 150,
-    async create(options) {
+    async provision() {
       const root = await tempDir('s3s')
       const server = await startS3sFs(root, BUCKET)
       return {
-        backend: s3Backend(server.endpoint, options),
+        place: { endpoint: server.endpoint },
         server,
         async cleanup() {
           await server.stop()
           await fs.rm(root, { recursive: true, force: true })
         },
       }
+    },
+    open({ endpoint }, options) {
+      return s3Backend(endpoint, options)
+    },
+    async create(options) {
+      const { place, server, cleanup } = await this.provision()
+      return { backend: this.open(place, options), server, cleanup }
     },
   },
   {
@@ -109,9 +132,16 @@ export const fixtures = [
     conditionalGets: true,
     headWithGetUrl: false,
     atomicMetadata: true,
-    async create(options) {
+    async provision() {
       const server = await startMoto(BUCKET)
-      return { backend: s3Backend(server.endpoint, options), server, cleanup: () => server.stop() }
+      return { place: { endpoint: server.endpoint }, server, cleanup: () => server.stop() }
+    },
+    open({ endpoint }, options) {
+      return s3Backend(endpoint, options)
+    },
+    async create(options) {
+      const { place, server, cleanup } = await this.provision()
+      return { backend: this.open(place, options), server, cleanup }
     },
   },
 ]
