@@ -6,9 +6,18 @@ import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3'
+import {
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3'
 import {
   AbortError,
+  FileAlreadyExistsError,
+  FileNotFoundError,
+  InvalidArgumentError,
   PermissionDeniedError,
   S3StorageBackend,
   StorageError,
@@ -18,7 +27,7 @@ import {
   resetStorageConfig,
 } from '../index.mjs'
 import { fixtures } from './fixtures.mjs'
-import { ACCESS_KEY, SECRET_KEY, startFaultProxy } from './servers.mjs'
+import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy } from './servers.mjs'
 
 const MiB = 1024 * 1024
 const BUCKET = 'conformance-bucket'
@@ -123,6 +132,44 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
       assert.equal(await (await fetch(url)).text(), 'via S3Client')
     })
 
+    it('deletes what other tools left under a prefix, folder markers included', async () => {
+      const sdk = sdkClient(server.endpoint)
+      for (const Key of ['marked/', 'marked/inside.txt']) {
+        await sdk.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: Key.endsWith('/') ? '' : 'x' }))
+      }
+      const listed = async () => (await sdk.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'marked/' }))).KeyCount ?? 0
+      // moto lists the marker as an object; s3s-fs keeps it as a folder and lists only the file.
+      const before = await listed()
+      assert.ok(before >= 1)
+      assert.equal(await backend.deletePrefix('marked/'), before)
+      assert.equal(await listed(), 0)
+    })
+
+    it('copies to any key the validator accepts, and names the missing source', async () => {
+      await backend.put('copy/src', 'payload', { contentType: 'text/csv' })
+      for (const to of [' ', 'copy/a b+c', 'copy/ünï(1)']) {
+        await backend.copy('copy/src', to)
+        assert.equal((await backend.get(to)).toString(), 'payload', JSON.stringify(to))
+      }
+      await assert.rejects(backend.copy('copy/missing', 'copy/x'), (e) => e instanceof FileNotFoundError && e.details.key === 'copy/missing')
+    })
+
+    it('refuses to sign PUT guards it cannot enforce', async () => {
+      await assert.rejects(backend.getSignedUrl('k', { method: 'PUT', maxBytes: 10 }), InvalidArgumentError)
+      await assert.rejects(backend.getSignedUrl('k', { method: 'PUT', allowedContentTypes: ['image/png'] }), InvalidArgumentError)
+    })
+
+    if (listsUploads) {
+      it('deleteIncompleteUploads aborts the multipart uploads begun before the date', async () => {
+        const sdk = sdkClient(server.endpoint)
+        await sdk.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'orphan/a.bin' }))
+        // moto dates every upload 2010-11-10, so "older than" is tried against a date before that.
+        assert.equal(await backend.deleteIncompleteUploads(new Date('2001-01-01')), 0)
+        assert.equal(await backend.deleteIncompleteUploads(new Date(Date.now() + 60_000)), 1)
+        assert.deepEqual(await openUploads(), [])
+      })
+    }
+
     it('builds from STORAGE_S3_* and passes doctor', async () => {
       const env = {
         STORAGE_BACKEND: 's3',
@@ -199,6 +246,56 @@ describe('S3 failures', () => {
     assert.equal((await backend.stat('fault/after.bin')).size, 7 * MiB)
   })
 
+  it('a frozen server fails uploads (one request or in parts) with a timeout, never a hang', { timeout: 120_000 }, async () => {
+    const quick = new S3StorageBackend({
+      bucket: BUCKET,
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+      partSize: 5 * MiB,
+      stallTimeout: 1,
+    })
+    await quick.put('frozen/warm.txt', 'connections made before the freeze')
+    server.pause()
+    try {
+      for (const upload of [
+        () => quick.put('frozen/small.bin', Buffer.alloc(2 * MiB, 1)),
+        () => quick.upload({ key: 'frozen/parts.bin', body: patterned(12 * MiB), contentType: 'x/y' }),
+      ]) {
+        const started = Date.now()
+        await assert.rejects(upload(), StorageTimeoutError)
+        assert.ok(Date.now() - started < 45_000, `settled after ${Date.now() - started} ms`)
+      }
+    } finally {
+      server.resume()
+    }
+  })
+
+  it('keeps a bounded pool of idle connections after a burst', { timeout: 60_000 }, async () => {
+    await backend.put('burst/a.txt', 'x')
+    await Promise.all(Array.from({ length: 300 }, () => backend.get('burst/a.txt')))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const open = await connectionsTo(server.port)
+    assert.ok(open <= 40, `${open} connections left open`)
+  })
+
+  it('a dead endpoint names the cause in plain words', async () => {
+    const dead = new S3StorageBackend({
+      bucket: BUCKET,
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+    })
+    for (const call of [() => dead.exists('k'), () => dead.list(), () => dead.copy('a', 'b')]) {
+      await assert.rejects(call(), (error) => {
+        assert.ok(error instanceof StorageUnavailableError, `${error}`)
+        assert.match(error.message, /refused/i)
+        assert.doesNotMatch(error.message, /DispatchFailure|ConnectorError|\{|Some\(/)
+        return true
+      })
+    }
+  })
+
   describe('through a proxy that misbehaves on demand', () => {
     let proxy
     let viaProxy
@@ -226,6 +323,95 @@ describe('S3 failures', () => {
       proxy.faults.failures = 100
       await assert.rejects(viaProxy.exists('retry/a.txt'), (e) => e instanceof StorageUnavailableError && e.retryable)
       proxy.faults.failures = 0
+    })
+
+    it('a conditional PUT whose answer was lost is recognised as ours when retried, not refused', async () => {
+      let lost = 0
+      proxy.faults.intercept = (req) => req.method === 'PUT' && lost++ === 0 && { loseAnswer: true }
+      try {
+        const result = await viaProxy.put('lost/once.txt', 'first and only', { ifNotExists: true })
+        assert.equal(lost, 2, 'the first answer was lost and the write retried')
+        assert.match(result.etag, /^".+"$/)
+        assert.equal((await backend.get('lost/once.txt')).toString(), 'first and only')
+        await assert.rejects(viaProxy.put('lost/once.txt', 'second', { ifNotExists: true }), FileAlreadyExistsError)
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('a multipart completion whose answer was lost is recognised as done when retried', { timeout: 60_000 }, async () => {
+      let lost = 0
+      proxy.faults.intercept = (req) => req.method === 'POST' && req.url.includes('uploadId=') && lost++ === 0 && { loseAnswer: true }
+      try {
+        const total = 11 * MiB + 3
+        await viaProxy.upload({ key: 'lost/multipart.bin', body: patterned(total), contentType: 'x/y', ifNotExists: true })
+        assert.equal(lost, 2)
+        assert.ok((await backend.get('lost/multipart.bin')).equals(expected(total)))
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('reads no more than a bounded part of an error answer, however long', async () => {
+      proxy.faults.intercept = () => ({
+        respond: {
+          status: 403,
+          body: (async function* () {
+            yield Buffer.from('<Error><Code>AccessDenied</Code>')
+            for (let i = 0; i < 1600; i++) yield Buffer.alloc(64 * 1024, 0x20) // 100 MiB
+          })(),
+        },
+      })
+      try {
+        const before = process.memoryUsage().rss
+        await assert.rejects(viaProxy.stat('any'), PermissionDeniedError)
+        assert.ok(process.memoryUsage().rss - before < 50e6, 'the whole error body was read')
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('a 416 to a plain GET is an error, not a crash', async () => {
+      proxy.faults.intercept = (req) => req.method === 'GET' && { respond: { status: 416, body: Buffer.from('<Error><Code>InvalidRange</Code></Error>') } }
+      try {
+        await assert.rejects(viaProxy.get('retry/a.txt'), StorageError)
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('AccessDenied for keys inside a DeleteObjects answer is PERMISSION_DENIED for those keys', async () => {
+      proxy.faults.intercept = (req) =>
+        req.method === 'POST' &&
+        req.url.includes('delete') && {
+          respond: {
+            status: 200,
+            body: Buffer.from('<DeleteResult><Error><Key>gone/b</Key><Code>AccessDenied</Code><Message>no</Message></Error></DeleteResult>'),
+          },
+        }
+      try {
+        await assert.rejects(viaProxy.deleteMany(['gone/a', 'gone/b']), (e) => {
+          assert.ok(e instanceof StorageError)
+          assert.deepEqual(e.details.failures.map((f) => [f.key, f.code]), [['gone/b', 'PERMISSION_DENIED']])
+          return true
+        })
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('without DeleteObjects, deletes go one by one, a few at a time', async () => {
+      const keys = Array.from({ length: 60 }, (_, i) => `fallback/${i}`)
+      for (const key of keys) await backend.put(key, 'x')
+      proxy.faults.intercept = (req) => req.method === 'POST' && req.url.includes('delete') && { respond: { status: 501, body: Buffer.from('<Error><Code>NotImplemented</Code></Error>') } }
+      proxy.faults.maxActive = 0
+      try {
+        assert.equal(await viaProxy.deleteMany(keys), 60)
+        assert.ok(proxy.faults.maxActive <= 16, `${proxy.faults.maxActive} requests at once`)
+        assert.deepEqual((await backend.list({ prefix: 'fallback/' })).objects, [])
+      } finally {
+        proxy.faults.intercept = undefined
+      }
     })
 
     it('a stalled download times out', { timeout: 30_000 }, async () => {

@@ -52,6 +52,15 @@ class ServerProcess {
     await waitForPort(this.port, this.child, this.name)
   }
 
+  /** Freezes the server (SIGSTOP): it still accepts connections, and answers nothing. */
+  pause() {
+    this.child.kill('SIGSTOP')
+  }
+
+  resume() {
+    this.child.kill('SIGCONT')
+  }
+
   async stop() {
     if (!this.child || this.child.exitCode !== null) return
     const exited = new Promise((resolve) => this.child.once('exit', resolve))
@@ -89,15 +98,24 @@ export async function startMoto(bucket) {
 }
 
 /**
- * An HTTP proxy in front of a server that can fail or stall on demand: the tests' way to make
- * a real server misbehave. Headers pass unchanged, so signatures still verify.
+ * An HTTP proxy in front of a server that misbehaves on demand: the tests' way to make a real
+ * server fail. Headers pass unchanged, so signatures still verify. `faults`:
+ * - `failures`, `status`: answer the next `failures` requests with `status` and an S3 error;
+ * - `stallAfterBytes`: GET answers stop after that many bytes, the connection held open;
+ * - `intercept(req)`: per request, return `{ respond: { status, body, headers } }` to answer
+ *   instead of the server (`body` a Buffer or an async iterable of Buffers), `{ loseAnswer:
+ *   true }` to let the server carry the request out and then drop the connection unanswered,
+ *   or nothing to pass it through;
+ * - read back: `requests` (count), `active` and `maxActive` (requests in flight).
  */
 export async function startFaultProxy(target) {
   const upstream = new URL(target)
-  const faults = { failures: 0, status: 503, stallAfterBytes: undefined, requests: 0 }
+  const faults = { failures: 0, status: 503, stallAfterBytes: undefined, requests: 0, active: 0, maxActive: 0 }
   const sockets = new Set()
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     faults.requests++
+    faults.maxActive = Math.max(faults.maxActive, ++faults.active)
+    res.once('close', () => faults.active--)
     if (faults.failures > 0) {
       faults.failures--
       req.resume()
@@ -105,9 +123,29 @@ export async function startFaultProxy(target) {
       res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${faults.status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`)
       return
     }
+    const action = faults.intercept?.(req)
+    if (action?.respond) {
+      req.resume()
+      const { status, body = Buffer.alloc(0), headers = {} } = action.respond
+      res.writeHead(status, { 'Content-Type': 'application/xml', ...headers })
+      if (Buffer.isBuffer(body)) return res.end(body)
+      try {
+        for await (const chunk of body) if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve))
+        res.end()
+      } catch {
+        res.destroy()
+      }
+      return
+    }
     const forward = http.request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (response) => {
+        if (action?.loseAnswer) {
+          // The server did the work; its answer never reaches the client.
+          response.resume()
+          response.once('end', () => res.socket?.destroy())
+          return
+        }
         res.writeHead(response.statusCode, response.headers)
         const stallAt = req.method === 'GET' ? faults.stallAfterBytes : undefined
         if (stallAt === undefined) return response.pipe(res)
@@ -135,4 +173,15 @@ export async function startFaultProxy(target) {
       return new Promise((resolve) => server.close(resolve))
     },
   }
+}
+
+/** Connections open from this machine to a local port (ESTABLISHED, from /proc/net/tcp). */
+export async function connectionsTo(port) {
+  const { readFile } = await import('node:fs/promises')
+  const table = await readFile('/proc/net/tcp', 'utf8')
+  return table
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length > 3 && parseInt(f[2].split(':')[1], 16) === port && f[3] === '01').length
 }

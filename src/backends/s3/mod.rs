@@ -211,7 +211,8 @@ impl S3Backend {
     ) -> Result<PutResult> {
         let (status, after_doubt) = (answer.response.status().as_u16(), answer.after_doubt);
         let refusal = refused_put(call.key, options, self.direct.failure(call, answer.response).await);
-        if after_doubt && matches!(status, 404 | 412) {
+        // S3 answers a completion already done with NoSuchUpload (some services with 403).
+        if after_doubt && matches!(status, 403 | 404 | 412) {
             let expected = expected_etag();
             if self.head_object(call.key).await.is_ok_and(|meta| meta.etag.as_deref() == Some(expected.as_str())) {
                 return Ok(PutResult { etag: Some(expected) });
@@ -547,15 +548,19 @@ impl Backend for S3Backend {
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to.as_str())
-            .copy_source(format!("{}/{}", self.bucket, percent_encode_path(from.as_str())))
-            .send()
-            .await
-            .map_err(|e| s3_error("CopyObject", from, e))?;
-        Ok(())
+        let source = format!("/{}/{}", self.bucket, percent_encode_path(from.as_str()));
+        let call = Call { headers: vec![("x-amz-copy-source".to_owned(), source)], ..Call::new("CopyObject", "PUT", to) };
+        let answer = self.direct.send_ok(&call).await.map_err(|e| match e {
+            // The missing object is the source.
+            Error::NotFound { .. } => Error::NotFound { key: from.to_string() },
+            other => other,
+        })?;
+        // S3 may answer 200 and still report an error in the body.
+        let body = self.direct.read_capped(answer.response).await;
+        match xml_text(&body, "Code") {
+            Some(code) => Err(service_error(call.operation, to, code_status(&code), &code)),
+            None => Ok(()),
+        }
     }
 
     /// Aborts the multipart uploads begun before `before` (S3 keeps their parts, and bills
