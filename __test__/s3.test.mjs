@@ -364,7 +364,8 @@ describe('S3 failures', () => {
       })
       try {
         const before = process.memoryUsage().rss
-        await assert.rejects(viaProxy.stat('any'), PermissionDeniedError)
+        // A GET: a HEAD answer has no body to read.
+        await assert.rejects(viaProxy.get('any'), PermissionDeniedError)
         assert.ok(process.memoryUsage().rss - before < 50e6, 'the whole error body was read')
       } finally {
         proxy.faults.intercept = undefined
