@@ -42,6 +42,7 @@ function localFixture(name, { durable, streamsToDisk }) {
     conditionalGets: true,
     headWithGetUrl: true,
     atomicMetadata: true,
+    atomicCreate: true,
     streamsToDisk,
     async provision() {
       const root = await tempDir('local')
@@ -71,7 +72,8 @@ function localFixture(name, { durable, streamsToDisk }) {
  * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
  * (answers If-None-Match with 304), `headWithGetUrl` (our handler serves HEAD with a GET URL;
  * S3 signs the method, so it does not), `atomicMetadata` (data and metadata change together;
- * s3s-fs writes them separately, so concurrent writers can mix them there), `maxKeyBytes`
+ * s3s-fs writes them separately, so concurrent writers can mix them there), `atomicCreate`
+ * (`If-None-Match: *` lets one racer win; s3s-fs checks for the file, then writes), `maxKeyBytes`
  * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
  */
 export const fixtures = [
@@ -84,6 +86,7 @@ export const fixtures = [
     conditionalGets: true,
     headWithGetUrl: true,
     atomicMetadata: true,
+    atomicCreate: true,
     streamsToDisk: false,
     // Nothing to share: each backend is its own store.
     async provision() {
@@ -104,6 +107,7 @@ export const fixtures = [
     conditionalGets: false,
     headWithGetUrl: false,
     atomicMetadata: false,
+    atomicCreate: false,
     maxKeyBytes: 150,
     async provision() {
       const root = await tempDir('s3s')
@@ -132,6 +136,7 @@ export const fixtures = [
     conditionalGets: true,
     headWithGetUrl: false,
     atomicMetadata: true,
+    atomicCreate: true,
     async provision() {
       const server = await startMoto(BUCKET)
       return { place: { endpoint: server.endpoint }, server, cleanup: () => server.stop() }

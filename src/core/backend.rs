@@ -233,4 +233,19 @@ mod tests {
         assert!(r(100, None).resolve(100).is_err());
         assert!(r(5, Some(4)).resolve(100).is_err());
     }
+
+    proptest::proptest! {
+        /// Any range against any size resolves inside the object or fails as InvalidRange.
+        #[test]
+        fn any_range_resolves_inside_the_object_or_is_refused(
+            start in proptest::prop_oneof![0u64..300, proptest::prelude::any::<u64>()],
+            end in proptest::option::of(proptest::prop_oneof![0u64..300, proptest::prelude::any::<u64>()]),
+            size in proptest::prop_oneof![0u64..300, proptest::prelude::any::<u64>()],
+        ) {
+            match (ByteRange { start, end }).resolve(size) {
+                Ok((a, b)) => proptest::prop_assert!(a == start && a <= b && b <= size),
+                Err(e) => proptest::prop_assert_eq!(e.code(), "INVALID_RANGE"),
+            }
+        }
+    }
 }

@@ -18,29 +18,39 @@ pub fn chunked(bytes: Bytes) -> ByteStream {
 }
 
 /// Merges a stream's small chunks (network reads are often 8-16 KiB) into `CHUNK_SIZE` ones,
-/// so each hop to JS carries a lot.
-pub fn rechunk(stream: ByteStream) -> ByteStream {
-    stream::try_unfold((stream, false), |(mut stream, ended)| async move {
+/// so each hop to JS carries a lot. `length` (what the stream should yield, when known) sizes
+/// the buffers: a small object never costs a 1 MiB allocation, which the allocator would keep.
+pub fn rechunk(stream: ByteStream, length: Option<u64>) -> ByteStream {
+    let remaining = length.unwrap_or(u64::MAX);
+    stream::try_unfold((stream, false, remaining), |(mut stream, ended, remaining)| async move {
         if ended {
             return Ok(None);
         }
         let mut buf = BytesMut::new();
+        let want = remaining.min(CHUNK_SIZE as u64) as usize;
         while buf.len() < CHUNK_SIZE {
             match stream.next().await.transpose()? {
-                Some(chunk) if buf.is_empty() && chunk.len() >= CHUNK_SIZE => {
-                    return Ok(Some((chunk, (stream, false))))
+                Some(chunk) if buf.is_empty() && chunk.len() >= want => {
+                    let left = remaining.saturating_sub(chunk.len() as u64);
+                    return Ok(Some((chunk, (stream, false, left))));
                 }
                 Some(chunk) => {
                     if buf.capacity() == 0 {
-                        buf.reserve(CHUNK_SIZE);
+                        buf.reserve(want.max(chunk.len()));
                     }
                     buf.extend_from_slice(&chunk);
                 }
                 None if buf.is_empty() => return Ok(None),
-                None => return Ok(Some((buf.freeze(), (stream, true)))),
+                // A short last chunk is handed over in a buffer its own size, not a larger one
+                // that would stay allocated as long as JS holds the chunk.
+                None if buf.len() < buf.capacity() / 2 => {
+                    return Ok(Some((Bytes::copy_from_slice(&buf), (stream, true, 0))))
+                }
+                None => return Ok(Some((buf.freeze(), (stream, true, 0)))),
             }
         }
-        Ok(Some((buf.freeze(), (stream, false))))
+        let left = remaining.saturating_sub(buf.len() as u64);
+        Ok(Some((buf.freeze(), (stream, false, left))))
     })
     .boxed()
 }
@@ -251,8 +261,13 @@ mod tests {
     #[tokio::test]
     async fn rechunk_merges_small_chunks() {
         let small: Vec<Result<Bytes>> = (0..300).map(|_| Ok(Bytes::from(vec![1u8; 8192]))).collect();
-        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed()).map(|c| c.unwrap().len()).collect().await;
+        let sizes: Vec<usize> = rechunk(stream::iter(small).boxed(), None).map(|c| c.unwrap().len()).collect().await;
         assert_eq!(sizes, [CHUNK_SIZE, CHUNK_SIZE, 300 * 8192 - 2 * CHUNK_SIZE]);
+        // A small object of known length is one chunk in a buffer its own size.
+        let small: Vec<Result<Bytes>> = (0..3).map(|_| Ok(Bytes::from(vec![1u8; 1000]))).collect();
+        let chunks: Vec<Bytes> = rechunk(stream::iter(small).boxed(), Some(3000)).map(|c| c.unwrap()).collect().await;
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(Vec::from(chunks[0].clone()).capacity(), 3000);
     }
 
     #[test]

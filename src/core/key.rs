@@ -170,4 +170,21 @@ mod tests {
         let bare = generate_key("", None, t).unwrap();
         assert_eq!(bare.as_str().len(), "2024/02/".len() + 36);
     }
+
+    proptest::proptest! {
+        /// Any text is a key or an InvalidKey error, and what is accepted holds the rules.
+        #[test]
+        fn any_text_is_a_valid_key_or_a_typed_refusal(text in "(\\PC|[/\\\\.\\x00-\\x1f]){0,40}") {
+            match Key::parse(text.clone()) {
+                Ok(key) => {
+                    let k = key.as_str();
+                    proptest::prop_assert!(!k.is_empty() && k.len() <= MAX_KEY_BYTES && !k.starts_with('/'));
+                    proptest::prop_assert!(!k.contains('\\') && !k.chars().any(char::is_control));
+                    proptest::prop_assert!(k.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+                }
+                Err(e) => proptest::prop_assert_eq!(e.code(), "INVALID_KEY"),
+            }
+            let _ = check_prefix(&text);
+        }
+    }
 }

@@ -234,4 +234,17 @@ mod tests {
             assert_eq!(signer().verify(&lifted, sig, now), Verdict::BadSignature);
         }
     }
+
+    proptest::proptest! {
+        /// Whatever a client puts in a URL, the verdict is Valid only for what was signed.
+        #[test]
+        fn any_request_verifies_only_as_signed(
+            method in "\\PC{0,6}", key in "\\PC{0,20}", expires in "\\PC{0,12}",
+            signature in proptest::prop_oneof!["[0-9a-f]{64}", "\\PC{0,70}"],
+            max_bytes in "[0-9]{0,4}",
+        ) {
+            let fields = SignedFields { method: &method, key: &key, expires: &expires, max_bytes: &max_bytes, ..Default::default() };
+            proptest::prop_assert_ne!(signer().verify(&fields, &signature, SystemTime::now()), Verdict::Valid);
+        }
+    }
 }

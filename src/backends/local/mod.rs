@@ -447,7 +447,10 @@ fn read_file(file: File, (start, end): (u64, u64)) -> ByteStream {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
+    use crate::core::storage::{Storage, UploadOptions};
 
     #[test]
     fn the_stores_folder_is_reserved_in_any_spelling() {
@@ -461,5 +464,66 @@ mod tests {
         assert!(check_path(".rstorage", true).is_err());
         assert!(check_path(".rstorage", false).is_ok(), "a prefix may still go on to .rstorage2");
         assert!(check_path(&format!("a/{}", "x".repeat(256)), false).is_err());
+    }
+
+    /// A folder on a key's path swapped for a symlink to outside (and back), as fast as the
+    /// machine allows, while the store writes, reads, lists, moves and deletes through it:
+    /// nothing is ever read, written or removed outside the root.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_symlink_swapped_in_mid_operation_never_leads_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside").unwrap();
+        let root = dir.path().join("root");
+        let backend =
+            LocalBackend::open(root.clone(), "http://localhost".into(), Some(vec![7; 32]), false).await.unwrap();
+        let storage = Storage::new(Arc::new(backend));
+        std::fs::create_dir_all(root.join("flip")).unwrap();
+        std::fs::write(root.join("flip/secret"), "inside").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("flop")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (root, stop) = (root.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let exchange = rfs::RenameFlags::EXCHANGE;
+                    match rfs::renameat_with(rfs::CWD, root.join("flip"), rfs::CWD, root.join("flop"), exchange) {
+                        Ok(()) => swaps += 1,
+                        // A delete pruned the real folder while it was in place: make it again.
+                        Err(_) => {
+                            let _ = std::fs::create_dir(root.join("flip"));
+                            let _ = std::fs::create_dir(root.join("flop"));
+                        }
+                    }
+                }
+                swaps
+            })
+        };
+        let mut outside_reads = 0;
+        for i in 0..3000 {
+            let body = Body::bytes(Bytes::from_static(b"planted"));
+            let _ = storage.put(&format!("flip/planted-{i}"), body, UploadOptions::default()).await;
+            if let Ok(bytes) = storage.read("flip/secret", GetOptions::default()).await {
+                outside_reads += usize::from(bytes == "outside");
+            }
+            let _ = storage.list(ListOptions { prefix: "flip/".into(), ..Default::default() }).await;
+            let _ = storage.rename("flip/secret", "flip/secret").await;
+            let _ = storage.delete(&format!("flip/planted-{i}")).await;
+            if i % 100 == 0 {
+                let _ = storage.delete("flip/secret").await;
+                let _ = storage
+                    .put("flip/secret", Body::bytes(Bytes::from_static(b"inside")), UploadOptions::default())
+                    .await;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(swaps > 1000, "only {swaps} swaps");
+        assert_eq!(outside_reads, 0);
+        let names: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["secret"], "written or removed outside the root");
+        assert_eq!(std::fs::read_to_string(outside.path().join("secret")).unwrap(), "outside");
     }
 }

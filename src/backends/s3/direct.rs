@@ -143,8 +143,9 @@ impl Direct {
         read.freeze()
     }
 
-    /// A response body as a stream of chunks; a body that moves nothing for the stall timeout fails.
-    pub fn body_stream(&self, body: SdkBody) -> ByteStream {
+    /// A response body (of `length` bytes) as a stream of chunks; a body that moves nothing for
+    /// the stall timeout fails.
+    pub fn body_stream(&self, body: SdkBody, length: u64) -> ByteStream {
         let stall = self.stall_timeout;
         let chunks = stream::unfold(SdkByteStream::new(body), move |mut body| async move {
             let next = match tokio::time::timeout(stall, body.next()).await {
@@ -155,7 +156,7 @@ impl Direct {
             };
             Some((next, body))
         });
-        rechunk(chunks.boxed())
+        rechunk(chunks.boxed(), Some(length))
     }
 
     fn request(&self, call: &Call<'_>, url: &str, progress: &Arc<Progress>) -> Result<HttpRequest> {
@@ -354,5 +355,20 @@ mod tests {
             }
         };
         assert_eq!(within_stall(ticking, &progress, stall).await, Some(()), "600 ms of steady progress");
+    }
+
+    proptest::proptest! {
+        /// Any bytes as an error body: a code or none, never a panic.
+        #[test]
+        fn any_answer_body_reads_safely(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), tag in "[A-Za-z]{1,8}") {
+            let _ = error_code(&body);
+            let wrapped = [b"<Code>".as_slice(), &body, b"</Code>"].concat();
+            let _ = xml_text(&wrapped, &tag);
+            if let Ok(text) = std::str::from_utf8(&body) {
+                if !text.contains("</Code>") {
+                    proptest::prop_assert_eq!(error_code(&wrapped), Some(unescape(text)));
+                }
+            }
+        }
     }
 }

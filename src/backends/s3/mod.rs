@@ -48,6 +48,8 @@ use signer::{encode, Signer};
 /// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
 const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PARTS: u64 = 10_000;
+/// A body held as its chunks up to this size before it gets a part buffer.
+const HELD_BEFORE_BUFFERING: usize = 1 << 20;
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH: usize = 1000;
 /// Deletes sent at once when a service has no DeleteObjects.
@@ -392,9 +394,13 @@ struct PartReader {
 
 impl PartReader {
     async fn next_part(&mut self) -> Result<Option<Bytes>> {
-        let mut part = BytesMut::new();
-        while part.len() < self.size {
-            let chunk = match self.leftover.take() {
+        // Chunks are held as they come until there are enough to be worth a part buffer: a
+        // small body is sent as it came, never copied into a buffer the size of a part.
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut part: Option<BytesMut> = None;
+        let mut len = 0;
+        while len < self.size {
+            let mut chunk = match self.leftover.take() {
                 Some(chunk) => chunk,
                 None if self.ended => break,
                 None => match self.stream.next().await.transpose()? {
@@ -405,23 +411,34 @@ impl PartReader {
                     }
                 },
             };
-            let room = self.size - part.len();
+            if chunk.is_empty() {
+                continue;
+            }
+            let room = self.size - len;
             if chunk.len() > room {
-                if part.capacity() == 0 {
-                    part = self.pool.take();
-                }
-                part.extend_from_slice(&chunk[..room]);
-                self.leftover = Some(chunk.slice(room..));
-            } else if part.is_empty() && chunk.len() == room {
-                return Ok(Some(chunk));
-            } else {
-                if part.capacity() == 0 {
-                    part = self.pool.take();
-                }
-                part.extend_from_slice(&chunk);
+                self.leftover = Some(chunk.split_off(room));
+            }
+            len += chunk.len();
+            match part.as_mut() {
+                Some(part) => part.extend_from_slice(&chunk),
+                None => held.push(chunk),
+            }
+            if part.is_none() && len >= HELD_BEFORE_BUFFERING && len < self.size {
+                let mut buffer = self.pool.take();
+                held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
+                part = Some(buffer);
             }
         }
-        Ok((!part.is_empty()).then(|| part.freeze()))
+        Ok(match (part, held.len()) {
+            (Some(part), _) => Some(part.freeze()),
+            (None, 0) => None,
+            (None, 1) => held.pop(),
+            (None, _) => {
+                let mut joined = BytesMut::with_capacity(len);
+                held.iter().for_each(|chunk| joined.extend_from_slice(chunk));
+                Some(joined.freeze())
+            }
+        })
     }
 
     /// True once the body has nothing more to give.
@@ -446,10 +463,12 @@ impl PartReader {
 }
 
 /// `bytes a-b/size` → ((a, b + 1), size).
+/// `None` for anything that is not a range inside the object.
 fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
     let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
     let (a, b) = span.split_once('-')?;
-    Some(((a.parse().ok()?, b.parse::<u64>().ok()? + 1), size.parse().ok()?))
+    let (a, b, size) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?, size.parse::<u64>().ok()?);
+    (a <= b && b < size).then(|| ((a, b + 1), size))
 }
 
 #[async_trait]
@@ -490,10 +509,17 @@ impl Backend for S3Backend {
         if !response.status().is_success() {
             return Err(self.direct.failure(&call, response).await);
         }
-        let ranged = response.headers().get("content-range").and_then(parse_content_range);
+        let ranged = match response.headers().get("content-range") {
+            Some(header) => Some(parse_content_range(header).ok_or_else(|| Error::Service {
+                status: response.status().as_u16(),
+                message: format!("S3 answered GetObject with a Content-Range that is no range: {header:?}"),
+            })?),
+            None => None,
+        };
         let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
         let span = ranged.map_or((0, meta.size), |(span, _)| span);
-        Ok(GetResult { meta, span, stream: self.direct.body_stream(response.into_body()) })
+        let stream = self.direct.body_stream(response.into_body(), span.1 - span.0);
+        Ok(GetResult { meta, span, stream })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -549,7 +575,8 @@ impl Backend for S3Backend {
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
         let source = format!("/{}/{}", self.bucket, percent_encode_path(from.as_str()));
-        let call = Call { headers: vec![("x-amz-copy-source".to_owned(), source)], ..Call::new("CopyObject", "PUT", to) };
+        let call =
+            Call { headers: vec![("x-amz-copy-source".to_owned(), source)], ..Call::new("CopyObject", "PUT", to) };
         let answer = self.direct.send_ok(&call).await.map_err(|e| match e {
             // The missing object is the source.
             Error::NotFound { .. } => Error::NotFound { key: from.to_string() },
@@ -651,25 +678,82 @@ impl S3Backend {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     #[test]
     fn content_ranges_parse() {
         assert_eq!(parse_content_range("bytes 0-9/100"), Some(((0, 10), 100)));
         assert_eq!(parse_content_range("bytes */100"), None);
+        for nonsense in
+            ["bytes 9-2/100", "bytes 0-100/100", "bytes 0-18446744073709551615/5", "bytes 1-2/x", "bits 1-2/3"]
+        {
+            assert_eq!(parse_content_range(nonsense), None, "{nonsense}");
+        }
+    }
+
+    fn reader(chunks: Vec<Bytes>, size: usize) -> PartReader {
+        let pool = Arc::new(PartPool { size, keep: 2, free: Mutex::new(Vec::new()) });
+        let stream = crate::core::testing::strict_stream(chunks.into_iter().map(Ok).collect());
+        PartReader { stream, size, leftover: None, ended: false, pool }
     }
 
     #[tokio::test]
-    async fn parts_are_cut_to_size() {
-        let chunks: Vec<Result<Bytes>> = (0..7).map(|i| Ok(Bytes::from(vec![i as u8; 3]))).collect();
-        let pool = Arc::new(PartPool { size: 5, keep: 2, free: Mutex::new(Vec::new()) });
-        let mut reader =
-            PartReader { stream: stream::iter(chunks).boxed(), size: 5, leftover: None, ended: false, pool };
-        let mut sizes = Vec::new();
-        while let Some(part) = reader.next_part().await.unwrap() {
-            sizes.push(part.len());
+    async fn a_small_body_goes_out_as_it_came() {
+        let body = Bytes::from(vec![7u8; 4096]);
+        let mut parts = reader(vec![body.clone()], 8 << 20);
+        let part = parts.next_part().await.unwrap().unwrap();
+        assert_eq!(part.as_ptr(), body.as_ptr(), "copied into a part buffer");
+        assert!(parts.at_end().await.unwrap());
+    }
+
+    proptest::proptest! {
+        /// Whatever a server sends as Content-Range, the answer is a range inside the object or none.
+        #[test]
+        fn any_content_range_is_a_range_inside_the_object_or_none(
+            header in proptest::prop_oneof![
+                "\\PC{0,40}",
+                (proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>())
+                    .prop_map(|(a, b, n)| format!("bytes {a}-{b}/{n}")),
+                (0u64..50, 0u64..50, 0u64..50).prop_map(|(a, b, n)| format!("bytes {a}-{b}/{n}")),
+            ]
+        ) {
+            if let Some(((start, end), size)) = parse_content_range(&header) {
+                proptest::prop_assert!(start < end && end <= size);
+            }
         }
-        assert_eq!(sizes, [5, 5, 5, 5, 1]);
-        assert!(reader.at_end().await.unwrap());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any body, cut anywhere, comes out as whole parts of exactly the part size and one
+        /// shorter last part, bytes in order; part sizes on both sides of the point where a
+        /// part buffer is taken.
+        #[test]
+        fn parts_are_cut_to_size(
+            size in proptest::prop_oneof![1usize..64, (HELD_BEFORE_BUFFERING - 3)..(HELD_BEFORE_BUFFERING + 70_000)],
+            len_in_parts in 0.0f64..3.5,
+            cuts in proptest::collection::vec(0.0f64..1.0, 0..40),
+        ) {
+            let len = (size as f64 * len_in_parts) as usize;
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let points = cuts.iter().map(|c| (c * len as f64) as usize).collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let parts = runtime.block_on(async {
+                let mut parts = reader(crate::core::testing::cut(&data, points), size);
+                let mut out = Vec::new();
+                while let Some(part) = parts.next_part().await.unwrap() {
+                    out.push(part);
+                }
+                assert!(parts.at_end().await.unwrap());
+                out
+            });
+            let (last, whole) = parts.split_last().map_or((None, &[][..]), |(l, w)| (Some(l), w));
+            proptest::prop_assert!(whole.iter().all(|p| p.len() == size));
+            proptest::prop_assert!(last.is_none_or(|p| !p.is_empty() && p.len() <= size));
+            proptest::prop_assert_eq!(parts.concat(), data);
+        }
     }
 }
