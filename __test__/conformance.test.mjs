@@ -112,7 +112,7 @@ const BAD_KEYS = {
   'over 1024 bytes in UTF-8': 'é'.repeat(513),
 }
 
-/** Our handler answers 403; s3s-fs answers some tampered URLs with 400 (see shared/NOTES.md). */
+/** Our handler answers 403; s3s-fs answers a tampered presigned URL with 400, not 403. */
 const refused = (status) => status === 403 || status === 400
 
 const ELF_HEADER = Buffer.concat([Buffer.from('7f454c46020101000000000000000000020003e0', 'hex'), Buffer.alloc(120)])

@@ -168,7 +168,14 @@ describe('local store', () => {
   it('a move that fails keeps the source whole, with its content type and metadata', async () => {
     await backend.put('blocker', 'a file where a folder would be')
     await backend.put('mover.txt', 'payload', { contentType: 'text/csv', metadata: { kept: 'yes' } })
+    const sidecars = async () => {
+      const entries = await fs.readdir(path.join(root, '.rstorage/sidecars'), { recursive: true, withFileTypes: true })
+      return entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name)).sort()
+    }
+    const before = await sidecars()
     await assert.rejects(backend.move('mover.txt', 'blocker/inside.txt'), KeyConflictError)
+    await assert.rejects(backend.put('blocker/typed.txt', 'x', { contentType: 'text/plain', metadata: { a: 'b' } }), KeyConflictError)
+    assert.deepEqual(await sidecars(), before, 'a failed write or move left a sidecar behind')
     const info = await backend.stat('mover.txt')
     assert.equal(info.contentType, 'text/csv')
     assert.deepEqual(info.metadata, { kept: 'yes' })

@@ -160,6 +160,28 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
     })
 
     if (listsUploads) {
+      it('an upload cut off from its server leaves parts that deleteIncompleteUploads removes', { timeout: 60_000 }, async () => {
+        const proxy = await startFaultProxy(server.endpoint)
+        try {
+          const cutOff = new S3StorageBackend({
+            bucket: BUCKET,
+            region: 'us-east-1',
+            endpoint: proxy.endpoint,
+            credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+            partSize: 5 * MiB,
+          })
+          // Past the first parts the server answers nothing but 503, the abort included.
+          const body = patterned(30 * MiB, { onChunk: (sent) => sent === 11 * MiB && (proxy.faults.failures = 1000) })
+          await assert.rejects(cutOff.upload({ key: 'cut/off.bin', body, contentType: 'x/y' }), StorageUnavailableError)
+          proxy.faults.failures = 0
+          assert.equal((await openUploads()).length, 1, 'the abort could not reach the server')
+          assert.equal(await backend.deleteIncompleteUploads(new Date(Date.now() + 60_000)), 1)
+          assert.deepEqual(await openUploads(), [])
+        } finally {
+          await proxy.close()
+        }
+      })
+
       it('deleteIncompleteUploads aborts the multipart uploads begun before the date', async () => {
         const sdk = sdkClient(server.endpoint)
         await sdk.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'orphan/a.bin' }))

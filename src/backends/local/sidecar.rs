@@ -85,9 +85,12 @@ impl Root {
     /// Removes the sidecar of version `identity` of `key` (a write that failed to commit).
     pub fn remove_sidecar(&self, key: &str, identity: FileIdentity) {
         let [fan, hash] = folders(key);
-        if let Ok(folder) = open_folder(self.sidecars(), &[&fan, &hash], false, false) {
+        let Ok(fan_folder) = open_folder(self.sidecars(), &[&fan], false, false) else { return };
+        if let Ok(folder) = open_folder(fan_folder.as_fd(), &[&hash], false, false) {
             let _ = rfs::unlinkat(folder.as_fd(), identity.file_name().as_str(), AtFlags::empty());
         }
+        // Gone with its last sidecar; a folder still holding one stays.
+        let _ = rfs::unlinkat(fan_folder.as_fd(), hash.as_str(), AtFlags::REMOVEDIR);
     }
 
     /// Gives the sidecar of version `identity` of `from` to `to` as well (a hard link: the

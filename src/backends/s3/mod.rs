@@ -699,6 +699,35 @@ mod tests {
         PartReader { stream, size, leftover: None, ended: false, pool }
     }
 
+    fn settings(bucket: &str, endpoint: Option<&str>) -> S3Settings {
+        S3Settings {
+            bucket: bucket.into(),
+            region: "eu-west-1".into(),
+            endpoint: endpoint.map(str::to_owned),
+            force_path_style: None,
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+            part_size: MIN_PART_SIZE,
+            concurrency: 1,
+            stall_timeout: Duration::from_secs(1),
+            sign_payload: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn buckets_with_dots_use_path_style_on_aws() {
+        let get = SignOptions::new(crate::core::backend::Method::Get, Duration::from_secs(60));
+        let key = Key::parse("k").unwrap();
+        let url = |settings| S3Backend::new(settings).unwrap().sign_url(&key, &get).unwrap().url;
+        assert!(url(settings("my.dotted.bucket", None))
+            .starts_with("https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k?"));
+        assert!(url(settings("plain-bucket", None)).starts_with("https://plain-bucket.s3.eu-west-1.amazonaws.com/k?"));
+        assert!(
+            url(settings("b-bucket", Some("http://127.0.0.1:9000"))).starts_with("http://127.0.0.1:9000/b-bucket/k?")
+        );
+    }
+
     #[tokio::test]
     async fn a_small_body_goes_out_as_it_came() {
         let body = Bytes::from(vec![7u8; 4096]);
