@@ -584,6 +584,24 @@ for (const fixture of fixtures) {
         }
       })
 
+      it('a Readable already flowing (a data listener attached) is stored whole', async () => {
+        // A brand-new backend still has its store to open (the local store opens off the loop).
+        for (const target of [await fixture.create(), { backend, cleanup: () => {} }]) {
+          const key = fresh()
+          const data = crypto.randomBytes(MiB + 5)
+          const source = Readable.from(randomChunks(data, seeded(3)))
+          let seen = 0
+          source.on('data', (chunk) => (seen += chunk.length))
+          try {
+            await target.backend.upload({ key, body: source })
+            assert.ok((await target.backend.get(key)).equals(data))
+            assert.equal(seen, data.length, 'the listener saw every chunk too')
+          } finally {
+            await target.cleanup()
+          }
+        }
+      })
+
       it('random chunkings of one body, with and without a stated length, store the same bytes', async () => {
         const random = seeded(7)
         const data = crypto.randomBytes(200_003)

@@ -23,7 +23,8 @@ export async function tempDir(name) {
 
 const BUCKET = 'conformance-bucket'
 
-function s3Backend(endpoint, options = {}) {
+/** An S3 backend on the test bucket at `endpoint`, with the test servers' credentials. */
+export function s3Backend(endpoint, options = {}) {
   return new S3StorageBackend({
     bucket: BUCKET,
     region: 'us-east-1',

@@ -26,7 +26,7 @@ import {
   createS3Backend,
   resetStorageConfig,
 } from '../index.mjs'
-import { fixtures } from './fixtures.mjs'
+import { fixtures, s3Backend } from './fixtures.mjs'
 import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy } from './servers.mjs'
 
 const MiB = 1024 * 1024
@@ -88,14 +88,7 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
     })
 
     it('sends bodies as UNSIGNED-PAYLOAD when asked, in one request and in parts', async () => {
-      const unsigned = new S3StorageBackend({
-        bucket: BUCKET,
-        region: 'us-east-1',
-        endpoint: server.endpoint,
-        credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-        partSize: 5 * MiB,
-        signPayload: false,
-      })
+      const unsigned = s3Backend(server.endpoint, { partSize: 5 * MiB, signPayload: false })
       await unsigned.put('unsigned/small.txt', 'small body', { contentType: 'text/plain' })
       assert.equal((await backend.get('unsigned/small.txt')).toString(), 'small body')
       const total = 11 * MiB + 7
@@ -163,13 +156,7 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
       it('an upload cut off from its server leaves parts that deleteIncompleteUploads removes', { timeout: 60_000 }, async () => {
         const proxy = await startFaultProxy(server.endpoint)
         try {
-          const cutOff = new S3StorageBackend({
-            bucket: BUCKET,
-            region: 'us-east-1',
-            endpoint: proxy.endpoint,
-            credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-            partSize: 5 * MiB,
-          })
+          const cutOff = s3Backend(proxy.endpoint, { partSize: 5 * MiB })
           // Past the first parts the server answers nothing but 503, the abort included.
           const body = patterned(30 * MiB, { onChunk: (sent) => sent === 11 * MiB && (proxy.faults.failures = 1000) })
           await assert.rejects(cutOff.upload({ key: 'cut/off.bin', body, contentType: 'x/y' }), StorageUnavailableError)
@@ -232,12 +219,7 @@ describe('S3 failures', () => {
 
   it('wrong credentials are a PermissionDeniedError that never shows the secret', async () => {
     const secret = 'wrong-secret-that-must-not-leak'
-    const wrong = new S3StorageBackend({
-      bucket: BUCKET,
-      region: 'us-east-1',
-      endpoint: server.endpoint,
-      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: secret },
-    })
+    const wrong = s3Backend(server.endpoint, { credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: secret } })
     for (const call of [() => wrong.put('k', 'v'), () => wrong.exists('k'), () => wrong.download('k')]) {
       await assert.rejects(call(), (error) => {
         assert.ok(error instanceof PermissionDeniedError, `${error}`)
@@ -249,12 +231,7 @@ describe('S3 failures', () => {
   })
 
   it('a dead endpoint fails fast with a retryable StorageUnavailableError', { timeout: 30_000 }, async () => {
-    const dead = new S3StorageBackend({
-      bucket: BUCKET,
-      region: 'us-east-1',
-      endpoint: 'http://127.0.0.1:9', // discard port: nothing listens
-      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-    })
+    const dead = s3Backend('http://127.0.0.1:9') // discard port: nothing listens
     await assert.rejects(dead.exists('k'), (error) => error instanceof StorageUnavailableError && error.retryable === true)
     await assert.rejects(dead.upload({ key: 'k', body: patterned(12 * MiB), contentType: 'x/y' }), StorageUnavailableError)
   })
@@ -269,14 +246,7 @@ describe('S3 failures', () => {
   })
 
   it('a frozen server fails uploads (one request or in parts) with a timeout, never a hang', { timeout: 120_000 }, async () => {
-    const quick = new S3StorageBackend({
-      bucket: BUCKET,
-      region: 'us-east-1',
-      endpoint: server.endpoint,
-      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-      partSize: 5 * MiB,
-      stallTimeout: 1,
-    })
+    const quick = s3Backend(server.endpoint, { partSize: 5 * MiB, stallTimeout: 1 })
     await quick.put('frozen/warm.txt', 'connections made before the freeze')
     server.pause()
     try {
@@ -302,12 +272,7 @@ describe('S3 failures', () => {
   })
 
   it('a dead endpoint names the cause in plain words', async () => {
-    const dead = new S3StorageBackend({
-      bucket: BUCKET,
-      region: 'us-east-1',
-      endpoint: 'http://127.0.0.1:9',
-      credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-    })
+    const dead = s3Backend('http://127.0.0.1:9')
     for (const call of [() => dead.exists('k'), () => dead.list(), () => dead.copy('a', 'b')]) {
       await assert.rejects(call(), (error) => {
         assert.ok(error instanceof StorageUnavailableError, `${error}`)
@@ -323,13 +288,7 @@ describe('S3 failures', () => {
     let viaProxy
     before(async () => {
       proxy = await startFaultProxy(server.endpoint)
-      viaProxy = new S3StorageBackend({
-        bucket: BUCKET,
-        region: 'us-east-1',
-        endpoint: proxy.endpoint,
-        credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-        stallTimeout: 2,
-      })
+      viaProxy = s3Backend(proxy.endpoint, { stallTimeout: 2 })
     })
     after(() => proxy.close())
 

@@ -149,9 +149,16 @@ class StorageBackend {
         { key },
       )
     }
-    const native = await this.#store()
-    const writer = callNativeSync(() => native.openWriter(key, settings))
+    // Taken before any await, so that a stream already flowing is held still (see bodyChunks).
     const { chunks, stop } = bodyChunks(params.body)
+    let writer
+    try {
+      const native = await this.#store()
+      writer = callNativeSync(() => native.openWriter(key, settings))
+    } catch (error) {
+      stop()
+      throw error
+    }
     // An abort must end the upload even while the body is silent: wait for either.
     const aborted = signal && abortion(signal)
     try {

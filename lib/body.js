@@ -29,6 +29,10 @@ function bodyChunks(body) {
     const stop = () => reader.cancel().catch(() => {})
     return { chunks: asBuffers(webStreamChunks(reader)), stop }
   }
+  // A Readable already flowing (a 'data' listener attached) would run dry before the upload,
+  // which awaits its store first, reads it: held still here, it waits, and its listeners still
+  // see every chunk as the upload reads.
+  if (body.readableFlowing === true && typeof body.pause === 'function') body.pause()
   const iterator = body[Symbol.asyncIterator]()
   const stop = () => {
     if (typeof body.destroy === 'function') body.destroy()
