@@ -1,6 +1,7 @@
-//! Native core of `@raptscallions/storage`: a store-independent core, the stores, and the
-//! thin Node binding over both.
+//! Native core of `@raptscallions/storage`: a store-independent core, the plumbing every HTTP
+//! store shares, the stores, and the thin Node binding over all of them.
 
 pub mod backends;
 mod binding;
+pub mod client;
 pub mod core;

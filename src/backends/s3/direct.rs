@@ -21,14 +21,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::signer::Signer;
 use super::{dispatch_error, service_error};
+use crate::client::retry::RetryPolicy;
 use crate::core::body::{rechunk, ByteStream};
 use crate::core::error::{Error, Result};
 use crate::core::key::Key;
 
-/// As the SDK's standard retry mode: three attempts, jittered exponential backoff.
-const MAX_ATTEMPTS: u32 = 3;
-const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(20);
 /// Error answers are short XML documents; more than this is not read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// A request body goes out in slices this size, each one a sign of progress.
@@ -78,13 +75,15 @@ impl Direct {
     /// no bytes (and gets no answer) for the stall timeout.
     pub async fn send(&self, call: &Call<'_>) -> Result<Answer> {
         let url = format!("{}{}", self.signer.url(call.key), call.query);
+        let started = Instant::now();
         let mut after_doubt = false;
         let mut attempt = 1;
         loop {
             let progress = Arc::new(Progress::new());
             let request = self.request(call, &url, &progress)?;
             let outcome = within_stall(self.connector.call(request), &progress, self.stall_timeout).await;
-            let last = attempt == MAX_ATTEMPTS;
+            let delay = RetryPolicy::STANDARD.next_delay(attempt, started.elapsed(), fastrand::f64());
+            let last = delay.is_none();
             match outcome {
                 Some(Ok(response)) => {
                     let status = response.status().as_u16();
@@ -109,7 +108,7 @@ impl Direct {
                 }
                 None => after_doubt = true,
             }
-            tokio::time::sleep(backoff(attempt, fastrand::f64())).await;
+            tokio::time::sleep(delay.unwrap_or_default()).await;
             attempt += 1;
         }
     }
@@ -279,13 +278,6 @@ fn connector_error(operation: &str, error: ConnectorError) -> Error {
     dispatch_error(operation, error.is_timeout(), root_cause(&error))
 }
 
-/// A random share (`random` in [0, 1)) of an exponentially growing delay, so clients that
-/// failed together do not come back together.
-fn backoff(attempt: u32, random: f64) -> Duration {
-    let ceiling = INITIAL_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
-    ceiling.mul_f64(random)
-}
-
 /// The text of the first `<tag>…</tag>` in an S3 XML document, unescaped.
 pub fn xml_text(body: &[u8], tag: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
@@ -317,19 +309,6 @@ mod tests {
         assert_eq!(error_code(&[0xff, 0xfe]), None);
         let etag = b"<CompleteMultipartUploadResult><ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>";
         assert_eq!(xml_text(etag, "ETag").as_deref(), Some("\"3858f62230ac3c915f300c664312c11f-9\""));
-    }
-
-    #[test]
-    fn backoff_grows_to_its_ceiling_and_spreads_over_it() {
-        assert_eq!(backoff(1, 0.0), Duration::ZERO);
-        assert_eq!(backoff(1, 0.5), INITIAL_BACKOFF / 2);
-        assert_eq!(backoff(2, 0.5), INITIAL_BACKOFF);
-        assert_eq!(backoff(3, 0.999), INITIAL_BACKOFF.mul_f64(4.0 * 0.999));
-        assert_eq!(backoff(40, 0.5), MAX_BACKOFF / 2, "the ceiling holds for any attempt");
-        // Many draws cover the range: clients that failed together come back apart.
-        let draws: Vec<Duration> = (0..1000).map(|_| backoff(2, fastrand::f64())).collect();
-        let (low, high) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
-        assert!(*low < INITIAL_BACKOFF / 4 && *high > INITIAL_BACKOFF * 7 / 4, "{low:?}..{high:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,3 @@
+//! What every HTTP store needs beside its own calls. Nothing here knows a store.
+
+pub mod retry;
