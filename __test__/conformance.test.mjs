@@ -122,11 +122,12 @@ for (const fixture of fixtures) {
   describe(`conformance: ${fixture.name}`, () => {
     let backend
     let cleanup
+    let held
     let counter = 0
     const fresh = (name = 'obj') => `t${++counter}/${name}`
 
     before(async () => {
-      ;({ backend, cleanup } = await fixture.create())
+      ;({ backend, cleanup, held } = await fixture.create())
     })
     after(() => cleanup())
 
@@ -484,10 +485,17 @@ for (const fixture of fixtures) {
           })(),
           (error) => error instanceof AbortError,
         )
+        // What a download holds (a file, a connection) is let go at once, not when collected.
         const early = await backend.download(key)
         await new Promise((resolve) => early.once('readable', resolve))
+        const during = await held?.()
         early.destroy()
         await new Promise((resolve) => early.once('close', resolve))
+        if (held) {
+          let after = await held()
+          for (let i = 0; i < 50 && after >= during; i++) after = await sleep(10).then(held)
+          assert.ok(after < during, `still held after destroy: ${after} (${during} while reading)`)
+        }
         await backend.delete(key)
         assert.equal(await backend.exists(key), false)
         await assert.rejects(backend.download(key, { signal: AbortSignal.abort() }), AbortError)

@@ -4,7 +4,14 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { LocalStorageBackend, MemoryStorageBackend, S3StorageBackend, createSignedUrlHandler } from '../index.mjs'
-import { ACCESS_KEY, SECRET_KEY, startMoto, startS3sFs } from './servers.mjs'
+import { ACCESS_KEY, SECRET_KEY, connectionsTo, startMoto, startS3sFs } from './servers.mjs'
+
+/** Descriptors this process holds open on files under `root`. */
+async function descriptorsUnder(root) {
+  const fds = await fs.readdir('/proc/self/fd')
+  const targets = await Promise.all(fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')))
+  return targets.filter((target) => target.startsWith(`${root}/`)).length
+}
 
 /** Serves a self-signing backend's URLs on a loopback port under /files. */
 async function withSignedUrlServer(makeBackend) {
@@ -57,6 +64,7 @@ function localFixture(name, { durable, streamsToDisk }) {
       const served = await withSignedUrlServer((baseUrl) => new LocalStorageBackend({ root: place.root, baseUrl, durable }))
       return {
         backend: served.backend,
+        held: () => descriptorsUnder(place.root),
         async cleanup() {
           await served.close()
           await cleanup()
@@ -67,7 +75,9 @@ function localFixture(name, { durable, streamsToDisk }) {
 }
 
 /**
- * Each fixture: `create()` → { backend, cleanup, server? }; `provision()` → { place, cleanup,
+ * Each fixture: `create()` → { backend, cleanup, server?, held? }, where `held()` counts what a
+ * download holds open (descriptors under a local root, connections to an S3 server; the memory
+ * store holds nothing a download could leak); `provision()` → { place, cleanup,
  * server? }, where `place` is plain data (a folder, an endpoint) so that `open(place)` can build
  * more backends on the same storage from other threads or processes; and what its server does:
  * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
@@ -127,7 +137,7 @@ export const fixtures = [
     },
     async create(options) {
       const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup }
+      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
     },
   },
   {
@@ -147,7 +157,7 @@ export const fixtures = [
     },
     async create(options) {
       const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup }
+      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
     },
   },
 ]
