@@ -6,11 +6,13 @@ import http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import {
+  ConfigurationError,
+  ContentLengthMismatchError,
   InvalidKeyError,
   KeyConflictError,
   LocalStorageBackend,
   FileNotFoundError,
-  StorageError,
+  PermissionDeniedError,
   createSignedUrlHandler,
 } from '../index.mjs'
 import { tempDir } from './fixtures.mjs'
@@ -74,7 +76,10 @@ describe('local store', () => {
 
   it('leaves no temp files behind after failed writes', async () => {
     await assert.rejects(backend.upload({ key: 'failed.bin', body: failing(), contentType: 'x/y' }), /client went away/)
-    await assert.rejects(backend.upload({ key: 'short.bin', body: failing(), contentType: 'x/y', contentLength: 1 }))
+    const long = (async function* () {
+      yield Buffer.alloc(1024 * 1024)
+    })()
+    await assert.rejects(backend.upload({ key: 'long.bin', body: long, contentType: 'x/y', contentLength: 1 }), ContentLengthMismatchError)
     assert.deepEqual(await fs.readdir(path.join(root, '.rstorage/tmp')), [])
     assert.equal(await backend.exists('failed.bin'), false)
   })
@@ -83,9 +88,10 @@ describe('local store', () => {
     await fs.writeFile(path.join(outside, 'secret.txt'), 'top secret')
     await fs.symlink(outside, path.join(root, 'escape'))
     await fs.symlink(path.join(outside, 'secret.txt'), path.join(root, 'link.txt'))
-    await assert.rejects(backend.get('escape/secret.txt'), StorageError)
+    const symlinked = (e) => e instanceof PermissionDeniedError && e.statusCode === 403 && /symlink/.test(e.message)
+    await assert.rejects(backend.get('escape/secret.txt'), symlinked)
     await assert.rejects(backend.get('link.txt'), FileNotFoundError)
-    await assert.rejects(backend.put('escape/planted.txt', 'x'), StorageError)
+    await assert.rejects(backend.put('escape/planted.txt', 'x'), symlinked)
     assert.deepEqual(await fs.readdir(outside), ['secret.txt'])
     const listed = (await backend.list()).objects.map((o) => o.key)
     assert.ok(!listed.some((k) => k.startsWith('escape') || k === 'link.txt'), listed.join())
@@ -189,8 +195,9 @@ describe('local store', () => {
     const started = process.hrtime.bigint()
     const broken = new LocalStorageBackend(path.join(file, 'store'))
     assert.ok(process.hrtime.bigint() - started < 50_000_000n)
-    await assert.rejects(broken.ready(), StorageError)
-    await assert.rejects(broken.put('k', 'x'), StorageError)
+    const unusable = (e) => e instanceof ConfigurationError && e.statusCode === 500 && e.message.includes(file)
+    await assert.rejects(broken.ready(), unusable)
+    await assert.rejects(broken.put('k', 'x'), unusable)
   })
 
   it('opens a store whose signing secret a crash left empty, and replaces it', async () => {

@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-s3'
 import {
   AbortError,
+  ContentLengthMismatchError,
   FileAlreadyExistsError,
   FileNotFoundError,
   InvalidArgumentError,
@@ -111,7 +112,11 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
     })
 
     it('a wrong stated length stores nothing, even past the first part', async () => {
-      await assert.rejects(backend.upload({ key: 'mp/short.bin', body: patterned(12 * MiB), contentType: 'x/y', contentLength: 13 * MiB }), StorageError)
+      await assert.rejects(backend.upload({ key: 'mp/short.bin', body: patterned(12 * MiB), contentType: 'x/y', contentLength: 13 * MiB }), (e) => {
+        assert.ok(e instanceof ContentLengthMismatchError, `${e}`)
+        assert.deepEqual(e.details, { expected: 13 * MiB, actual: 12 * MiB })
+        return true
+      })
       assert.equal(await backend.exists('mp/short.bin'), false)
       if (listsUploads) assert.deepEqual(await openUploads(), [])
     })
@@ -356,7 +361,8 @@ describe('S3 failures', () => {
     it('a 416 to a plain GET is an error, not a crash', async () => {
       proxy.faults.intercept = (req) => req.method === 'GET' && { respond: { status: 416, body: Buffer.from('<Error><Code>InvalidRange</Code></Error>') } }
       try {
-        await assert.rejects(viaProxy.get('retry/a.txt'), StorageError)
+        // A plain error of the store (500): the server said something that makes no sense.
+        await assert.rejects(viaProxy.get('retry/a.txt'), (e) => e.constructor === StorageError && e.statusCode === 500 && /416/.test(e.message))
       } finally {
         proxy.faults.intercept = undefined
       }
@@ -373,7 +379,9 @@ describe('S3 failures', () => {
         }
       try {
         await assert.rejects(viaProxy.deleteMany(['gone/a', 'gone/b']), (e) => {
-          assert.ok(e instanceof StorageError)
+          assert.equal(e.constructor, StorageError)
+          assert.equal(e.code, 'STORAGE_ERROR')
+          assert.equal(e.details.total, 2)
           assert.deepEqual(e.details.failures.map((f) => [f.key, f.code]), [['gone/b', 'PERMISSION_DENIED']])
           return true
         })

@@ -50,7 +50,8 @@ impl Entry<'_> {
 impl Root {
     /// Opens (creating as needed) a store's folder and its internal folders.
     pub fn open(path: &Path, durable: bool) -> Result<Root> {
-        let fail = |e: io::Error| Error::io(format!("open the storage root {}", path.display()), e);
+        // A root that cannot be made or opened is the configuration's fault, not a passing failure.
+        let fail = |e: io::Error| Error::Configuration(format!("cannot open the storage root {}: {e}", path.display()));
         std::fs::create_dir_all(path).map_err(fail)?;
         let data = rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| fail(e.into()))?;
