@@ -524,6 +524,9 @@ for (const fixture of fixtures) {
         assert.equal(all.cursor, undefined)
         assert.equal(all.objects[0].size, keys[0].length)
         assert.ok(all.objects[0].lastModified instanceof Date)
+        if (fixture.listsEtags) {
+          for (const listed of all.objects) assert.equal(listed.etag, (await backend.stat(listed.key)).etag, listed.key)
+        }
         const grouped = await backend.list({ prefix: `${base}/`, delimiter: '/' })
         assert.deepEqual(
           grouped.objects.map((o) => o.key),

@@ -51,6 +51,7 @@ function localFixture(name, { durable, streamsToDisk }) {
     headWithGetUrl: true,
     atomicMetadata: true,
     atomicCreate: true,
+    listsEtags: true,
     streamsToDisk,
     async provision() {
       const root = await tempDir('local')
@@ -84,7 +85,8 @@ function localFixture(name, { durable, streamsToDisk }) {
  * (answers If-None-Match with 304), `headWithGetUrl` (our handler serves HEAD with a GET URL;
  * S3 signs the method, so it does not), `atomicMetadata` (data and metadata change together;
  * s3s-fs writes them separately, so concurrent writers can mix them there), `atomicCreate`
- * (`If-None-Match: *` lets one racer win; s3s-fs checks for the file, then writes), `maxKeyBytes`
+ * (`If-None-Match: *` lets one racer win; s3s-fs checks for the file, then writes), `listsEtags`
+ * (listings carry each object's ETag; s3s-fs 0.14 leaves it out), `maxKeyBytes`
  * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
  */
 export const fixtures = [
@@ -98,6 +100,7 @@ export const fixtures = [
     headWithGetUrl: true,
     atomicMetadata: true,
     atomicCreate: true,
+    listsEtags: true,
     streamsToDisk: false,
     // Nothing to share: each backend is its own store.
     async provision() {
@@ -119,6 +122,7 @@ export const fixtures = [
     headWithGetUrl: false,
     atomicMetadata: false,
     atomicCreate: false,
+    listsEtags: false,
     maxKeyBytes: 150,
     async provision() {
       const root = await tempDir('s3s')
@@ -148,6 +152,7 @@ export const fixtures = [
     headWithGetUrl: false,
     atomicMetadata: true,
     atomicCreate: true,
+    listsEtags: true,
     async provision() {
       const server = await startMoto(BUCKET)
       return { place: { endpoint: server.endpoint }, server, cleanup: () => server.stop() }

@@ -27,7 +27,6 @@ use rustix::fs::{self as rfs, AtFlags, FileType};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::backends::memory::new_etag;
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
@@ -165,16 +164,14 @@ impl Root {
             return Err(Error::NotFound { key: key.to_string() });
         }
         let identity = FileIdentity::of(&stat);
-        let sidecar = self.read_sidecar(path, identity).unwrap_or_else(|| Sidecar {
-            content_type: DEFAULT_CONTENT_TYPE.to_owned(),
-            metadata: Metadata::new(),
-            etag: identity.etag(),
-        });
+        let sidecar = self
+            .read_sidecar(path, identity)
+            .unwrap_or_else(|| Sidecar { content_type: DEFAULT_CONTENT_TYPE.to_owned(), metadata: Metadata::new() });
         let meta = ObjectMeta {
             key: key.to_string(),
             size: stat.st_size as u64,
             content_type: sidecar.content_type,
-            etag: Some(sidecar.etag),
+            etag: Some(identity.etag()),
             last_modified: modified(&stat),
             metadata: sidecar.metadata,
         };
@@ -219,12 +216,12 @@ impl Root {
         let content_type = options.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
         // Nothing beyond what a plain file tells: no sidecar to write.
         let plain = content_type == DEFAULT_CONTENT_TYPE && options.metadata.is_empty();
-        let etag = if plain { identity.etag() } else { new_etag() };
+        let etag = identity.etag();
         // Sidecars are written under the lock too: a concurrent writer cleaning up after its
         // own commit must not see this one's before its data is in place.
         let _lock = self.lock(stripe(key), true)?;
         if !plain {
-            let sidecar = Sidecar { content_type, metadata: options.metadata, etag: etag.clone() };
+            let sidecar = Sidecar { content_type, metadata: options.metadata };
             self.write_sidecar(path, identity, &sidecar).map_err(|e| Error::io(format!("store {key}"), e))?;
         }
         match self.place(key, options.if_not_exists, |folder, name| temp.rename_to(folder, name, options.if_not_exists))
@@ -327,7 +324,7 @@ impl Root {
                         entries.push(ListEntry {
                             size: stat.st_size as u64,
                             last_modified: modified(&stat),
-                            etag: None,
+                            etag: Some(FileIdentity::of(&stat).etag()),
                             key,
                         });
                     }

@@ -1,4 +1,4 @@
-//! Content type, metadata and ETag of an object, beside its data file. Each sidecar is named
+//! Content type and metadata of an object, beside its data file. Each sidecar is named
 //! after the identity of the data file it describes (`sidecars/<hh>/<hash of key>/<identity>`),
 //! so a new version's sidecar is written beside the old one, never over it: whatever the
 //! moment a process dies, the data file in place finds its own sidecar, or (for a version
@@ -21,7 +21,6 @@ pub struct Sidecar {
     pub content_type: String,
     #[serde(default)]
     pub metadata: Metadata,
-    pub etag: String,
 }
 
 /// Sidecars are small; anything larger is not one of ours.
@@ -47,9 +46,10 @@ impl FileIdentity {
         }
     }
 
-    /// The ETag of a file without a sidecar: it changes whenever the file is rewritten.
+    /// An object's ETag: it changes whenever the file is rewritten (a new file, renamed in), and
+    /// a listing can tell it from the file alone, without reading a sidecar.
     pub fn etag(&self) -> String {
-        format!("\"{:x}-{:x}\"", self.size, self.mtime_nsec as u64 ^ (self.mtime as u64) << 20)
+        format!("\"{:x}-{:x}-{:x}\"", self.ino, self.size, (self.mtime as u64) << 30 ^ self.mtime_nsec as u64)
     }
 
     fn file_name(&self) -> String {
