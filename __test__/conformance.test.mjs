@@ -542,6 +542,10 @@ for (const fixture of fixtures) {
           cursor = page.cursor
         } while (cursor)
         assert.deepEqual(paged, keys)
+        // A cursor is opaque on every store: a key passed as one is refused, not read as "after".
+        for (const stray of [keys[1], 'abc', '0']) {
+          await assert.rejects(backend.list({ prefix: `${base}/`, cursor: stray }), InvalidArgumentError, stray)
+        }
         const iterated = []
         for await (const o of backend.listAll({ prefix: `${base}/d`, limit: 1 })) iterated.push(o.key)
         assert.deepEqual(iterated, keys.slice(2, 5))

@@ -2,6 +2,24 @@
 //! for stores that enumerate their own objects.
 
 use crate::core::backend::{ListEntry, ListOptions, ListPage, DEFAULT_LIST_LIMIT};
+use crate::core::error::{Error, Result};
+
+/// Marks a cursor as one of ours: a key or a stray string is never mistaken for one.
+const CURSOR_TAG: &[u8] = b"rsc1:";
+
+/// A store's own cursor (a key, an S3 token) as the opaque string callers pass back: the same
+/// rule on every store, and URL-safe.
+pub fn encode_cursor(cursor: &str) -> String {
+    hex::encode([CURSOR_TAG, cursor.as_bytes()].concat())
+}
+
+/// The store's cursor inside one `encode_cursor` made.
+pub fn decode_cursor(cursor: &str) -> Result<String> {
+    let refuse = || Error::InvalidArgument("cursor must be one returned by a previous list call".into());
+    let bytes = hex::decode(cursor).map_err(|_| refuse())?;
+    let inner = bytes.strip_prefix(CURSOR_TAG).ok_or_else(refuse)?;
+    String::from_utf8(inner.to_vec()).map_err(|_| refuse())
+}
 
 /// `entries` must be sorted by key. Common prefixes count toward the limit, as in S3.
 pub fn paginate(entries: impl IntoIterator<Item = ListEntry>, options: &ListOptions) -> ListPage {
@@ -64,6 +82,16 @@ mod tests {
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
         let exact = paginate(entries(&["a", "b"]), &ListOptions { limit: Some(2), ..Default::default() });
         assert_eq!(exact.cursor, None);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_nothing_else_passes_for_one() {
+        for inner in ["", "a/b/c.txt", "ünï😀", "AQID+token/=="] {
+            assert_eq!(decode_cursor(&encode_cursor(inner)).unwrap(), inner);
+        }
+        for stray in ["a/b/c.txt", "abc", "", "zz", &hex::encode("a/b"), &hex::encode(b"rsc1:\xff")] {
+            assert_eq!(decode_cursor(stray).unwrap_err().code(), "INVALID_ARGUMENT", "{stray:?}");
+        }
     }
 
     #[test]

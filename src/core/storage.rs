@@ -14,12 +14,11 @@ use crate::core::backend::{
 use crate::core::body::{type_allowed, Body, UploadGuard};
 use crate::core::error::{Error, Result};
 use crate::core::key::{check_prefix, Key};
+use crate::core::listing::{decode_cursor, encode_cursor};
 use crate::core::signing::MAX_EXPIRY;
 
 /// User metadata, names and values together, as S3 allows it.
 const MAX_METADATA_BYTES: usize = 2048;
-/// A list cursor is a key or a store's opaque token; either fits in this.
-const MAX_CURSOR_BYTES: usize = 4096;
 
 /// Everything an upload can ask for: where it goes and what it must satisfy.
 #[derive(Clone, Debug, Default)]
@@ -96,12 +95,11 @@ impl Storage {
         if options.delimiter.as_deref() == Some("") {
             return Err(Error::InvalidArgument("delimiter must not be empty".into()));
         }
-        if let Some(cursor) = &options.cursor {
-            if cursor.is_empty() || cursor.len() > MAX_CURSOR_BYTES || cursor.chars().any(char::is_control) {
-                return Err(Error::InvalidArgument("cursor must be one returned by a previous list call".into()));
-            }
-        }
-        self.backend.list(&options).await
+        let mut options = options;
+        options.cursor = options.cursor.as_deref().map(decode_cursor).transpose()?;
+        let mut page = self.backend.list(&options).await?;
+        page.cursor = page.cursor.as_deref().map(encode_cursor);
+        Ok(page)
     }
 
     pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
