@@ -567,6 +567,19 @@ for (const fixture of fixtures) {
         assert.equal((await backend.stat(moved)).contentType, 'text/csv')
       })
 
+      it('a copy or a move onto an existing key replaces it whole: bytes, content type and metadata', async () => {
+        for (const op of ['copy', 'move']) {
+          const [from, to] = [fresh(`${op}-from`), fresh(`${op}-onto`)]
+          await backend.put(from, 'the new one', { contentType: 'text/csv', metadata: { version: 'new' } })
+          await backend.put(to, 'the old one, longer', { contentType: 'text/plain', metadata: { version: 'old', only: 'old' } })
+          await backend[op](from, to)
+          assert.equal((await backend.get(to)).toString(), 'the new one', op)
+          const info = await backend.stat(to)
+          assert.deepEqual([info.contentType, info.metadata, info.size], ['text/csv', { version: 'new' }, 11], op)
+          assert.equal(await backend.exists(from), op === 'copy', op)
+        }
+      })
+
       it('deletes many keys, whole prefixes and old objects, and counts them', async () => {
         const base = fresh('bulk')
         const keys = Array.from({ length: 25 }, (_, i) => `${base}/k${String(i).padStart(2, '0')}`)
