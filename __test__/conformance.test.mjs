@@ -210,6 +210,11 @@ for (const fixture of fixtures) {
         const info = await backend.stat(key)
         assert.equal(info.contentType, 'text/markdown')
         assert.equal(info.etag, second.etag)
+        // An overwrite with neither type nor metadata keeps none of the old ones.
+        await backend.put(key, 'typed', { contentType: 'text/plain', metadata: { owner: 'me' } })
+        const plain = await backend.put(key, 'plain')
+        const after = await backend.stat(key)
+        assert.deepEqual([after.contentType, after.metadata, after.etag], ['application/octet-stream', {}, plain.etag])
       })
 
       it('round-trips keys with spaces, plus, percent and unicode', async () => {

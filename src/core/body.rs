@@ -96,7 +96,7 @@ pub struct UploadGuard {
 }
 
 /// Enough leading bytes to recognise every format `infer` knows.
-const SNIFF_BYTES: usize = 8192;
+pub const SNIFF_BYTES: usize = 8192;
 
 impl UploadGuard {
     /// Checks what can be checked before any byte is read, then wraps the body so the rest
@@ -210,7 +210,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::testing::{chunked_body, cut, strict_body};
+    use crate::core::testing::{cut, expected_failures, guarded_body, strict_body};
 
     fn chunks(parts: &[&'static [u8]]) -> Body {
         let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
@@ -293,50 +293,6 @@ mod tests {
         }
     }
 
-    /// Which failures a body may meet under a guard: none means it must be stored whole.
-    fn expected_failures(data: &[u8], guard: &UploadGuard) -> Vec<&'static str> {
-        let mut codes = Vec::new();
-        let len = data.len() as u64;
-        if guard.expected_length.is_some_and(|e| e != len) {
-            codes.push("CONTENT_LENGTH_MISMATCH");
-        }
-        // A stated length over the cap is refused before any byte is read.
-        if guard.max_bytes.is_some_and(|m| len.max(guard.expected_length.unwrap_or(0)) > m) {
-            codes.push("QUOTA_EXCEEDED");
-        }
-        if let Some(allowed) = &guard.allowed_content_types {
-            let declared = type_allowed(guard.content_type.as_deref().unwrap_or(""), allowed);
-            let sniffed = infer::get(&data[..data.len().min(SNIFF_BYTES)]).map(|k| k.mime_type());
-            if !declared || sniffed.is_some_and(|t| !type_allowed(t, allowed)) {
-                codes.push("INVALID_FILE_TYPE");
-            }
-        }
-        codes
-    }
-
-    fn guard_for(len: u64) -> impl Strategy<Value = (UploadGuard, bool)> {
-        let offset = |n: u64, d: i64| n.saturating_add_signed(d);
-        (
-            prop_oneof![Just(None), (-1i64..=1).prop_map(move |d| Some(offset(len, d)))],
-            prop_oneof![
-                Just(None),
-                prop_oneof![Just(-1i64), Just(0), Just(1 << 20)].prop_map(move |d| Some(offset(len, d)))
-            ],
-            prop_oneof![
-                Just(None),
-                Just(Some(vec!["image/*".to_string()])),
-                Just(Some(vec!["*/*".to_string()])),
-                Just(Some(vec!["application/octet-stream".to_string()])),
-            ],
-            prop_oneof![Just("image/png"), Just("application/octet-stream")],
-            any::<bool>(),
-        )
-            .prop_map(|(expected_length, max_bytes, allowed_content_types, declared, states_length)| {
-                let content_type = Some(declared.to_string());
-                (UploadGuard { expected_length, max_bytes, allowed_content_types, content_type }, states_length)
-            })
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -344,10 +300,7 @@ mod tests {
         /// fails with one of the errors that apply to it, never a panic or another error.
         #[test]
         fn guards_pass_whole_bodies_or_fail_typed(
-            ((data, points), (guard, states_length)) in chunked_body().prop_flat_map(|(data, points)| {
-                let len = data.len() as u64;
-                (Just((data, points)), guard_for(len))
-            })
+            ((data, points), (guard, states_length)) in guarded_body()
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let expected = expected_failures(&data, &guard);

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use proptest::prelude::*;
 
-use crate::core::body::{Body, ByteStream};
+use crate::core::body::{type_allowed, Body, ByteStream, UploadGuard, SNIFF_BYTES};
 use crate::core::error::Result;
 
 /// A stream that panics when polled after its end, as `futures::stream::unfold` does (the
@@ -55,5 +55,59 @@ pub fn chunked_body() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
     body().prop_flat_map(|data| {
         let len = data.len();
         (Just(data), proptest::collection::vec(0..=len, 0..12))
+    })
+}
+
+/// Which failures a body may meet under a guard: none means it must be stored whole.
+pub fn expected_failures(data: &[u8], guard: &UploadGuard) -> Vec<&'static str> {
+    let mut codes = Vec::new();
+    let len = data.len() as u64;
+    if guard.expected_length.is_some_and(|e| e != len) {
+        codes.push("CONTENT_LENGTH_MISMATCH");
+    }
+    // A stated length over the cap is refused before any byte is read.
+    if guard.max_bytes.is_some_and(|m| len.max(guard.expected_length.unwrap_or(0)) > m) {
+        codes.push("QUOTA_EXCEEDED");
+    }
+    if let Some(allowed) = &guard.allowed_content_types {
+        let declared = type_allowed(guard.content_type.as_deref().unwrap_or(""), allowed);
+        let sniffed = infer::get(&data[..data.len().min(SNIFF_BYTES)]).map(|k| k.mime_type());
+        if !declared || sniffed.is_some_and(|t| !type_allowed(t, allowed)) {
+            codes.push("INVALID_FILE_TYPE");
+        }
+    }
+    codes
+}
+
+/// A guard for a body of `len` bytes: lengths and caps either side of it, type rules that a
+/// PNG or an ELF header does or does not pass; and whether the body states its length.
+pub fn guard_for(len: u64) -> impl Strategy<Value = (UploadGuard, bool)> {
+    let offset = |n: u64, d: i64| n.saturating_add_signed(d);
+    (
+        prop_oneof![Just(None), (-1i64..=1).prop_map(move |d| Some(offset(len, d)))],
+        prop_oneof![
+            Just(None),
+            prop_oneof![Just(-1i64), Just(0), Just(1 << 20)].prop_map(move |d| Some(offset(len, d)))
+        ],
+        prop_oneof![
+            Just(None),
+            Just(Some(vec!["image/*".to_string()])),
+            Just(Some(vec!["*/*".to_string()])),
+            Just(Some(vec!["application/octet-stream".to_string()])),
+        ],
+        prop_oneof![Just("image/png"), Just("application/octet-stream")],
+        any::<bool>(),
+    )
+        .prop_map(|(expected_length, max_bytes, allowed_content_types, declared, states_length)| {
+            let content_type = Some(declared.to_string());
+            (UploadGuard { expected_length, max_bytes, allowed_content_types, content_type }, states_length)
+        })
+}
+
+/// A body, its cut points, and a guard for it.
+pub fn guarded_body() -> impl Strategy<Value = ((Vec<u8>, Vec<usize>), (UploadGuard, bool))> {
+    chunked_body().prop_flat_map(|(data, points)| {
+        let len = data.len() as u64;
+        (Just((data, points)), guard_for(len))
     })
 }
