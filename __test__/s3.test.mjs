@@ -2,6 +2,7 @@
 // STORAGE_S3_*, and failures of the service itself (credentials, a dead or restarted server).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import fs from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -241,11 +242,17 @@ describe('S3 failures', () => {
     await assert.rejects(dead.upload({ key: 'k', body: patterned(12 * MiB), contentType: 'x/y' }), StorageUnavailableError)
   })
 
-  it('a server killed mid-upload gives a clear error and leaves nothing; restarted, the same backend works', { timeout: 60_000 }, async () => {
+  it('a server killed mid-upload gives a clear error; restarted, its parts go with deleteIncompleteUploads, and the same backend works', { timeout: 60_000 }, async () => {
+    // s3s-fs keeps an upload's parts as files at its root until the upload is aborted.
+    const uploadFiles = async () => (await fs.readdir(server.root)).filter((name) => name.startsWith('.upload'))
     const body = patterned(30 * MiB, { onChunk: async (sent) => sent === 11 * MiB && (await server.stop()) })
     await assert.rejects(backend.upload({ key: 'fault/mid.bin', body: Readable.from(body), contentType: 'x/y' }), StorageUnavailableError)
     await server.start()
     assert.equal(await backend.exists('fault/mid.bin'), false)
+    assert.ok((await uploadFiles()).length > 0, 'the abort could not reach the server, so its parts are there')
+    // s3s-fs cannot list uploads: the store remembers the one whose abort failed.
+    assert.equal(await backend.deleteIncompleteUploads(), 1)
+    assert.deepEqual(await uploadFiles(), [])
     await backend.upload({ key: 'fault/after.bin', body: patterned(7 * MiB), contentType: 'x/y' })
     assert.equal((await backend.stat('fault/after.bin')).size, 7 * MiB)
   })

@@ -81,6 +81,7 @@ export async function startS3sFs(root, bucket) {
   ])
   server.port = port
   server.endpoint = `http://127.0.0.1:${port}`
+  server.root = root
   await server.start()
   return server
 }

@@ -86,7 +86,15 @@ pub struct S3Backend {
     concurrency: usize,
     signer: Arc<Signer>,
     direct: Arc<Direct>,
+    /// Uploads whose abort could not reach the server (it was down): aborted again by
+    /// `delete_incomplete_uploads`, which on services without ListMultipartUploads is the only
+    /// way their parts ever go.
+    unaborted: Mutex<Vec<(Key, String)>>,
 }
+
+/// Unaborted uploads remembered at most; past that the oldest are forgotten (and left to
+/// ListMultipartUploads or a lifecycle rule).
+const MAX_UNABORTED: usize = 1000;
 
 /// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
 /// parts instead of churning (and fragmenting) the allocator, and is freed when it ends.
@@ -184,6 +192,7 @@ impl S3Backend {
             concurrency: settings.concurrency,
             signer,
             direct,
+            unaborted: Mutex::new(Vec::new()),
         })
     }
 
@@ -242,9 +251,13 @@ impl S3Backend {
             message: "S3 answered CreateMultipartUpload without an UploadId".into(),
         })?;
         let result = self.upload_parts(key, &upload_id, first, parts, options).await;
-        if result.is_err() {
-            // Best effort: the upload failed already, and a failed abort must not hide why.
-            let _ = self.abort_upload(key, &upload_id).await;
+        // The upload failed already, and a failed abort must not hide why: it is remembered.
+        if result.is_err() && self.abort_upload(key, &upload_id).await.is_err() {
+            let mut unaborted = self.unaborted.lock().unwrap_or_else(PoisonError::into_inner);
+            if unaborted.len() == MAX_UNABORTED {
+                unaborted.remove(0);
+            }
+            unaborted.push((key.clone(), upload_id));
         }
         result
     }
@@ -593,8 +606,15 @@ impl Backend for S3Backend {
     /// Aborts the multipart uploads begun before `before` (S3 keeps their parts, and bills
     /// them, until then). A lifecycle rule (AbortIncompleteMultipartUpload) does the same on AWS.
     async fn delete_incomplete_uploads(&self, before: SystemTime) -> Result<u64> {
-        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
         let mut aborted = 0;
+        let remembered = std::mem::take(&mut *self.unaborted.lock().unwrap_or_else(PoisonError::into_inner));
+        for (key, id) in remembered {
+            match self.abort_upload(&key, &id).await {
+                Ok(()) => aborted += 1,
+                Err(_) => self.unaborted.lock().unwrap_or_else(PoisonError::into_inner).push((key, id)),
+            }
+        }
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
         loop {
             let page = self
                 .client
@@ -603,8 +623,15 @@ impl Backend for S3Backend {
                 .set_key_marker(key_marker.take())
                 .set_upload_id_marker(id_marker.take())
                 .send()
-                .await
-                .map_err(|e| s3_error("ListMultipartUploads", &Key::listed(String::new()), e))?;
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                // A service without it (s3s-fs) has only the remembered uploads to abort.
+                Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(405 | 501)) => {
+                    return Ok(aborted)
+                }
+                Err(e) => return Err(s3_error("ListMultipartUploads", &Key::listed(String::new()), e)),
+            };
             for upload in page.uploads() {
                 let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
                 if upload.initiated().is_some_and(|t| SystemTime::try_from(*t).is_ok_and(|t| t < before)) {
