@@ -90,7 +90,8 @@ function localFixture(name, { durable, streamsToDisk }) {
  * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
  */
 export const fixtures = [
-  // Large objects go to disk, so the 1 GiB streaming test applies (once is enough).
+  // `streamsToDisk` picks where the 1 GiB test runs: once per store that keeps objects on disk
+  // (a test-cost choice, not a difference in behaviour).
   localFixture('local', { durable: true, streamsToDisk: true }),
   localFixture('local without fsync', { durable: false, streamsToDisk: false }),
   {
