@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod key;
 pub mod listing;
+pub mod multipart;
 pub mod signing;
 pub mod storage;
 #[cfg(test)]

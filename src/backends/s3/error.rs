@@ -4,7 +4,7 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use super::direct::root_cause;
+use crate::client::request::{root_cause, unreachable};
 use crate::core::backend::PutOptions;
 use crate::core::error::Error;
 use crate::core::key::Key;
@@ -35,15 +35,6 @@ pub fn code_status(code: &str) -> u16 {
     }
 }
 
-/// A request that got no answer: the server was unreachable, or slower than the timeouts.
-pub fn dispatch_error(operation: &str, timed_out: bool, cause: String) -> Error {
-    if timed_out {
-        Error::Timeout(format!("S3 did not answer {operation} in time"))
-    } else {
-        Error::Unavailable(format!("could not reach S3 for {operation}: {cause}"))
-    }
-}
-
 /// Tells the failures of one SDK call apart.
 pub fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>) -> Error
 where
@@ -53,9 +44,9 @@ where
         SdkError::ServiceError(service) => {
             service_error(operation, key, service.raw().status().as_u16(), service.err().code().unwrap_or(""))
         }
-        SdkError::TimeoutError(_) => dispatch_error(operation, true, root_cause(&error)),
-        SdkError::DispatchFailure(failure) => dispatch_error(operation, failure.is_timeout(), root_cause(&error)),
-        SdkError::ResponseError(_) => dispatch_error(operation, false, root_cause(&error)),
+        SdkError::TimeoutError(_) => unreachable("S3", operation, true, root_cause(&error)),
+        SdkError::DispatchFailure(failure) => unreachable("S3", operation, failure.is_timeout(), root_cause(&error)),
+        SdkError::ResponseError(_) => unreachable("S3", operation, false, root_cause(&error)),
         _ => Error::InvalidArgument(format!("{operation}: S3 cannot take a request made of these arguments")),
     }
 }

@@ -1,0 +1,127 @@
+//! What an S3 store is made of: its settings, one connection pool shared by the direct calls
+//! and the SDK client, and the signer.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::Client;
+use aws_smithy_async::rt::sleep::TokioSleep;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnectorSettings, SharedHttpConnector};
+
+use super::direct::Direct;
+use super::signer::Signer;
+use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
+use crate::client::request::HttpClient;
+use crate::core::error::{Error, Result};
+use crate::core::multipart::PartLimits;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may take to start once a request is sent (calls on the SDK client).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per host, and for how long: a burst must not leave a thousand
+/// sockets open (S3 itself drops idle connections after about 20 seconds).
+const MAX_IDLE_CONNECTIONS: usize = 32;
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// A custom endpoint (MinIO, R2…); when set, path-style addressing is the default.
+    pub endpoint: Option<String>,
+    pub force_path_style: Option<bool>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub part_size: usize,
+    pub concurrency: usize,
+    /// A transfer that moves no bytes for this long fails (StorageTimeoutError).
+    pub stall_timeout: Duration,
+    /// Sign each body's SHA-256. Default: over plain HTTP only; TLS protects bodies in transit.
+    pub sign_payload: Option<bool>,
+}
+
+impl S3Backend {
+    pub fn new(settings: S3Settings) -> Result<S3Backend> {
+        if settings.bucket.is_empty() || settings.region.is_empty() {
+            return Err(Error::Configuration("S3 needs a bucket and a region".into()));
+        }
+        if settings.part_size < MIN_PART_SIZE {
+            return Err(Error::Configuration(format!("partSize must be at least {MIN_PART_SIZE} bytes")));
+        }
+        if settings.concurrency == 0 {
+            return Err(Error::Configuration("queueSize must be at least 1".into()));
+        }
+        let connector = SharedHttpConnector::new(
+            Connector::builder()
+                .connector_settings(
+                    HttpConnectorSettings::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .read_timeout(READ_TIMEOUT)
+                        .build(),
+                )
+                .sleep_impl(TokioSleep::new())
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+                .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build(),
+        );
+        let credentials = Credentials::new(
+            settings.access_key_id,
+            settings.secret_access_key,
+            settings.session_token,
+            None,
+            "raptscallions-storage",
+        );
+        // Virtual-hosted names with dots break TLS on AWS (the certificate covers one level).
+        let path_style =
+            settings.force_path_style.unwrap_or(settings.endpoint.is_some() || settings.bucket.contains('.'));
+        let signer = Arc::new(Signer::new(
+            credentials.clone(),
+            &settings.region,
+            &settings.bucket,
+            settings.endpoint.as_deref(),
+            path_style,
+        )?);
+        let sign_payload = settings.sign_payload.unwrap_or(!signer.is_tls());
+        let http = HttpClient::new(connector.clone(), "S3", settings.stall_timeout);
+        let direct = Arc::new(Direct::new(http, Arc::clone(&signer), sign_payload));
+        let mut config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region))
+            .credentials_provider(credentials)
+            // Static keys: nothing to cache or refresh.
+            .identity_cache(IdentityCache::no_cache())
+            .http_client(http_client_fn(move |_, _| connector.clone()))
+            // Third-party S3 services (R2, B2, older MinIO) reject the SDK's default checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled().grace_period(settings.stall_timeout).build(),
+            )
+            .force_path_style(path_style);
+        if let Some(endpoint) = settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Ok(S3Backend {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket,
+            limits: PartLimits {
+                part_size: settings.part_size,
+                concurrency: settings.concurrency,
+                max_parts: MAX_PARTS,
+            },
+            signer,
+            direct,
+            unaborted: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+}
