@@ -42,16 +42,21 @@ export function s3Backend(endpoint, options = {}) {
   })
 }
 
+/** What the stores that serve their own URLs (local, memory) do, with no server in between. */
+const SELF_SERVED = {
+  checksSignatures: true,
+  conditionalGets: true,
+  headWithGetUrl: true,
+  atomicMetadata: true,
+  atomicCreate: true,
+  listsEtags: true,
+}
+
 /** The local store; `durable: false` runs the same suite without fsyncs. */
 function localFixture(name, { durable, streamsToDisk }) {
   return {
     name,
-    checksSignatures: true,
-    conditionalGets: true,
-    headWithGetUrl: true,
-    atomicMetadata: true,
-    atomicCreate: true,
-    listsEtags: true,
+    ...SELF_SERVED,
     streamsToDisk,
     async provision() {
       const root = await tempDir('local')
@@ -96,12 +101,7 @@ export const fixtures = [
   localFixture('local without fsync', { durable: false, streamsToDisk: false }),
   {
     name: 'memory',
-    checksSignatures: true,
-    conditionalGets: true,
-    headWithGetUrl: true,
-    atomicMetadata: true,
-    atomicCreate: true,
-    listsEtags: true,
+    ...SELF_SERVED,
     streamsToDisk: false,
     // Nothing to share: each backend is its own store.
     async provision() {
