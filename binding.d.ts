@@ -32,8 +32,11 @@ export declare class NativeStorage {
   deletePrefix(prefix: string, all?: boolean | undefined | null): Promise<number>
   deleteOlderThan(prefix: string, beforeMs: number, all?: boolean | undefined | null): Promise<number>
   deleteIncompleteUploads(beforeMs: number): Promise<number>
-  /** Synchronous: signing does no I/O, so it costs no thread hop. */
-  signUrl(key: string, settings: SignSettings): SignedUrlInfo
+  /**
+   * At once when the signing key is at hand (no I/O, no thread hop); a promise when it must
+   * be fetched first (expired credentials).
+   */
+  signUrl(key: string, settings: SignSettings): SignedUrlInfo | Promise<SignedUrlInfo>
   /** "valid", "expired" or "invalid"; the signature is compared in constant time. */
   verifySignedRequest(request: SignedRequest): string
 }
@@ -110,6 +113,15 @@ export interface ObjectInfo {
  */
 export declare function panicForTesting(place: string): Promise<void>
 
+/** What the provider resolves to. */
+export interface ProvidedCredentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+  /** When they expire (milliseconds since the epoch); none: they last. */
+  expirationMs?: number
+}
+
 export interface RangeSettings {
   start: number
   end?: number
@@ -120,9 +132,12 @@ export interface S3Options {
   region: string
   endpoint?: string
   forcePathStyle?: boolean
-  accessKeyId: string
-  secretAccessKey: string
+  /** Static keys, or else `credentials_provider`. */
+  accessKeyId?: string
+  secretAccessKey?: string
   sessionToken?: string
+  /** Called whenever the credentials are about to expire (an S3Client's provider). */
+  credentialsProvider?: CredentialsProvider
   /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
   partSize?: number
   /** Parts uploaded at once (default 4). */

@@ -240,13 +240,16 @@ export interface S3Credentials {
   sessionToken?: string
 }
 
+/** As the AWS SDK takes them: asked again shortly before what it gave expires. */
+export type S3CredentialsProvider = () => Promise<S3Credentials & { expiration?: Date }>
+
 export interface S3StorageBackendConfig extends S3StorageBackendOptions {
   bucket: string
   region: string
   /** A custom endpoint (MinIO, R2, B2, Spaces); path-style addressing unless forcePathStyle is false. */
   endpoint?: string
   forcePathStyle?: boolean
-  credentials?: S3Credentials
+  credentials?: S3Credentials | S3CredentialsProvider
 }
 
 /** The parts of an AWS SDK v3 `S3Client` this package reads (region, endpoint, path style, credentials). */

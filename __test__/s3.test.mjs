@@ -185,6 +185,38 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
       })
     }
 
+    it('asks a credentials provider again before what it gave expires, and never for each request', async () => {
+      let calls = 0
+      const provider = (lifetimeMs) => async () => {
+        calls++
+        return { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, expiration: new Date(Date.now() + lifetimeMs) }
+      }
+      const lasting = s3Backend(server.endpoint, { credentials: provider(3_600_000) })
+      for (let i = 0; i < 5; i++) await lasting.put(`creds/lasting-${i}`, 'x')
+      assert.equal((await fetch((await lasting.getSignedUrl('creds/lasting-0')).url)).status, 200)
+      assert.equal(calls, 1, 'one fetch for credentials that last an hour')
+      // Credentials inside the refresh margin (5 minutes) are fetched again before each use,
+      // for requests and for signed URLs alike (which then wait for them).
+      calls = 0
+      const expiring = s3Backend(server.endpoint, { credentials: provider(60_000) })
+      await expiring.put('creds/expiring', 'y')
+      await expiring.stat('creds/expiring')
+      const { url } = await expiring.getSignedUrl('creds/expiring')
+      assert.equal(await (await fetch(url)).text(), 'y')
+      assert.equal(calls, 3)
+    })
+
+    it('a credentials provider that fails is a PermissionDeniedError saying so', async () => {
+      const failing = s3Backend(server.endpoint, {
+        credentials: async () => {
+          throw new Error('token service unreachable')
+        },
+      })
+      for (const call of [() => failing.put('creds/never', 'x'), () => failing.getSignedUrl('creds/never'), () => failing.list()]) {
+        await assert.rejects(call(), (e) => e instanceof PermissionDeniedError && /credentials provider failed: .*token service unreachable/.test(e.message))
+      }
+    })
+
     it('builds from STORAGE_S3_* and passes doctor', async () => {
       const env = {
         STORAGE_BACKEND: 's3',

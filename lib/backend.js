@@ -212,7 +212,8 @@ class StorageBackend {
     checkKey(key)
     const settings = options.signSettings(signOptions, this.#expiresIn)
     const native = this.#native ?? (await this.#pending)
-    const signed = callNativeSync(() => native.signUrl(key, settings))
+    // At once when the signing key is at hand; a promise when credentials must be fetched first.
+    const signed = await callNative(() => native.signUrl(key, settings))
     return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString() }
   }
 

@@ -17,13 +17,30 @@ async function resolve(value) {
   return typeof value === 'function' ? value() : value
 }
 
-/** Reads region, endpoint, path style and credentials from an S3Client's config. */
+/**
+ * Credentials as the native store asks for them whenever the ones it holds are about to
+ * expire: from the SDK's provider (which refreshes temporary credentials), never a copy taken
+ * once.
+ */
+function credentialsProvider(source) {
+  return async () => {
+    const credentials = await resolve(source)
+    const expiration = credentials?.expiration
+    return {
+      accessKeyId: credentials?.accessKeyId,
+      secretAccessKey: credentials?.secretAccessKey,
+      sessionToken: credentials?.sessionToken ?? undefined,
+      expirationMs: expiration == null ? undefined : new Date(expiration).getTime(),
+    }
+  }
+}
+
+/** Reads region, endpoint and path style from an S3Client's config, and takes its credentials provider. */
 async function settingsFromClient(client, bucket, options) {
   const config = client.config
-  const [region, endpoint, credentials] = await Promise.all([
+  const [region, endpoint] = await Promise.all([
     resolve(config.region),
     config.isCustomEndpoint === false ? undefined : resolve(config.endpoint),
-    resolve(config.credentials),
   ])
   const url =
     endpoint && typeof endpoint === 'object'
@@ -35,14 +52,16 @@ async function settingsFromClient(client, bucket, options) {
     region,
     endpoint: url,
     forcePathStyle: Boolean(await resolve(config.forcePathStyle)),
-    credentials,
+    credentials: config.credentials,
   }
 }
 
 function createNative(settings) {
   const credentials = settings.credentials ?? {}
+  // A provider (an async function, as the AWS SDK takes) is asked again before what it gave expires.
+  const provider = typeof credentials === 'function' ? credentialsProvider(credentials) : undefined
   const missing = ['bucket', 'region'].filter((f) => !settings[f])
-  if (!credentials.accessKeyId || !credentials.secretAccessKey) missing.push('credentials')
+  if (!provider && (!credentials.accessKeyId || !credentials.secretAccessKey)) missing.push('credentials')
   if (missing.length > 0) {
     throw new ConfigurationError(`S3StorageBackend needs ${missing.join(', ')}`, {
       backend: 's3',
@@ -55,9 +74,10 @@ function createNative(settings) {
       region: settings.region,
       endpoint: settings.endpoint ?? undefined,
       forcePathStyle: settings.forcePathStyle ?? undefined,
-      accessKeyId: credentials.accessKeyId,
-      secretAccessKey: credentials.secretAccessKey,
-      sessionToken: credentials.sessionToken ?? undefined,
+      accessKeyId: provider ? undefined : credentials.accessKeyId,
+      secretAccessKey: provider ? undefined : credentials.secretAccessKey,
+      sessionToken: provider ? undefined : (credentials.sessionToken ?? undefined),
+      credentialsProvider: provider,
       partSize: settings.partSize ?? undefined,
       queueSize: settings.queueSize ?? undefined,
       stallTimeout: settings.stallTimeout ?? undefined,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
+    SignOptions, Signing, DEFAULT_CONTENT_TYPE,
 };
 use crate::core::body::{chunked, Body};
 use crate::core::error::{Error, Result};
@@ -120,8 +120,8 @@ impl Backend for MemoryBackend {
         Ok(paginate(entries, options))
     }
 
-    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
-        self.signer.sign(key, options, SystemTime::now())
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Signing {
+        Signing::Ready(self.signer.sign(key, options, SystemTime::now()))
     }
 
     fn url_signer(&self) -> Option<&UrlSigner> {

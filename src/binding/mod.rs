@@ -5,6 +5,7 @@
 
 mod chunk;
 mod convert;
+mod credentials;
 mod error;
 mod runtime;
 mod storage;

@@ -5,21 +5,23 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
-use crate::backends::s3::{S3Backend, S3Settings};
+use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
     UploadOutcome, UploadSettings,
 };
+use crate::binding::credentials::{CredentialsProvider, JsCredentials};
 use crate::binding::streams::{NativeReader, NativeWriter};
 use crate::binding::task::{contained_sync, promise};
-use crate::core::backend::{Backend, GetOptions};
+use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
 use crate::core::body::Body;
 use crate::core::error::{Error, Result};
 use crate::core::key::generate_key;
@@ -41,15 +43,18 @@ pub struct MemorySettings {
     pub signing_secret: Option<String>,
 }
 
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct S3Options {
     pub bucket: String,
     pub region: String,
     pub endpoint: Option<String>,
     pub force_path_style: Option<bool>,
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    /// Static keys, or else `credentials_provider`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
+    /// Called whenever the credentials are about to expire (an S3Client's provider).
+    pub credentials_provider: Option<CredentialsProvider>,
     /// Multipart part size in bytes (default 8 MiB, at least 5 MiB).
     pub part_size: Option<u32>,
     /// Parts uploaded at once (default 4).
@@ -117,14 +122,23 @@ impl NativeStorage {
     #[napi(factory)]
     pub fn s3(options: S3Options) -> napi::Result<NativeStorage> {
         contained_sync(|| {
+            let credentials = match (options.credentials_provider, options.access_key_id, options.secret_access_key) {
+                (Some(provider), _, _) => CredentialsFrom::Source(Box::new(JsCredentials(provider))),
+                (None, Some(id), Some(secret)) => {
+                    CredentialsFrom::Keys(Credentials::new(id, secret, options.session_token, None, "static keys"))
+                }
+                _ => {
+                    return Err(Error::Configuration(
+                        "S3 needs credentials: accessKeyId and secretAccessKey, or a credentials provider".into(),
+                    ))
+                }
+            };
             let backend = S3Backend::new(S3Settings {
                 bucket: options.bucket,
                 region: options.region,
                 endpoint: options.endpoint,
                 force_path_style: options.force_path_style,
-                access_key_id: options.access_key_id,
-                secret_access_key: options.secret_access_key,
-                session_token: options.session_token,
+                credentials,
                 part_size: options.part_size.map_or(8 << 20, |n| n as usize),
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
                 stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
@@ -262,13 +276,21 @@ impl NativeStorage {
         promise(env, async move { storage.delete_incomplete_uploads(from_millis(before_ms)?).await.map(|n| n as f64) })
     }
 
-    /// Synchronous: signing does no I/O, so it costs no thread hop.
-    #[napi]
-    pub fn sign_url(&self, key: String, settings: SignSettings) -> napi::Result<SignedUrlInfo> {
-        contained_sync(|| {
-            let signed = self.storage.sign_url(&key, &settings.into_core()?)?;
-            Ok(SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) })
-        })
+    /// At once when the signing key is at hand (no I/O, no thread hop); a promise when it must
+    /// be fetched first (expired credentials).
+    #[napi(ts_return_type = "SignedUrlInfo | Promise<SignedUrlInfo>")]
+    pub fn sign_url<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        settings: SignSettings,
+    ) -> napi::Result<Either<SignedUrlInfo, PromiseRaw<'env, SignedUrlInfo>>> {
+        let info = |signed: SignedUrl| SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) };
+        let signing = contained_sync(|| Ok(self.storage.sign_url(&key, &settings.into_core()?)))?;
+        match signing {
+            Signing::Ready(signed) => contained_sync(|| signed.map(info)).map(Either::A),
+            Signing::Pending(work) => promise(env, async move { work.await.map(info) }).map(Either::B),
+        }
     }
 
     /// "valid", "expired" or "invalid"; the signature is compared in constant time.

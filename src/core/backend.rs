@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use futures::future;
+use futures::future::{self, BoxFuture};
 
 use crate::core::body::{Body, ByteStream};
 use crate::core::error::{Error, Result};
@@ -154,6 +154,13 @@ pub struct SignedUrl {
     pub expires_at: SystemTime,
 }
 
+/// A signed URL at once (the key is at hand: no I/O, no thread hop), or the work that makes one
+/// after fetching what signing needs (credentials that expired, a key held by a service).
+pub enum Signing {
+    Ready(Result<SignedUrl>),
+    Pending(BoxFuture<'static, Result<SignedUrl>>),
+}
+
 /// How many deletes a bulk delete runs at once when the store has no batch call.
 const DELETE_CONCURRENCY: usize = 16;
 
@@ -175,8 +182,8 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage>;
 
-    /// Computed locally, without I/O: a signature, not a request.
-    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl>;
+    /// A signature, not a request: `Ready` whenever what it takes is at hand.
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Signing;
 
     /// The signer behind `sign_url` for stores whose URLs this package serves itself.
     fn url_signer(&self) -> Option<&UrlSigner> {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListOptions, ListPage, Metadata, Method, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl,
+    SignOptions, Signing,
 };
 use crate::core::body::{type_allowed, Body, UploadGuard};
 use crate::core::error::{Error, Result};
@@ -176,7 +176,14 @@ impl Storage {
     }
 
     /// One set of rules for every store's URLs, checked before the store signs.
-    pub fn sign_url(&self, key: &str, options: &SignOptions) -> Result<SignedUrl> {
+    pub fn sign_url(&self, key: &str, options: &SignOptions) -> Signing {
+        match Self::check_signing(key, options) {
+            Ok(key) => self.backend.sign_url(&key, options),
+            Err(e) => Signing::Ready(Err(e)),
+        }
+    }
+
+    fn check_signing(key: &str, options: &SignOptions) -> Result<Key> {
         let key = Key::parse(key)?;
         if options.expires_in.is_zero() || options.expires_in > MAX_EXPIRY {
             return Err(Error::InvalidArgument(format!(
@@ -202,7 +209,7 @@ impl Storage {
                 return Err(Error::InvalidFileType { provided: content_type.clone(), allowed: allowed.clone() });
             }
         }
-        self.backend.sign_url(&key, options)
+        Ok(key)
     }
 }
 

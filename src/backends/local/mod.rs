@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl, DEFAULT_CONTENT_TYPE,
+    SignOptions, Signing, DEFAULT_CONTENT_TYPE,
 };
 use crate::core::body::{Body, ByteStream, CHUNK_SIZE};
 use crate::core::error::{Error, Result};
@@ -374,9 +374,8 @@ impl Backend for LocalBackend {
         blocking(move || root.walk(&opts.prefix).map(|entries| paginate(entries, &opts))).await
     }
 
-    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
-        checked(key)?;
-        self.signer.sign(key, options, SystemTime::now())
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Signing {
+        Signing::Ready(checked(key).and_then(|_| self.signer.sign(key, options, SystemTime::now())))
     }
 
     fn url_signer(&self) -> Option<&UrlSigner> {

@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
+use super::credentials::S3Credentials;
 use super::error::service_error;
 use super::signer::Signer;
 use crate::client::request::{Answer, HttpClient};
@@ -22,6 +24,7 @@ use crate::core::key::Key;
 pub struct Direct {
     http: HttpClient,
     signer: Arc<Signer>,
+    credentials: Arc<S3Credentials>,
     /// Sign the body's SHA-256, or send it as UNSIGNED-PAYLOAD.
     sign_payload: bool,
 }
@@ -45,15 +48,16 @@ impl<'a> Call<'a> {
 }
 
 impl Direct {
-    pub fn new(http: HttpClient, signer: Arc<Signer>, sign_payload: bool) -> Direct {
-        Direct { http, signer, sign_payload }
+    pub fn new(http: HttpClient, signer: Arc<Signer>, credentials: Arc<S3Credentials>, sign_payload: bool) -> Direct {
+        Direct { http, signer, credentials, sign_payload }
     }
 
     /// Sends the call on the shared request path (retries, stalls, doubt); any answer is
     /// returned as it is, for the caller to read.
     pub async fn send(&self, call: &Call<'_>) -> Result<Answer> {
         let url = format!("{}{}", self.signer.url(call.key), call.query);
-        self.http.send(call.operation, &call.body, |body| self.request(call, &url, body)).await
+        let credentials = self.credentials.get().await?;
+        self.http.send(call.operation, &call.body, |body| self.request(call, &url, &credentials, body)).await
     }
 
     /// `send`, then any answer but a success becomes the error it names.
@@ -80,7 +84,7 @@ impl Direct {
         self.http.body_stream(body, length)
     }
 
-    fn request(&self, call: &Call<'_>, url: &str, body: SdkBody) -> Result<HttpRequest> {
+    fn request(&self, call: &Call<'_>, url: &str, credentials: &Credentials, body: SdkBody) -> Result<HttpRequest> {
         let invalid = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{}: {e}", call.operation));
         let mut headers: Vec<(&str, &str)> = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let length = call.body.len().to_string();
@@ -88,7 +92,8 @@ impl Direct {
             headers.push(("content-length", &length));
         }
         let payload = self.sign_payload.then_some(&call.body[..]);
-        let signature = self.signer.sign_headers(call.method, url, &headers, payload, SystemTime::now())?;
+        let signature =
+            self.signer.sign_headers(credentials, call.method, url, &headers, payload, SystemTime::now())?;
         let mut request = HttpRequest::new(body);
         request.set_method(call.method).map_err(|e| invalid(&e))?;
         request.set_uri(url).map_err(|e| invalid(&e))?;

@@ -10,6 +10,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use aws_credential_types::Credentials;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -22,18 +23,21 @@ use md5::{Digest, Md5};
 use crate::client::request::{root_cause, unreachable, Answer};
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
-    SignedUrl, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
 use crate::core::error::{Error, Result};
 use crate::core::key::{percent_encode_path, Key};
 use crate::core::multipart::{send_parts, Cut, PartLimits};
 
+mod credentials;
 mod direct;
 mod error;
 mod multipart;
 mod settings;
 mod signer;
+pub use credentials::CredentialsFrom;
+use credentials::S3Credentials;
 use direct::{xml_text, Call, Direct};
 use error::{code_status, refused_put, s3_error, service_error};
 use multipart::{abort_upload, S3Parts, Unaborted};
@@ -53,6 +57,7 @@ pub struct S3Backend {
     bucket: String,
     limits: PartLimits,
     signer: Arc<Signer>,
+    credentials: Arc<S3Credentials>,
     direct: Arc<Direct>,
     unaborted: Unaborted,
 }
@@ -74,6 +79,13 @@ impl S3Backend {
 
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
         head_object(&self.direct, key).await
+    }
+
+    /// The SDK client, once credentials are at hand: a provider that fails is then that
+    /// failure, not a request that could not be sent.
+    async fn sdk(&self) -> Result<&Client> {
+        self.credentials.get().await?;
+        Ok(&self.client)
     }
 }
 
@@ -203,7 +215,8 @@ impl Backend for S3Backend {
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {
         let limit = options.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(DEFAULT_LIST_LIMIT);
         let output = self
-            .client
+            .sdk()
+            .await?
             .list_objects_v2()
             .bucket(&self.bucket)
             .set_prefix((!options.prefix.is_empty()).then(|| options.prefix.clone()))
@@ -229,15 +242,25 @@ impl Backend for S3Backend {
         })
     }
 
-    fn sign_url(&self, key: &Key, options: &SignOptions) -> Result<SignedUrl> {
+    fn sign_url(&self, key: &Key, options: &SignOptions) -> Signing {
         if options.max_bytes.is_some() || options.allowed_content_types.is_some() {
-            return Err(Error::InvalidArgument(
+            return Signing::Ready(Err(Error::InvalidArgument(
                 "S3 cannot bound a presigned PUT's size or type: sign a contentType, and check the object once uploaded"
                     .into(),
-            ));
+            )));
         }
-        let now = SystemTime::now();
-        Ok(SignedUrl { url: self.signer.presign(key, options, now)?, expires_at: now + options.expires_in })
+        let presign = |credentials: &Credentials, signer: &Signer, key: &Key, options: &SignOptions| {
+            let now = SystemTime::now();
+            let url = signer.presign(credentials, key, options, now)?;
+            Ok(SignedUrl { url, expires_at: now + options.expires_in })
+        };
+        // Fresh credentials at hand: signed at once. Otherwise they are fetched first.
+        if let Some(credentials) = self.credentials.fresh(SystemTime::now()) {
+            return Signing::Ready(presign(&credentials, &self.signer, key, options));
+        }
+        let (cache, signer, key, options) =
+            (Arc::clone(&self.credentials), Arc::clone(&self.signer), key.clone(), options.clone());
+        Signing::Pending(Box::pin(async move { presign(&cache.get().await?, &signer, &key, &options) }))
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
@@ -271,7 +294,8 @@ impl Backend for S3Backend {
         let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
         loop {
             let page = self
-                .client
+                .sdk()
+                .await?
                 .list_multipart_uploads()
                 .bucket(&self.bucket)
                 .set_key_marker(key_marker.take())
@@ -322,7 +346,18 @@ impl S3Backend {
                 .map(|_| Err(Error::InvalidArgument("DeleteObjects: keys S3 cannot take".into())))
                 .collect();
         };
-        match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
+        let client = match self.sdk().await {
+            Ok(client) => client,
+            Err(e) => {
+                // Every key failed for want of credentials.
+                let reason = match e {
+                    Error::PermissionDenied(reason) => reason,
+                    other => other.to_string(),
+                };
+                return keys.iter().map(|_| Err(Error::PermissionDenied(reason.clone()))).collect();
+            }
+        };
+        match client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
             Ok(output) => {
                 let failed: std::collections::HashMap<&str, &str> =
                     output.errors().iter().filter_map(|e| Some((e.key()?, e.code().unwrap_or("")))).collect();
@@ -382,9 +417,7 @@ mod tests {
             region: "eu-west-1".into(),
             endpoint: endpoint.map(str::to_owned),
             force_path_style: None,
-            access_key_id: "AKID".into(),
-            secret_access_key: "secret".into(),
-            session_token: None,
+            credentials: CredentialsFrom::Keys(Credentials::new("AKID", "secret", None, None, "test")),
             part_size: MIN_PART_SIZE,
             concurrency: 1,
             stall_timeout: Duration::from_secs(1),
@@ -396,7 +429,10 @@ mod tests {
     async fn buckets_with_dots_use_path_style_on_aws() {
         let get = SignOptions::new(crate::core::backend::Method::Get, Duration::from_secs(60));
         let key = Key::parse("k").unwrap();
-        let url = |settings| S3Backend::new(settings).unwrap().sign_url(&key, &get).unwrap().url;
+        let url = |settings| match S3Backend::new(settings).unwrap().sign_url(&key, &get) {
+            Signing::Ready(signed) => signed.unwrap().url,
+            Signing::Pending(_) => panic!("static keys are at hand: no waiting"),
+        };
         assert!(url(settings("my.dotted.bucket", None))
             .starts_with("https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k?"));
         assert!(url(settings("plain-bucket", None)).starts_with("https://plain-bucket.s3.eu-west-1.amazonaws.com/k?"));

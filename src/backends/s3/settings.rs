@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -16,6 +15,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::Connector;
 use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnectorSettings, SharedHttpConnector};
 
+use super::credentials::{CachedForSdk, CredentialsFrom};
 use super::direct::Direct;
 use super::signer::Signer;
 use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
@@ -37,9 +37,9 @@ pub struct S3Settings {
     /// A custom endpoint (MinIO, R2…); when set, path-style addressing is the default.
     pub endpoint: Option<String>,
     pub force_path_style: Option<bool>,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    /// Where credentials come from (static keys, the app's provider); they are cached and
+    /// fetched again before they expire.
+    pub credentials: CredentialsFrom,
     pub part_size: usize,
     pub concurrency: usize,
     /// A transfer that moves no bytes for this long fails (StorageTimeoutError).
@@ -73,31 +73,20 @@ impl S3Backend {
                 .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
                 .build(),
         );
-        let credentials = Credentials::new(
-            settings.access_key_id,
-            settings.secret_access_key,
-            settings.session_token,
-            None,
-            "raptscallions-storage",
-        );
+        let credentials = Arc::new(settings.credentials.cache());
         // Virtual-hosted names with dots break TLS on AWS (the certificate covers one level).
         let path_style =
             settings.force_path_style.unwrap_or(settings.endpoint.is_some() || settings.bucket.contains('.'));
-        let signer = Arc::new(Signer::new(
-            credentials.clone(),
-            &settings.region,
-            &settings.bucket,
-            settings.endpoint.as_deref(),
-            path_style,
-        )?);
+        let signer =
+            Arc::new(Signer::new(&settings.region, &settings.bucket, settings.endpoint.as_deref(), path_style)?);
         let sign_payload = settings.sign_payload.unwrap_or(!signer.is_tls());
         let http = HttpClient::new(connector.clone(), "S3", settings.stall_timeout);
-        let direct = Arc::new(Direct::new(http, Arc::clone(&signer), sign_payload));
+        let direct = Arc::new(Direct::new(http, Arc::clone(&signer), Arc::clone(&credentials), sign_payload));
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region))
-            .credentials_provider(credentials)
-            // Static keys: nothing to cache or refresh.
+            .credentials_provider(CachedForSdk(Arc::clone(&credentials)))
+            // The store's own cache refreshes them; a second cache would only hold stale ones.
             .identity_cache(IdentityCache::no_cache())
             .http_client(http_client_fn(move |_, _| connector.clone()))
             // Third-party S3 services (R2, B2, older MinIO) reject the SDK's default checksums.
@@ -120,6 +109,7 @@ impl S3Backend {
                 max_parts: MAX_PARTS,
             },
             signer,
+            credentials,
             direct,
             unaborted: Arc::new(Mutex::new(Vec::new())),
         })

@@ -15,8 +15,9 @@ use crate::core::backend::{Method, SignOptions};
 use crate::core::error::{Error, Result};
 use crate::core::key::Key;
 
+/// Signs with whatever credentials it is handed: they may change (expire, be fetched again)
+/// while the signer stays.
 pub struct Signer {
-    identity: Identity,
     region: String,
     /// Everything before the key: `https://bucket.s3.region.amazonaws.com/` or `http://host:port/bucket/`.
     base: String,
@@ -24,13 +25,7 @@ pub struct Signer {
 }
 
 impl Signer {
-    pub fn new(
-        credentials: Credentials,
-        region: &str,
-        bucket: &str,
-        endpoint: Option<&str>,
-        path_style: bool,
-    ) -> Result<Signer> {
+    pub fn new(region: &str, bucket: &str, endpoint: Option<&str>, path_style: bool) -> Result<Signer> {
         let default_endpoint = format!("https://s3.{region}.amazonaws.com");
         let endpoint = endpoint.unwrap_or(&default_endpoint).trim_end_matches('/');
         let (scheme, rest) = endpoint
@@ -45,7 +40,7 @@ impl Signer {
             let base = format!("{scheme}://{host}{path}/");
             (host, base)
         };
-        Ok(Signer { identity: credentials.into(), region: region.to_owned(), base, host })
+        Ok(Signer { region: region.to_owned(), base, host })
     }
 
     /// The object's URL, its key escaped as SigV4 expects.
@@ -65,6 +60,7 @@ impl Signer {
     /// An unsigned payload is sent as `UNSIGNED-PAYLOAD` (TLS protects it in transit).
     pub fn sign_headers(
         &self,
+        credentials: &Credentials,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
@@ -76,19 +72,22 @@ impl Signer {
         let body = payload.map_or(SignableBody::UnsignedPayload, SignableBody::Bytes);
         let signed = headers.iter().copied().chain([("host", self.host.as_str())]);
         let request = SignableRequest::new(method, url, signed, body).map_err(signing_failed)?;
-        let (instructions, _) = sign(request, &self.params(settings, now)?).map_err(signing_failed)?.into_parts();
+        let identity = Identity::from(credentials.clone());
+        let (instructions, _) =
+            sign(request, &self.params(&identity, settings, now)?).map_err(signing_failed)?.into_parts();
         Ok(instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())
     }
 
-    fn params(
-        &self,
+    fn params<'a>(
+        &'a self,
+        identity: &'a Identity,
         mut settings: SigningSettings,
         now: SystemTime,
-    ) -> Result<aws_sigv4::http_request::SigningParams<'_>> {
+    ) -> Result<aws_sigv4::http_request::SigningParams<'a>> {
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = v4::SigningParams::builder()
-            .identity(&self.identity)
+            .identity(identity)
             .region(&self.region)
             .name("s3")
             .time(now)
@@ -98,7 +97,13 @@ impl Signer {
         Ok(params.into())
     }
 
-    pub fn presign(&self, key: &Key, options: &SignOptions, now: SystemTime) -> Result<String> {
+    pub fn presign(
+        &self,
+        credentials: &Credentials,
+        key: &Key,
+        options: &SignOptions,
+        now: SystemTime,
+    ) -> Result<String> {
         let mut url = self.url(key);
         let overrides = [
             ("response-content-disposition", options.response_content_disposition.as_deref()),
@@ -120,7 +125,8 @@ impl Signer {
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(options.expires_in);
-        let params = self.params(settings, now)?;
+        let identity = Identity::from(credentials.clone());
+        let params = self.params(&identity, settings, now)?;
         let request = SignableRequest::new(
             options.method.as_str(),
             url.as_str(),
@@ -165,16 +171,17 @@ mod tests {
     #[test]
     fn urls_are_path_style_or_virtual_hosted() {
         let credentials = Credentials::new("AKID", "secret", None, None, "test");
-        let path = Signer::new(credentials.clone(), "us-east-1", "b", Some("http://127.0.0.1:9000"), true).unwrap();
+        let path = Signer::new("us-east-1", "b", Some("http://127.0.0.1:9000"), true).unwrap();
         let options = SignOptions {
             response_content_disposition: Some("attachment; filename=\"a b.txt\"".into()),
             ..SignOptions::new(Method::Get, Duration::from_secs(60))
         };
-        let url = path.presign(&Key::parse("dir/a b+c(1).txt").unwrap(), &options, SystemTime::now()).unwrap();
+        let url =
+            path.presign(&credentials, &Key::parse("dir/a b+c(1).txt").unwrap(), &options, SystemTime::now()).unwrap();
         assert!(url.starts_with("http://127.0.0.1:9000/b/dir/a%20b%2Bc%281%29.txt?response-content-disposition=attachment%3B%20filename%3D%22a%20b.txt%22&X-Amz-Algorithm=AWS4-HMAC-SHA256&"), "{url}");
         assert!(url.contains("X-Amz-Expires=60") && url.contains("X-Amz-Signature="), "{url}");
-        let aws = Signer::new(credentials, "eu-west-1", "my-bucket", None, false).unwrap();
-        let url = aws.presign(&Key::parse("k").unwrap(), &options, SystemTime::now()).unwrap();
+        let aws = Signer::new("eu-west-1", "my-bucket", None, false).unwrap();
+        let url = aws.presign(&credentials, &Key::parse("k").unwrap(), &options, SystemTime::now()).unwrap();
         assert!(url.starts_with("https://my-bucket.s3.eu-west-1.amazonaws.com/k?"), "{url}");
     }
 }
