@@ -132,7 +132,7 @@ export interface S3Options {
   region: string
   endpoint?: string
   forcePathStyle?: boolean
-  /** Static keys, or else `credentials_provider`. */
+  /** Static keys, or else `credentials_provider`; neither: the AWS default chain. */
   accessKeyId?: string
   secretAccessKey?: string
   sessionToken?: string

@@ -17,6 +17,7 @@ import {
   s3ConfigSchema,
   storageConfig,
 } from '../index.mjs'
+import { restoreEnv } from './env.mjs'
 
 const saved = { ...process.env }
 
@@ -29,7 +30,7 @@ function setEnv(vars) {
 describe('configuration from the environment', () => {
   beforeEach(() => setEnv({}))
   afterEach(() => {
-    process.env = { ...saved }
+    restoreEnv(saved)
     resetStorageConfig()
     resetConfigRegistry()
     registerBuiltInConfigs()

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -28,6 +30,7 @@ import {
   createS3Backend,
   resetStorageConfig,
 } from '../index.mjs'
+import { withEnv } from './env.mjs'
 import { fixtures, s3Backend } from './fixtures.mjs'
 import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy } from './servers.mjs'
 
@@ -206,6 +209,26 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
       assert.equal(calls, 3)
     })
 
+    it('without credentials, takes them from the AWS default chain: the environment, then a profile', async () => {
+      const home = await fs.mkdtemp(path.join(os.tmpdir(), 'rstorage-aws-'))
+      const open = () => new S3StorageBackend({ bucket: BUCKET, region: 'us-east-1', endpoint: server.endpoint })
+      const file = path.join(home, 'credentials')
+      await fs.writeFile(file, `[storage-test]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`)
+      const none = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined }
+      // Nothing may reach for instance metadata from a test.
+      const isolated = { ...none, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: path.join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: file }
+      try {
+        await withEnv({ ...isolated, AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY }, () => open().put('chain/env', 'from the environment'))
+        await withEnv({ ...isolated, AWS_PROFILE: 'storage-test' }, () => open().put('chain/profile', 'from a profile'))
+        assert.equal((await backend.get('chain/profile')).toString(), 'from a profile')
+        await withEnv({ ...isolated, AWS_PROFILE: 'no-such-profile' }, () =>
+          assert.rejects(open().put('chain/none', 'x'), (e) => e instanceof PermissionDeniedError && /no AWS credentials were found/.test(e.message)),
+        )
+      } finally {
+        await fs.rm(home, { recursive: true, force: true })
+      }
+    })
+
     it('a credentials provider that fails is a PermissionDeniedError saying so', async () => {
       const failing = s3Backend(server.endpoint, {
         credentials: async () => {
@@ -226,17 +249,13 @@ for (const fixture of fixtures.filter((f) => ['s3s-fs', 'moto'].includes(f.name)
         STORAGE_S3_ACCESS_KEY_ID: ACCESS_KEY,
         STORAGE_S3_SECRET_ACCESS_KEY: SECRET_KEY,
       }
-      const saved = { ...process.env }
-      Object.assign(process.env, env)
-      resetStorageConfig()
-      try {
+      await withEnv(env, async () => {
+        resetStorageConfig()
         const fromEnv = createS3Backend()
         await fromEnv.put('env/a.txt', 'from env')
         assert.equal((await backend.get('env/a.txt')).toString(), 'from env')
-      } finally {
-        process.env = saved
-        resetStorageConfig()
-      }
+      })
+      resetStorageConfig()
       const { stdout } = await promisify(execFile)(process.execPath, [cli, 'doctor'], { env: { ...process.env, ...env } })
       assert.match(stdout, /^PASS  signed URL/m)
       assert.match(stdout, /doctor: all checks passed/)

@@ -61,7 +61,9 @@ function createNative(settings) {
   // A provider (an async function, as the AWS SDK takes) is asked again before what it gave expires.
   const provider = typeof credentials === 'function' ? credentialsProvider(credentials) : undefined
   const missing = ['bucket', 'region'].filter((f) => !settings[f])
-  if (!provider && (!credentials.accessKeyId || !credentials.secretAccessKey)) missing.push('credentials')
+  // No credentials at all: the AWS default chain (environment, profiles, instance roles).
+  const keys = [credentials.accessKeyId, credentials.secretAccessKey].filter(Boolean).length
+  if (!provider && keys === 1) missing.push('credentials')
   if (missing.length > 0) {
     throw new ConfigurationError(`S3StorageBackend needs ${missing.join(', ')}`, {
       backend: 's3',
@@ -74,8 +76,8 @@ function createNative(settings) {
       region: settings.region,
       endpoint: settings.endpoint ?? undefined,
       forcePathStyle: settings.forcePathStyle ?? undefined,
-      accessKeyId: provider ? undefined : credentials.accessKeyId,
-      secretAccessKey: provider ? undefined : credentials.secretAccessKey,
+      accessKeyId: provider ? undefined : (credentials.accessKeyId || undefined),
+      secretAccessKey: provider ? undefined : (credentials.secretAccessKey || undefined),
       sessionToken: provider ? undefined : (credentials.sessionToken ?? undefined),
       credentialsProvider: provider,
       partSize: settings.partSize ?? undefined,

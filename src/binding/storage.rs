@@ -49,7 +49,7 @@ pub struct S3Options {
     pub region: String,
     pub endpoint: Option<String>,
     pub force_path_style: Option<bool>,
-    /// Static keys, or else `credentials_provider`.
+    /// Static keys, or else `credentials_provider`; neither: the AWS default chain.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
@@ -127,10 +127,9 @@ impl NativeStorage {
                 (None, Some(id), Some(secret)) => {
                     CredentialsFrom::Keys(Credentials::new(id, secret, options.session_token, None, "static keys"))
                 }
+                (None, None, None) => CredentialsFrom::AwsDefaultChain,
                 _ => {
-                    return Err(Error::Configuration(
-                        "S3 needs credentials: accessKeyId and secretAccessKey, or a credentials provider".into(),
-                    ))
+                    return Err(Error::Configuration("S3 credentials need both accessKeyId and secretAccessKey".into()))
                 }
             };
             let backend = S3Backend::new(S3Settings {

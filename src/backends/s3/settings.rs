@@ -73,7 +73,11 @@ impl S3Backend {
                 .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
                 .build(),
         );
-        let credentials = Arc::new(settings.credentials.cache());
+        let sdk_http = http_client_fn({
+            let connector = connector.clone();
+            move |_, _| connector.clone()
+        });
+        let credentials = Arc::new(settings.credentials.cache(&settings.region, sdk_http.clone()));
         // Virtual-hosted names with dots break TLS on AWS (the certificate covers one level).
         let path_style =
             settings.force_path_style.unwrap_or(settings.endpoint.is_some() || settings.bucket.contains('.'));
@@ -88,7 +92,7 @@ impl S3Backend {
             .credentials_provider(CachedForSdk(Arc::clone(&credentials)))
             // The store's own cache refreshes them; a second cache would only hold stale ones.
             .identity_cache(IdentityCache::no_cache())
-            .http_client(http_client_fn(move |_, _| connector.clone()))
+            .http_client(sdk_http)
             // Third-party S3 services (R2, B2, older MinIO) reject the SDK's default checksums.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
