@@ -201,6 +201,24 @@ impl HttpBody for SlicedBody {
     }
 }
 
+/// A request from its parts; a URL or header the HTTP layer cannot carry is an invalid argument.
+pub fn build_request<'a>(
+    operation: &str,
+    method: &str,
+    url: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: SdkBody,
+) -> Result<HttpRequest> {
+    let invalid = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{operation}: {e}"));
+    let mut request = HttpRequest::new(body);
+    request.set_method(method).map_err(|e| invalid(&e))?;
+    request.set_uri(url).map_err(|e| invalid(&e))?;
+    for (name, value) in headers {
+        request.headers_mut().try_insert(name.to_owned(), value.to_owned()).map_err(|e| invalid(&e))?;
+    }
+    Ok(request)
+}
+
 /// Whether a failed attempt certainly never reached the server (the connection was refused).
 fn never_sent(error: &ConnectorError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);

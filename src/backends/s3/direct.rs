@@ -16,7 +16,8 @@ use bytes::Bytes;
 use super::credentials::S3Credentials;
 use super::error::service_error;
 use super::signer::Signer;
-use crate::client::request::{Answer, HttpClient};
+use crate::client::request::{build_request, Answer, HttpClient};
+use crate::client::xml;
 use crate::core::body::ByteStream;
 use crate::core::error::{Error, Result};
 use crate::core::key::Key;
@@ -85,7 +86,6 @@ impl Direct {
     }
 
     fn request(&self, call: &Call<'_>, url: &str, credentials: &Credentials, body: SdkBody) -> Result<HttpRequest> {
-        let invalid = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{}: {e}", call.operation));
         let mut headers: Vec<(&str, &str)> = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let length = call.body.len().to_string();
         if matches!(call.method, "PUT" | "POST") {
@@ -94,62 +94,13 @@ impl Direct {
         let payload = self.sign_payload.then_some(&call.body[..]);
         let signature =
             self.signer.sign_headers(credentials, call.method, url, &headers, payload, SystemTime::now())?;
-        let mut request = HttpRequest::new(body);
-        request.set_method(call.method).map_err(|e| invalid(&e))?;
-        request.set_uri(url).map_err(|e| invalid(&e))?;
-        let all = headers.iter().copied().chain(signature.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        for (name, value) in all.chain([("host", self.signer.host())]) {
-            request.headers_mut().try_insert(name.to_owned(), value.to_owned()).map_err(|e| invalid(&e))?;
-        }
-        Ok(request)
+        let signed = signature.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let all = headers.iter().copied().chain(signed).chain([("host", self.signer.host())]);
+        build_request(call.operation, call.method, url, all, body)
     }
-}
-
-/// The text of the first `<tag>…</tag>` in an S3 XML document, unescaped.
-pub fn xml_text(body: &[u8], tag: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let open = format!("<{tag}>");
-    let start = text.find(&open)? + open.len();
-    let end = start + text[start..].find(&format!("</{tag}>"))?;
-    Some(unescape(&text[start..end]))
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 /// `<Code>NoSuchKey</Code>` from an S3 XML error body.
 pub fn error_code(body: &[u8]) -> Option<String> {
-    xml_text(body, "Code")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes_come_from_the_xml_body() {
-        let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>";
-        assert_eq!(error_code(body).as_deref(), Some("NoSuchBucket"));
-        assert_eq!(error_code(b""), None);
-        assert_eq!(error_code(b"<Code>unclosed"), None);
-        assert_eq!(error_code(&[0xff, 0xfe]), None);
-        let etag = b"<CompleteMultipartUploadResult><ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>";
-        assert_eq!(xml_text(etag, "ETag").as_deref(), Some("\"3858f62230ac3c915f300c664312c11f-9\""));
-    }
-
-    proptest::proptest! {
-        /// Any bytes as an error body: a code or none, never a panic.
-        #[test]
-        fn any_answer_body_reads_safely(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), tag in "[A-Za-z]{1,8}") {
-            let _ = error_code(&body);
-            let wrapped = [b"<Code>".as_slice(), &body, b"</Code>"].concat();
-            let _ = xml_text(&wrapped, &tag);
-            if let Ok(text) = std::str::from_utf8(&body) {
-                if !text.contains("</Code>") {
-                    proptest::prop_assert_eq!(error_code(&wrapped), Some(unescape(text)));
-                }
-            }
-        }
-    }
+    xml::text(body, "Code")
 }

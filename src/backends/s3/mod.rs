@@ -12,7 +12,6 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::http::Headers;
@@ -21,6 +20,8 @@ use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
 use crate::client::request::{root_cause, unreachable, Answer};
+use crate::client::response::{http_date, parse_content_range, system_time};
+use crate::client::xml;
 use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
     SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
@@ -38,7 +39,7 @@ mod settings;
 mod signer;
 pub use credentials::CredentialsFrom;
 use credentials::S3Credentials;
-use direct::{xml_text, Call, Direct};
+use direct::{Call, Direct};
 use error::{code_status, refused_put, s3_error, service_error};
 use multipart::{abort_upload, S3Parts, Unaborted};
 pub use settings::S3Settings;
@@ -119,13 +120,12 @@ async fn refused_or_ours(
 /// An object's description from the headers of a GET or HEAD answer; `size` when a range was
 /// served (the length is then the range's).
 fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
-    let last_modified = headers.get("last-modified").and_then(|v| DateTime::from_str(v, DateTimeFormat::HttpDate).ok());
     ObjectMeta {
         key: key.to_string(),
         size: size.unwrap_or_else(|| headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)),
         content_type: headers.get("content-type").unwrap_or(DEFAULT_CONTENT_TYPE).to_owned(),
         etag: headers.get("etag").map(str::to_owned),
-        last_modified: system_time(last_modified.as_ref()),
+        last_modified: http_date(headers.get("last-modified")),
         metadata: headers
             .iter()
             .filter_map(|(name, value)| Some((name.strip_prefix("x-amz-meta-")?.to_owned(), value.to_owned())))
@@ -139,19 +139,6 @@ fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
     let mut headers = vec![("content-type".to_owned(), content_type)];
     headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())));
     headers
-}
-
-fn system_time(t: Option<&DateTime>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-/// `bytes a-b/size` → ((a, b + 1), size).
-/// `None` for anything that is not a range inside the object.
-fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
-    let (span, size) = header.strip_prefix("bytes ")?.split_once('/')?;
-    let (a, b) = span.split_once('-')?;
-    let (a, b, size) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?, size.parse::<u64>().ok()?);
-    (a <= b && b < size).then(|| ((a, b + 1), size))
 }
 
 #[async_trait]
@@ -233,7 +220,7 @@ impl Backend for S3Backend {
                 .map(|o| ListEntry {
                     key: o.key().unwrap_or_default().to_owned(),
                     size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified: system_time(o.last_modified()),
+                    last_modified: o.last_modified().map_or(SystemTime::UNIX_EPOCH, |t| system_time(*t)),
                     etag: o.e_tag().map(str::to_owned),
                 })
                 .collect(),
@@ -274,7 +261,7 @@ impl Backend for S3Backend {
         })?;
         // S3 may answer 200 and still report an error in the body.
         let body = self.direct.read_capped(answer.response).await;
-        match xml_text(&body, "Code") {
+        match xml::text(&body, "Code") {
             Some(code) => Err(service_error(call.operation, to, code_status(&code), &code)),
             None => Ok(()),
         }
@@ -396,20 +383,7 @@ impl S3Backend {
 mod tests {
     use std::time::Duration;
 
-    use proptest::strategy::Strategy;
-
     use super::*;
-
-    #[test]
-    fn content_ranges_parse() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some(((0, 10), 100)));
-        assert_eq!(parse_content_range("bytes */100"), None);
-        for nonsense in
-            ["bytes 9-2/100", "bytes 0-100/100", "bytes 0-18446744073709551615/5", "bytes 1-2/x", "bits 1-2/3"]
-        {
-            assert_eq!(parse_content_range(nonsense), None, "{nonsense}");
-        }
-    }
 
     fn settings(bucket: &str, endpoint: Option<&str>) -> S3Settings {
         S3Settings {
@@ -439,22 +413,5 @@ mod tests {
         assert!(
             url(settings("b-bucket", Some("http://127.0.0.1:9000"))).starts_with("http://127.0.0.1:9000/b-bucket/k?")
         );
-    }
-
-    proptest::proptest! {
-        /// Whatever a server sends as Content-Range, the answer is a range inside the object or none.
-        #[test]
-        fn any_content_range_is_a_range_inside_the_object_or_none(
-            header in proptest::prop_oneof![
-                "\\PC{0,40}",
-                (proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>())
-                    .prop_map(|(a, b, n)| format!("bytes {a}-{b}/{n}")),
-                (0u64..50, 0u64..50, 0u64..50).prop_map(|(a, b, n)| format!("bytes {a}-{b}/{n}")),
-            ]
-        ) {
-            if let Some(((start, end), size)) = parse_content_range(&header) {
-                proptest::prop_assert!(start < end && end <= size);
-            }
-        }
     }
 }

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
-use super::direct::{xml_text, Call, Direct};
+use super::direct::{Call, Direct};
 use super::error::{code_status, refused_put, service_error};
 use super::signer::encode;
 use super::{object_headers, refused_or_ours};
+use crate::client::xml;
 use crate::core::backend::{PutOptions, PutResult};
 use crate::core::error::{Error, Result};
 use crate::core::key::Key;
@@ -41,7 +42,7 @@ impl S3Parts {
         };
         let answer = direct.send_ok(&call).await?;
         let body = direct.read_capped(answer.response).await;
-        let upload_id = xml_text(&body, "UploadId").ok_or_else(|| Error::Service {
+        let upload_id = xml::text(&body, "UploadId").ok_or_else(|| Error::Service {
             status: 200,
             message: "S3 answered CreateMultipartUpload without an UploadId".into(),
         })?;
@@ -65,7 +66,7 @@ impl Parts for S3Parts {
     async fn complete(&self, parts: Vec<(u32, String)>) -> Result<PutResult> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (number, etag) in &parts {
-            let etag = etag.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+            let etag = xml::escape(etag);
             xml.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"));
         }
         xml.push_str("</CompleteMultipartUpload>");
@@ -83,11 +84,11 @@ impl Parts for S3Parts {
         }
         // S3 may answer 200 and still report an error in the body.
         let body = self.direct.read_capped(answer.response).await;
-        if let Some(code) = xml_text(&body, "Code").filter(|_| xml_text(&body, "ETag").is_none()) {
+        if let Some(code) = xml::text(&body, "Code").filter(|_| xml::text(&body, "ETag").is_none()) {
             let refused = service_error(call.operation, &self.key, code_status(&code), &code);
             return Err(refused_put(&self.key, &self.options, refused));
         }
-        Ok(PutResult { etag: xml_text(&body, "ETag") })
+        Ok(PutResult { etag: xml::text(&body, "ETag") })
     }
 
     /// A failed abort is remembered (see `Unaborted`), never reported: the upload failed

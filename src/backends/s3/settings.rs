@@ -10,26 +10,16 @@ use aws_sdk_s3::config::{
     StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::Client;
-use aws_smithy_async::rt::sleep::TokioSleep;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_http_client::Connector;
-use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_runtime_api::client::http::http_client_fn;
 
 use super::credentials::{CachedForSdk, CredentialsFrom};
 use super::direct::Direct;
 use super::signer::Signer;
 use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
+use crate::client::connector::pooled_connector;
 use crate::client::request::HttpClient;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an answer may take to start once a request is sent (calls on the SDK client).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per host, and for how long: a burst must not leave a thousand
-/// sockets open (S3 itself drops idle connections after about 20 seconds).
-const MAX_IDLE_CONNECTIONS: usize = 32;
-const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct S3Settings {
     pub bucket: String,
@@ -59,20 +49,7 @@ impl S3Backend {
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
         }
-        let connector = SharedHttpConnector::new(
-            Connector::builder()
-                .connector_settings(
-                    HttpConnectorSettings::builder()
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .read_timeout(READ_TIMEOUT)
-                        .build(),
-                )
-                .sleep_impl(TokioSleep::new())
-                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
-                .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
-                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                .build(),
-        );
+        let connector = pooled_connector();
         let sdk_http = http_client_fn({
             let connector = connector.clone();
             move |_, _| connector.clone()
