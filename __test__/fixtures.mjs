@@ -94,7 +94,7 @@ function localFixture(name, { durable, streamsToDisk }) {
  * (listings carry each object's ETag; s3s-fs 0.14 leaves it out), `maxKeyBytes`
  * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
  */
-export const fixtures = [
+const allFixtures = [
   // `streamsToDisk` picks where the 1 GiB test runs: once per store that keeps objects on disk
   // (a test-cost choice, not a difference in behaviour).
   localFixture('local', { durable: true, streamsToDisk: true }),
@@ -167,3 +167,7 @@ export const fixtures = [
     },
   },
 ]
+
+/** `ONLY_FIXTURES=moto,local` runs the shared suites against those fixtures alone (while working on one store). */
+const only = process.env.ONLY_FIXTURES?.split(',').map((name) => name.trim())
+export const fixtures = only ? allFixtures.filter((fixture) => only.includes(fixture.name)) : allFixtures
