@@ -14,6 +14,7 @@ export declare class NativeStorage {
   static openLocal(settings: LocalSettings): Promise<NativeStorage>
   static memory(settings: MemorySettings): NativeStorage
   static s3(options: S3Options): NativeStorage
+  static azure(options: AzureOptions): NativeStorage
   /** Stores a whole buffer; the bytes are copied before the call returns. */
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
@@ -54,6 +55,23 @@ export declare class NativeWriter {
   close(): Promise<UploadOutcome>
   /** Fails the upload; the store discards what it had received. */
   abort(): void
+}
+
+export interface AzureOptions {
+  /** The whole of what the portal's "connection string" gives; or the fields below. */
+  connectionString?: string
+  accountName?: string
+  container: string
+  /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
+  endpoint?: string
+  accountKey?: string
+  sasToken?: string
+  /** Block size in bytes (default 8 MiB). */
+  partSize?: number
+  /** Blocks uploaded at once (default 4). */
+  queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails (default 20). */
+  stallTimeout?: number
 }
 
 export interface DownloadInfo {
@@ -164,6 +182,8 @@ export interface SignedRequest {
 export interface SignedUrlInfo {
   url: string
   expiresAtMs: number
+  /** Headers the request must carry, names lowercase. */
+  headers: Record<string, string>
 }
 
 export interface SignSettings {

@@ -45,6 +45,8 @@ export interface SignedUrl {
   url: string
   /** ISO 8601 expiration timestamp. */
   expiresAt: string
+  /** Headers the request must carry (names lowercase): a PUT's signed content type, Azure's `x-ms-blob-type`. */
+  headers?: Record<string, string>
 }
 
 // ---------------------------------------------------------------- Part B options and results
@@ -267,6 +269,41 @@ export declare class S3StorageBackend extends StorageBackend {
 
 /** An S3 backend from STORAGE_S3_* (path-style whenever an endpoint is set). */
 export declare function createS3Backend(): S3StorageBackend
+
+export interface AzureBlobStorageBackendOptions {
+  /** The container (3–63 lowercase letters, digits and single hyphens). */
+  container: string
+  /** `DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…` as the portal gives it, or `UseDevelopmentStorage=true`. */
+  connectionString?: string
+  accountName?: string
+  /** The account key (base64): signs requests and SAS URLs. */
+  accountKey?: string
+  /** A SAS token instead of the key: requests work within its permissions; it cannot sign URLs. */
+  sasToken?: string
+  /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
+  endpoint?: string
+  /** Default signed URL expiration in seconds. */
+  signedUrlExpiration?: number
+  /** Block size in bytes (default 8 MiB); memory for an upload is about partSize × queueSize. */
+  partSize?: number
+  /** Blocks uploaded at once (default 4). */
+  queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
+  stallTimeout?: number
+}
+
+/**
+ * Azure Blob Storage (block blobs), in native code. Metadata names that are not C# identifiers
+ * (Azure's rule, e.g. `x-trace`) are stored as `rsc_<hex>` and read back as given. A signed PUT
+ * URL needs the returned `headers` (`x-ms-blob-type: BlockBlob`) on the upload.
+ */
+export declare class AzureBlobStorageBackend extends StorageBackend {
+  constructor(options: AzureBlobStorageBackendOptions)
+  readonly container: string
+}
+
+/** An Azure backend from STORAGE_AZURE_*. */
+export declare function createAzureBackend(): AzureBlobStorageBackend
 
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
 export declare function generateKey(options?: { prefix?: string; filename?: string }): string

@@ -9,13 +9,15 @@ const { StorageBackend, generateKey } = require('./lib/backend')
 const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/local')
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
 const { S3StorageBackend, createS3Backend } = require('./lib/backends/s3')
+const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
 const { createSignedUrlHandler } = require('./lib/handler')
 
-/** Registers the stores this package ships under their ids ("local", "memory", "s3"). */
+/** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure"). */
 function registerBuiltInBackends() {
   registry.registerBackend('local', createLocalBackend)
   registry.registerBackend('memory', createMemoryBackend)
   registry.registerBackend('s3', createS3Backend)
+  registry.registerBackend('azure', createAzureBackend)
 }
 
 registerBuiltInBackends()
@@ -32,6 +34,8 @@ module.exports = {
   createMemoryBackend,
   S3StorageBackend,
   createS3Backend,
+  AzureBlobStorageBackend,
+  createAzureBackend,
   generateKey,
   createSignedUrlHandler,
 }

@@ -67,6 +67,8 @@ export const {
   createMemoryBackend,
   S3StorageBackend,
   createS3Backend,
+  AzureBlobStorageBackend,
+  createAzureBackend,
   generateKey,
   createSignedUrlHandler,
 } = storage

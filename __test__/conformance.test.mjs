@@ -31,6 +31,39 @@ async function* generate(chunks) {
   for (const chunk of chunks) yield chunk
 }
 
+/** The query parameter that carries a signed URL's signature, whichever store signed it. */
+function signatureParam(url) {
+  const names = ['X-Signature', 'X-Amz-Signature', 'sig', 'X-Goog-Signature']
+  return names.find((name) => new URL(url).searchParams.has(name))
+}
+
+/** The query parameter that says when a signed URL expires. */
+function expiryParam(url) {
+  const names = ['X-Expires', 'X-Amz-Expires', 'se', 'X-Goog-Expires']
+  return names.find((name) => new URL(url).searchParams.has(name))
+}
+
+/** `url` with one query parameter changed by `change`. */
+function withParam(url, name, change) {
+  const u = new URL(url)
+  u.searchParams.set(name, change(u.searchParams.get(name)))
+  return u.toString()
+}
+
+/** When a signed URL expires (ms since the epoch), read from the URL itself. */
+function urlExpiry(url) {
+  const params = new URL(url).searchParams
+  const stamp = (value) => Date.parse(value.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'))
+  if (params.has('X-Expires')) return Number(params.get('X-Expires')) * 1000
+  if (params.has('se')) return Date.parse(params.get('se'))
+  for (const vendor of ['Amz', 'Goog']) {
+    if (params.has(`X-${vendor}-Expires`)) {
+      return stamp(params.get(`X-${vendor}-Date`)) + Number(params.get(`X-${vendor}-Expires`)) * 1000
+    }
+  }
+  throw new Error(`${url} says nothing of when it expires`)
+}
+
 function failingStream(goodBytes) {
   let sent = false
   return new Readable({
@@ -772,9 +805,11 @@ for (const fixture of fixtures) {
         assert.equal(ranged.status, 206)
         assert.equal(ranged.headers.get('content-range'), `bytes 5-9/${data.length}`)
         assert.equal(await ranged.text(), '56789')
-        const suffix = await fetch(url, { headers: { Range: 'bytes=-4' } })
-        assert.equal(suffix.status, 206)
-        assert.equal(await suffix.text(), 'ghij')
+        if (fixture.suffixRanges) {
+          const suffix = await fetch(url, { headers: { Range: 'bytes=-4' } })
+          assert.equal(suffix.status, 206)
+          assert.equal(await suffix.text(), 'ghij')
+        }
         const beyond = await fetch(url, { headers: { Range: 'bytes=100-' } })
         assert.equal(beyond.status, 416)
         await beyond.body?.cancel()
@@ -804,14 +839,15 @@ for (const fixture of fixtures) {
 
       it('a PUT URL accepts an upload with the signed content type only', async () => {
         const key = fresh('uploaded.json')
-        const { url } = await backend.getSignedUrl(key, { method: 'PUT', contentType: 'application/json' })
-        if (fixture.checksSignatures) {
-          const wrongType = await fetch(url, { method: 'PUT', body: '{}', headers: { 'Content-Type': 'text/html' } })
+        const { url, headers } = await backend.getSignedUrl(key, { method: 'PUT', contentType: 'application/json' })
+        assert.equal(headers['content-type'], 'application/json', 'the headers to send name the signed type')
+        if (fixture.checksSignatures && fixture.putUrlsBindContentType) {
+          const wrongType = await fetch(url, { method: 'PUT', body: '{}', headers: { ...headers, 'content-type': 'text/html' } })
           assert.ok(refused(wrongType.status), `a wrong content type got ${wrongType.status}`)
           assert.equal(await backend.exists(key), false)
         }
-        const ok = await fetch(url, { method: 'PUT', body: '{"a":1}', headers: { 'Content-Type': 'application/json' } })
-        assert.equal(ok.status, 200)
+        const ok = await fetch(url, { method: 'PUT', body: '{"a":1}', headers })
+        assert.ok(ok.status === 200 || ok.status === 201, `the upload got ${ok.status}`)
         assert.equal((await backend.get(key)).toString(), '{"a":1}')
         assert.equal((await backend.stat(key)).contentType, 'application/json')
       })
@@ -820,19 +856,20 @@ for (const fixture of fixtures) {
         const key = fresh()
         await backend.put(key, 'secret')
         const { url } = await backend.getSignedUrl(key, { expiresIn: 1 })
-        const u = new URL(url)
-        const signature = u.searchParams.get('X-Signature') ?? u.searchParams.get('X-Amz-Signature')
         const tampered = [
-          url.replace(signature, signature.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))),
+          withParam(url, signatureParam(url), (sig) => sig.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))),
           url.replace(encodeURIComponent(key.split('/')[1]), 'other'),
-          url.replace(/(X-(?:Amz-)?Expires=)(\d+)/, (_m, p, n) => `${p}${Number(n) + 1000}`),
+          withParam(url, expiryParam(url), (expiry) =>
+            /^\d+$/.test(expiry) ? String(Number(expiry) + 1000) : new Date(Date.parse(expiry) + 1_000_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+          ),
         ]
+        assert.ok(tampered.every((bad) => bad !== url), 'each tampering changes the URL')
         for (const bad of tampered) {
           const response = await fetch(bad)
           assert.ok(refused(response.status), `${bad} got ${response.status}`)
           await response.body?.cancel()
         }
-        const wrongMethod = await fetch(url, { method: 'PUT', body: 'overwrite' })
+        const wrongMethod = await fetch(url, { method: 'PUT', body: 'overwrite', headers: { 'x-ms-blob-type': 'BlockBlob' } })
         assert.ok(refused(wrongMethod.status), `wrong method got ${wrongMethod.status}`)
         await wrongMethod.body?.cancel()
         assert.equal((await backend.get(key)).toString(), 'secret')
@@ -856,7 +893,7 @@ for (const fixture of fixtures) {
         }
         const week = await backend.getSignedUrl(key, { expiresIn: 604_800 })
         assert.ok(Math.abs(Date.parse(week.expiresAt) - Date.now() - 604_800_000) < 5000)
-        assert.match(week.url, /604800|X-Expires=\d+/)
+        assert.ok(Math.abs(urlExpiry(week.url) - Date.now() - 604_800_000) < 5000, `${week.url} does not expire in a week`)
         const injected = 'attachment\r\nSet-Cookie: session=stolen'
         for (const option of ['responseContentDisposition', 'responseContentType', 'contentType']) {
           await assert.rejects(backend.getSignedUrl(key, { [option]: injected }), InvalidArgumentError, option)

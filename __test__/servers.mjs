@@ -186,3 +186,25 @@ export async function connectionsTo(port) {
     .map((line) => line.trim().split(/\s+/))
     .filter((f) => f.length > 3 && parseInt(f[2].split(':')[1], 16) === port && f[3] === '01').length
 }
+
+/** Azurite's well-known development account (the same in every install; public). */
+export const AZURITE_ACCOUNT = 'devstoreaccount1'
+export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+/** Azurite's blob service, in memory; containers are made with the official SDK. */
+export async function startAzurite(container) {
+  const port = await freePort()
+  const server = new ServerProcess('azurite', binary('azurite/node_modules/.bin/azurite-blob', 'Azurite'), [
+    '--blobHost', '127.0.0.1', '--blobPort', String(port), '--inMemoryPersistence', '--silent', '--disableTelemetry',
+    // The official SDK (used here to make containers, and in the interop tests) may name an API
+    // version newer than this Azurite knows.
+    '--skipApiVersionCheck',
+  ])
+  server.port = port
+  server.endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`
+  await server.start()
+  const { BlobServiceClient, StorageSharedKeyCredential } = await import('@azure/storage-blob')
+  const service = new BlobServiceClient(server.endpoint, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY))
+  await service.getContainerClient(container).create()
+  return server
+}

@@ -214,7 +214,8 @@ class StorageBackend {
     const native = this.#native ?? (await this.#pending)
     // At once when the signing key is at hand; a promise when credentials must be fetched first.
     const signed = await callNative(() => native.signUrl(key, settings))
-    return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString() }
+    // `headers`: what the request must carry besides (a PUT's signed content type; Azure's blob type).
+    return { url: signed.url, expiresAt: new Date(signed.expiresAtMs).toISOString(), headers: { ...signed.headers } }
   }
 
   async stat(key) {

@@ -29,11 +29,26 @@ const s3ConfigSchema = z.object({
   STORAGE_S3_SECRET_ACCESS_KEY: z.string().min(1, 'S3 secret access key is required'),
 })
 
-const azureConfigSchema = z.object({
-  STORAGE_AZURE_ACCOUNT_NAME: z.string().min(1, 'Azure account name is required'),
-  STORAGE_AZURE_ACCESS_KEY: z.string().min(1, 'Azure access key is required'),
-  STORAGE_AZURE_CONTAINER: z.string().min(1, 'Azure container name is required'),
-})
+/** An account name with its key or a SAS token, or else a connection string that holds them. */
+const azureConfigSchema = z
+  .object({
+    STORAGE_AZURE_ACCOUNT_NAME: z.string().min(1).optional(),
+    STORAGE_AZURE_ACCESS_KEY: z.string().min(1).optional(),
+    STORAGE_AZURE_SAS_TOKEN: z.string().min(1).optional(),
+    STORAGE_AZURE_CONNECTION_STRING: z.string().min(1).optional(),
+    STORAGE_AZURE_CONTAINER: z.string().min(1, 'Azure container name is required'),
+    /** Azurite or a sovereign cloud, e.g. http://127.0.0.1:10000/devstoreaccount1. */
+    STORAGE_AZURE_ENDPOINT: z.string().url().optional(),
+  })
+  .superRefine((env, ctx) => {
+    if (env.STORAGE_AZURE_CONNECTION_STRING) return
+    if (!env.STORAGE_AZURE_ACCOUNT_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_ACCOUNT_NAME'], message: 'Azure account name is required' })
+    }
+    if (!env.STORAGE_AZURE_ACCESS_KEY && !env.STORAGE_AZURE_SAS_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_ACCESS_KEY'], message: 'Azure access key is required' })
+    }
+  })
 
 const gcsConfigSchema = z.object({
   STORAGE_GCS_PROJECT_ID: z.string().min(1, 'GCS project ID is required'),

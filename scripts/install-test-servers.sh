@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the S3 servers the tests start (once; later runs find them under .tools/).
+# Installs the servers the tests start (S3, Azure) (once; later runs find them under .tools/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tools
@@ -13,4 +13,9 @@ if [ ! -x .tools/venv/bin/moto_server ]; then
   echo "installing moto's server (once)"
   python3 -m venv .tools/venv
   .tools/venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+
+if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
+  echo "installing Azurite 3.35.0 (once)"
+  npm install --prefix .tools/azurite --no-audit --no-fund --no-save --silent azurite@3.35.0
 fi

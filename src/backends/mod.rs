@@ -1,5 +1,6 @@
 //! One module per store; each implements `core::backend::Backend` and nothing else.
 
+pub mod azure;
 pub mod local;
 pub mod memory;
 pub mod s3;

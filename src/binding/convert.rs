@@ -79,6 +79,8 @@ pub struct SignSettings {
 pub struct SignedUrlInfo {
     pub url: String,
     pub expires_at_ms: f64,
+    /// Headers the request must carry, names lowercase.
+    pub headers: std::collections::HashMap<String, String>,
 }
 
 /// A JS number that must be a non-negative integer.

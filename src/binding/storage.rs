@@ -10,6 +10,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::backends::azure::{AzureBackend, AzureCredentials, AzureSettings, ConnectionString};
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
@@ -63,6 +64,24 @@ pub struct S3Options {
     pub stall_timeout: Option<u32>,
     /// Sign each body's SHA-256 (default: over plain HTTP only).
     pub sign_payload: Option<bool>,
+}
+
+#[napi(object)]
+pub struct AzureOptions {
+    /// The whole of what the portal's "connection string" gives; or the fields below.
+    pub connection_string: Option<String>,
+    pub account_name: Option<String>,
+    pub container: String,
+    /// Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`.
+    pub endpoint: Option<String>,
+    pub account_key: Option<String>,
+    pub sas_token: Option<String>,
+    /// Block size in bytes (default 8 MiB).
+    pub part_size: Option<u32>,
+    /// Blocks uploaded at once (default 4).
+    pub queue_size: Option<u32>,
+    /// Seconds a transfer may move no bytes before it fails (default 20).
+    pub stall_timeout: Option<u32>,
 }
 
 /// The fields of a request to a signed URL, as the HTTP handler parsed them.
@@ -142,6 +161,43 @@ impl NativeStorage {
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
                 stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
                 sign_payload: options.sign_payload,
+            })?;
+            Ok(Self::wrap(Arc::new(backend)))
+        })
+    }
+
+    #[napi(factory)]
+    pub fn azure(options: AzureOptions) -> napi::Result<NativeStorage> {
+        contained_sync(|| {
+            let (account, endpoint, credentials) = match options.connection_string {
+                Some(text) => {
+                    let parsed = ConnectionString::parse(&text)?;
+                    (parsed.account, options.endpoint.or(parsed.endpoint), parsed.credentials)
+                }
+                None => {
+                    let credentials = match (options.account_key, options.sas_token) {
+                        (Some(key), None) => AzureCredentials::account_key(&key)?,
+                        (None, Some(token)) => AzureCredentials::sas(&token)?,
+                        _ => {
+                            return Err(Error::Configuration(
+                                "Azure needs one of accountKey, sasToken or connectionString".into(),
+                            ))
+                        }
+                    };
+                    let account = options
+                        .account_name
+                        .ok_or_else(|| Error::Configuration("Azure needs an accountName".into()))?;
+                    (account, options.endpoint, credentials)
+                }
+            };
+            let backend = AzureBackend::new(AzureSettings {
+                account,
+                container: options.container,
+                endpoint,
+                credentials,
+                part_size: options.part_size.map_or(8 << 20, |n| n as usize),
+                concurrency: options.queue_size.map_or(4, |n| n as usize),
+                stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
             })?;
             Ok(Self::wrap(Arc::new(backend)))
         })
@@ -284,7 +340,11 @@ impl NativeStorage {
         key: String,
         settings: SignSettings,
     ) -> napi::Result<Either<SignedUrlInfo, PromiseRaw<'env, SignedUrlInfo>>> {
-        let info = |signed: SignedUrl| SignedUrlInfo { url: signed.url, expires_at_ms: millis(signed.expires_at) };
+        let info = |signed: SignedUrl| SignedUrlInfo {
+            url: signed.url,
+            expires_at_ms: millis(signed.expires_at),
+            headers: signed.headers.into_iter().collect(),
+        };
         let signing = contained_sync(|| Ok(self.storage.sign_url(&key, &settings.into_core()?)))?;
         match signing {
             Signing::Ready(signed) => contained_sync(|| signed.map(info)).map(Either::A),

@@ -25,6 +25,8 @@ use crate::core::error::{Error, Result};
 
 /// Error answers are short documents; more than this is not read.
 const MAX_ANSWER_BODY: usize = 64 * 1024;
+/// Documents that are answers (a listing page) are read whole up to this size.
+const MAX_DOCUMENT: usize = 16 << 20;
 /// A request body goes out in slices this size, each one a sign of progress.
 const BODY_SLICE: usize = 64 * 1024;
 
@@ -109,6 +111,36 @@ impl HttpClient {
             }
         }
         read.freeze()
+    }
+
+    /// A document answer (a listing page), read whole; one longer than any service sends, or
+    /// one that breaks off, is an error rather than a page cut short.
+    pub async fn read_document(&self, operation: &str, response: HttpResponse) -> Result<Bytes> {
+        let mut body = SdkByteStream::new(response.into_body());
+        let mut read = BytesMut::new();
+        loop {
+            let chunk = match tokio::time::timeout(self.stall_timeout, body.next()).await {
+                Ok(None) => return Ok(read.freeze()),
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Err(e))) => {
+                    return Err(Error::Unavailable(format!(
+                        "the answer of {} to {operation} broke off: {}",
+                        self.service,
+                        root_cause(&e)
+                    )))
+                }
+                Err(_) => {
+                    return Err(Error::Timeout(format!("the answer of {} to {operation} stalled", self.service)))
+                }
+            };
+            if read.len() + chunk.len() > MAX_DOCUMENT {
+                return Err(Error::Service {
+                    status: 200,
+                    message: format!("{} answered {operation} with more than {MAX_DOCUMENT} bytes", self.service),
+                });
+            }
+            read.extend_from_slice(&chunk);
+        }
     }
 
     /// A response body (of `length` bytes) as a stream of chunks; a body that moves nothing for

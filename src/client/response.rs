@@ -13,6 +13,11 @@ pub fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
     (a <= b && b < size).then(|| ((a, b + 1), size))
 }
 
+/// The object size a Content-Range states (`bytes a-b/size`, `bytes */size`), whatever its span.
+pub fn content_range_size(header: &str) -> Option<u64> {
+    header.strip_prefix("bytes ")?.split_once('/')?.1.parse().ok()
+}
+
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`); the epoch for what is none.
 pub fn http_date(value: Option<&str>) -> SystemTime {
     value.and_then(|v| DateTime::from_str(v, Format::HttpDate).ok()).map_or(SystemTime::UNIX_EPOCH, system_time)
@@ -39,6 +44,9 @@ mod tests {
     fn content_ranges_parse() {
         assert_eq!(parse_content_range("bytes 0-9/100"), Some(((0, 10), 100)));
         assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(content_range_size("bytes 20-19/20"), Some(20));
+        assert_eq!(content_range_size("bytes */7"), Some(7));
+        assert_eq!(content_range_size("bytes 1-2/x"), None);
         for nonsense in
             ["bytes 9-2/100", "bytes 0-100/100", "bytes 0-18446744073709551615/5", "bytes 1-2/x", "bits 1-2/3"]
         {

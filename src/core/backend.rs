@@ -152,6 +152,19 @@ impl SignOptions {
 pub struct SignedUrl {
     pub url: String,
     pub expires_at: SystemTime,
+    /// Headers the request must carry (a PUT's signed content type, Azure's blob type).
+    pub headers: Vec<(String, String)>,
+}
+
+impl SignedUrl {
+    /// A URL whose request needs no header but, for a PUT, the content type it was signed with.
+    pub fn new(url: String, expires_at: SystemTime, options: &SignOptions) -> SignedUrl {
+        let headers = match (options.method, &options.content_type) {
+            (Method::Put, Some(content_type)) => vec![("content-type".to_owned(), content_type.clone())],
+            _ => Vec::new(),
+        };
+        SignedUrl { url, expires_at, headers }
+    }
 }
 
 /// A signed URL at once (the key is at hand: no I/O, no thread hop), or the work that makes one

@@ -99,7 +99,7 @@ impl UrlSigner {
             }
         }
         url.push_str(&format!("&{PARAM_SIGNATURE}={signature}"));
-        Ok(SignedUrl { url, expires_at })
+        Ok(SignedUrl::new(url, expires_at, options))
     }
 
     /// Checks a signature in constant time, then the expiry. The signature must be spelled

@@ -239,7 +239,7 @@ impl Backend for S3Backend {
         let presign = |credentials: &Credentials, signer: &Signer, key: &Key, options: &SignOptions| {
             let now = SystemTime::now();
             let url = signer.presign(credentials, key, options, now)?;
-            Ok(SignedUrl { url, expires_at: now + options.expires_in })
+            Ok(SignedUrl::new(url, now + options.expires_in, options))
         };
         // Fresh credentials at hand: signed at once. Otherwise they are fetched first.
         if let Some(credentials) = self.credentials.fresh(SystemTime::now()) {

@@ -1,0 +1,64 @@
+'use strict'
+// Azure Blob Storage (and Azurite), in native code on the REST API.
+
+const { NativeStorage } = require('../../binding.js')
+const { StorageBackend } = require('../backend')
+const { ConfigurationError } = require('../errors')
+const { callNativeSync } = require('../native')
+const { azureConfigSchema, readBackendEnv, storageConfig } = require('../config')
+
+function createNative(settings) {
+  const missing = []
+  if (!settings.container) missing.push('container')
+  if (!settings.connectionString) {
+    if (!settings.accountName) missing.push('accountName')
+    if (!settings.accountKey && !settings.sasToken) missing.push('accountKey')
+  }
+  if (missing.length > 0) {
+    throw new ConfigurationError(`AzureBlobStorageBackend needs ${missing.join(', ')}`, {
+      backend: 'azure',
+      issues: missing.map((field) => ({ field, message: 'Required' })),
+    })
+  }
+  return callNativeSync(() =>
+    NativeStorage.azure({
+      connectionString: settings.connectionString || undefined,
+      accountName: settings.accountName || undefined,
+      container: settings.container,
+      endpoint: settings.endpoint || undefined,
+      accountKey: settings.sasToken ? undefined : settings.accountKey || undefined,
+      sasToken: settings.sasToken || undefined,
+      partSize: settings.partSize ?? undefined,
+      queueSize: settings.queueSize ?? undefined,
+      stallTimeout: settings.stallTimeout ?? undefined,
+    }),
+  )
+}
+
+class AzureBlobStorageBackend extends StorageBackend {
+  /**
+   * `new AzureBlobStorageBackend({ container, accountName, accountKey | sasToken, endpoint? })` or
+   * `({ container, connectionString })`, with `signedUrlExpiration?, partSize?, queueSize?, stallTimeout?`.
+   */
+  constructor(options = {}) {
+    const settings = { ...options }
+    super(createNative(settings), settings)
+    this.container = settings.container
+  }
+}
+
+/** An Azure backend from STORAGE_AZURE_*. */
+function createAzureBackend() {
+  const env = readBackendEnv('azure', azureConfigSchema)
+  return new AzureBlobStorageBackend({
+    connectionString: env.STORAGE_AZURE_CONNECTION_STRING,
+    accountName: env.STORAGE_AZURE_ACCOUNT_NAME,
+    accountKey: env.STORAGE_AZURE_ACCESS_KEY,
+    sasToken: env.STORAGE_AZURE_SAS_TOKEN,
+    container: env.STORAGE_AZURE_CONTAINER,
+    endpoint: env.STORAGE_AZURE_ENDPOINT,
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+  })
+}
+
+module.exports = { AzureBlobStorageBackend, createAzureBackend }
