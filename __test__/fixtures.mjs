@@ -205,7 +205,7 @@ const allFixtures = [
   },
   {
     name: 'azurite',
-    streamsToDisk: false,
+    streamsToDisk: true,
     checksSignatures: true,
     conditionalGets: true,
     headWithGetUrl: true,
