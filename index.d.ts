@@ -305,6 +305,25 @@ export declare class AzureBlobStorageBackend extends StorageBackend {
 /** An Azure backend from STORAGE_AZURE_*. */
 export declare function createAzureBackend(): AzureBlobStorageBackend
 
+export interface AliyunOssStorageBackendConfig extends S3StorageBackendOptions {
+  /** The region id, e.g. `cn-hangzhou` (`oss-cn-hangzhou` is taken too). */
+  region: string
+  bucket: string
+  credentials?: S3Credentials | S3CredentialsProvider
+  /** The `-internal` endpoint, from inside Alibaba Cloud. */
+  internal?: boolean
+  /** Default `https://s3.oss-<region>.aliyuncs.com`. */
+  endpoint?: string
+}
+
+/** Aliyun OSS through its S3-compatible API, virtual-hosted (OSS refuses path-style requests). */
+export declare class AliyunOssStorageBackend extends S3StorageBackend {
+  constructor(options: AliyunOssStorageBackendConfig)
+}
+
+/** An Aliyun OSS backend from STORAGE_ALIYUN_*. */
+export declare function createAliyunBackend(): AliyunOssStorageBackend
+
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
 export declare function generateKey(options?: { prefix?: string; filename?: string }): string
 

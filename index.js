@@ -8,16 +8,17 @@ const { readBackendEnv, ...config } = require('./lib/config')
 const { StorageBackend, generateKey } = require('./lib/backend')
 const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/local')
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
-const { S3StorageBackend, createS3Backend } = require('./lib/backends/s3')
+const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend } = require('./lib/backends/s3')
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
 const { createSignedUrlHandler } = require('./lib/handler')
 
-/** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure"). */
+/** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
 function registerBuiltInBackends() {
   registry.registerBackend('local', createLocalBackend)
   registry.registerBackend('memory', createMemoryBackend)
   registry.registerBackend('s3', createS3Backend)
   registry.registerBackend('azure', createAzureBackend)
+  registry.registerBackend('aliyun', createAliyunBackend)
 }
 
 registerBuiltInBackends()
@@ -36,6 +37,8 @@ module.exports = {
   createS3Backend,
   AzureBlobStorageBackend,
   createAzureBackend,
+  AliyunOssStorageBackend,
+  createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
 }

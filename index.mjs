@@ -69,6 +69,8 @@ export const {
   createS3Backend,
   AzureBlobStorageBackend,
   createAzureBackend,
+  AliyunOssStorageBackend,
+  createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
 } = storage

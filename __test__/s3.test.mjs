@@ -18,6 +18,8 @@ import {
 } from '@aws-sdk/client-s3'
 import {
   AbortError,
+  AliyunOssStorageBackend,
+  ConfigurationError,
   ContentLengthMismatchError,
   FileAlreadyExistsError,
   FileNotFoundError,
@@ -27,6 +29,7 @@ import {
   StorageError,
   StorageTimeoutError,
   StorageUnavailableError,
+  createAliyunBackend,
   createS3Backend,
   resetStorageConfig,
 } from '../index.mjs'
@@ -477,5 +480,35 @@ describe('S3 failures', () => {
         proxy.faults.stallAfterBytes = undefined
       }
     })
+  })
+})
+
+describe('Aliyun OSS', () => {
+  it('signs for the region in virtual-hosted style on OSS\'s S3 endpoint, from options or STORAGE_ALIYUN_*', async () => {
+    const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' }
+    for (const [options, host] of [
+      [{ region: 'cn-hangzhou' }, 'my-bucket.s3.oss-cn-hangzhou.aliyuncs.com'],
+      [{ region: 'oss-eu-central-1', internal: true }, 'my-bucket.s3.oss-eu-central-1-internal.aliyuncs.com'],
+    ]) {
+      const backend = new AliyunOssStorageBackend({ bucket: 'my-bucket', credentials, ...options })
+      const url = new URL((await backend.getSignedUrl('dir/a b.txt')).url)
+      assert.equal(url.host, host)
+      assert.equal(url.pathname, '/dir/a%20b.txt')
+      assert.match(url.searchParams.get('X-Amz-Credential'), new RegExp(`^AKID/\\d{8}/${options.region.replace(/^oss-/, '')}/s3/aws4_request$`))
+    }
+    assert.throws(() => new AliyunOssStorageBackend({ bucket: 'b', credentials }), ConfigurationError)
+    const env = {
+      STORAGE_BACKEND: 'aliyun',
+      STORAGE_ALIYUN_REGION: 'cn-shanghai',
+      STORAGE_ALIYUN_BUCKET: 'env-bucket',
+      STORAGE_ALIYUN_ACCESS_KEY_ID: 'AKID',
+      STORAGE_ALIYUN_SECRET_ACCESS_KEY: 'secret',
+    }
+    await withEnv(env, async () => {
+      resetStorageConfig()
+      const fromEnv = createAliyunBackend()
+      assert.equal(new URL((await fromEnv.getSignedUrl('k')).url).host, 'env-bucket.s3.oss-cn-shanghai.aliyuncs.com')
+    })
+    resetStorageConfig()
   })
 })

@@ -5,7 +5,7 @@ const { NativeStorage } = require('../../binding.js')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
-const { readBackendEnv, s3ConfigSchema, storageConfig } = require('../config')
+const { aliyunConfigSchema, readBackendEnv, s3ConfigSchema, storageConfig } = require('../config')
 
 /** An AWS SDK v3 S3Client: its resolved config has a `credentials` provider and `region`. */
 function isS3Client(value) {
@@ -118,4 +118,34 @@ function createS3Backend() {
   })
 }
 
-module.exports = { S3StorageBackend, createS3Backend }
+/**
+ * Aliyun OSS through its S3-compatible API: the region's endpoint (`s3.oss-<region>.aliyuncs.com`,
+ * `-internal` from inside Alibaba Cloud) with virtual-hosted addressing, which OSS requires.
+ */
+class AliyunOssStorageBackend extends S3StorageBackend {
+  /** `new AliyunOssStorageBackend({ region: 'cn-hangzhou', bucket, credentials, internal?, ...S3 options })`. */
+  constructor(options = {}) {
+    const region = String(options.region ?? '').replace(/^oss-/, '')
+    if (!/^[a-z0-9-]+$/.test(region)) {
+      throw new ConfigurationError('AliyunOssStorageBackend needs a region such as cn-hangzhou', {
+        backend: 'aliyun',
+        issues: [{ field: 'region', message: 'Required' }],
+      })
+    }
+    const endpoint = options.endpoint ?? `https://s3.oss-${region}${options.internal ? '-internal' : ''}.aliyuncs.com`
+    super({ ...options, region, endpoint, forcePathStyle: false })
+  }
+}
+
+/** An Aliyun OSS backend from STORAGE_ALIYUN_*. */
+function createAliyunBackend() {
+  const env = readBackendEnv('aliyun', aliyunConfigSchema)
+  return new AliyunOssStorageBackend({
+    region: env.STORAGE_ALIYUN_REGION,
+    bucket: env.STORAGE_ALIYUN_BUCKET,
+    credentials: { accessKeyId: env.STORAGE_ALIYUN_ACCESS_KEY_ID, secretAccessKey: env.STORAGE_ALIYUN_SECRET_ACCESS_KEY },
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+  })
+}
+
+module.exports = { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend }
