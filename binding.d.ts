@@ -66,6 +66,8 @@ export interface AzureOptions {
   endpoint?: string
   accountKey?: string
   sasToken?: string
+  /** Asked for a storage token shortly before the one held expires (the app's TokenCredential). */
+  tokenProvider?: TokenProvider
   /** Block size in bytes (default 8 MiB). */
   partSize?: number
   /** Blocks uploaded at once (default 4). */
@@ -138,6 +140,13 @@ export interface ProvidedCredentials {
   sessionToken?: string
   /** When they expire (milliseconds since the epoch); none: they last. */
   expirationMs?: number
+}
+
+/** What an Azure `TokenCredential.getToken()` resolves to. */
+export interface ProvidedToken {
+  token: string
+  /** When it expires (milliseconds since the epoch). */
+  expiresOnTimestamp?: number
 }
 
 export interface RangeSettings {

@@ -280,6 +280,13 @@ export interface AzureBlobStorageBackendOptions {
   accountKey?: string
   /** A SAS token instead of the key: requests work within its permissions; it cannot sign URLs. */
   sasToken?: string
+  /**
+   * Microsoft Entra ID instead of a key: a TokenCredential (e.g. @azure/identity's
+   * DefaultAzureCredential: managed identity, workload identity, the Azure CLI), asked again
+   * shortly before its token expires. Cannot sign URLs. With no key, token nor credential, a
+   * service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET is used.
+   */
+  credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> }
   /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
   endpoint?: string
   /** Default signed URL expiration in seconds. */

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
+import http from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -251,6 +252,87 @@ describe('Azure', () => {
       proxy.faults.failures = 100
       await assert.rejects(viaProxy.exists('retry/a.txt'), (e) => e instanceof StorageUnavailableError && e.retryable)
       proxy.faults.failures = 0
+    })
+
+    it('with a TokenCredential, sends its token as a bearer and asks again only before it expires', async () => {
+      const calls = []
+      const credential = {
+        async getToken(scope) {
+          calls.push(scope)
+          return { token: `token-${calls.length}`, expiresOnTimestamp: Date.now() + 6 * 60_000 }
+        },
+      }
+      const seen = []
+      proxy.faults.intercept = (req) => {
+        seen.push(req.headers.authorization)
+        return { respond: { status: 404, headers: { 'x-ms-error-code': 'BlobNotFound' } } }
+      }
+      try {
+        const backend = azureBackend(`${proxy.endpoint}/${AZURITE_ACCOUNT}`, { accountKey: undefined, credential })
+        assert.equal(await backend.exists('a'), false)
+        assert.equal(await backend.exists('b'), false)
+        assert.deepEqual(calls, ['https://storage.azure.com/.default'], 'one token for both calls')
+        assert.deepEqual(seen, ['Bearer token-1', 'Bearer token-1'])
+        await assert.rejects(backend.getSignedUrl('a'), ConfigurationError)
+        const failing = azureBackend(`${proxy.endpoint}/${AZURITE_ACCOUNT}`, {
+          accountKey: undefined,
+          credential: { getToken: async () => Promise.reject(new Error('no managed identity here')) },
+        })
+        await assert.rejects(failing.exists('a'), (e) => e instanceof PermissionDeniedError && /no managed identity here/.test(e.message))
+        assert.throws(() => azureBackend(server.endpoint, { accountKey: undefined, credential: {} }), ConfigurationError)
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
+    it('with no key, takes a service principal from AZURE_* and never shows its secret', async () => {
+      const forms = []
+      let answer = { status: 200, body: { token_type: 'Bearer', expires_in: 3600, access_token: 'minted-token' } }
+      const authority = http.createServer((req, res) => {
+        let body = ''
+        req.on('data', (c) => (body += c))
+        req.on('end', () => {
+          forms.push({ url: req.url, form: Object.fromEntries(new URLSearchParams(body)) })
+          res.writeHead(answer.status, { 'content-type': 'application/json' })
+          res.end(JSON.stringify(answer.body))
+        })
+      })
+      await new Promise((resolve) => authority.listen(0, '127.0.0.1', resolve))
+      const secret = 'client-secret-that-must-not-leak'
+      const env = {
+        AZURE_TENANT_ID: 'my-tenant',
+        AZURE_CLIENT_ID: 'my-app',
+        AZURE_CLIENT_SECRET: secret,
+        AZURE_AUTHORITY_HOST: `http://127.0.0.1:${authority.address().port}`,
+      }
+      const seen = []
+      proxy.faults.intercept = (req) => {
+        seen.push(req.headers.authorization)
+        return { respond: { status: 404, headers: { 'x-ms-error-code': 'BlobNotFound' } } }
+      }
+      try {
+        await withEnv(env, async () => {
+          const backend = azureBackend(`${proxy.endpoint}/${AZURITE_ACCOUNT}`, { accountKey: undefined })
+          assert.equal(await backend.exists('a'), false)
+          assert.deepEqual(seen, ['Bearer minted-token'])
+          assert.deepEqual(forms, [{
+            url: '/my-tenant/oauth2/v2.0/token',
+            form: { grant_type: 'client_credentials', client_id: 'my-app', client_secret: secret, scope: 'https://storage.azure.com/.default' },
+          }])
+          answer = { status: 401, body: { error: 'invalid_client', error_description: `bad secret ${secret}` } }
+          const refused = azureBackend(`${proxy.endpoint}/${AZURITE_ACCOUNT}`, { accountKey: undefined })
+          await assert.rejects(refused.exists('a'), (error) => {
+            assert.ok(error instanceof PermissionDeniedError, `${error}`)
+            assert.match(error.message, /invalid_client/)
+            assert.ok(!JSON.stringify({ ...error.toJSON(), message: error.message, stack: error.stack }).includes(secret))
+            return true
+          })
+        })
+        assert.throws(() => azureBackend(server.endpoint, { accountKey: undefined }), ConfigurationError, 'nothing in the environment either')
+      } finally {
+        proxy.faults.intercept = undefined
+        await new Promise((resolve) => authority.close(resolve))
+      }
     })
 
     it('a stalled download times out', { timeout: 30_000 }, async () => {

@@ -48,6 +48,13 @@ function targets(results) {
     add(`download ${size}: client CPU vs curl`, ratio(down, 'raptscallions', 'curl', 'cpu'), 2, false)
   }
   add('signed URLs: rate vs OpenDAL', ratio(find('presign'), 'raptscallions', 'opendal', 'rate'), 2)
+  // Each further store beside its official SDK, on the same emulator: no target, but not behind.
+  for (const [store, ours, sdk] of [['azure', 'raptscallions-azure', 'azure-sdk']]) {
+    for (const item of results.filter((r) => r.group.startsWith(`${store} `))) {
+      add(`${item.name}: vs ${sdk}`, ratio(item, ours, sdk, 'rate'), 1.0)
+      if (!item.group.endsWith('presign')) add(`${item.name}: client CPU vs ${sdk}`, ratio(item, ours, sdk, 'cpu'), 1.0, false)
+    }
+  }
   for (const item of results.filter((r) => r.group.startsWith('local'))) {
     if (item.group === 'local small') {
       add(`${item.name}: vs fs/promises`, ratio(item, 'raptscallions-local', 'fs', 'rate'), 1.0)
@@ -115,7 +122,8 @@ ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}. One s3s-fs 
 clients; each figure is the median of ${runs} runs, each measurement its own process, the peers'
 order alternating from run to run; before each, dirty pages are flushed and its input files read
 into the page cache. CPU is the client
-process's (all threads), RSS its peak; server CPU is what s3s-fs spent answering that client.
+process's (all threads), RSS its peak; server CPU is what the server (s3s-fs, or Azurite for
+the Azure rows) spent answering that client.
 The machines are shared and noisy: read the ratios, not the absolute times.
 
 The clients: \`raptscallions\` is this package with its defaults (over plain HTTP it signs each
@@ -124,7 +132,9 @@ sends bodies as OpenDAL does; \`raptscallions-local\` is the local store (fsync 
 is acknowledged) and \`raptscallions-local-nofsync\` the same with \`durable: false\`, which writes
 as \`fs\` does. \`aws-sdk\` is @aws-sdk/client-s3 with lib-storage's \`Upload\` (8 MiB parts, 4 at
 a time), \`opendal\` its Node binding 0.49.2, \`curl\` a presigned URL (the server's raw limit),
-\`fs\` Node's streams and fs/promises.
+\`fs\` Node's streams and fs/promises; \`raptscallions-azure\` is this package's Azure store and
+\`azure-sdk\` @azure/storage-blob (\`uploadStream\` with 8 MiB blocks, 4 at a time), both on one
+Azurite.
 
 ![ratios](bench/ratios.svg)
 

@@ -8,8 +8,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { S3StorageBackend } from '../index.mjs'
-import { ACCESS_KEY, SECRET_KEY, startS3sFs } from '../__test__/servers.mjs'
+import { AzureBlobStorageBackend, S3StorageBackend } from '../index.mjs'
+import { ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY, startAzurite, startS3sFs } from '../__test__/servers.mjs'
 import { writeReport } from './report.mjs'
 
 const run = promisify(execFile)
@@ -25,7 +25,16 @@ const PRESIGN = quick ? 20_000 : 100_000
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rstorage-bench-'))
 const bucket = 'bench-bucket'
 const server = await startS3sFs(path.join(work, 's3'), bucket)
-const env = { endpoint: server.endpoint, bucket, accessKey: ACCESS_KEY, secretKey: SECRET_KEY, localRoot: path.join(work, 'local') }
+const azurite = await startAzurite(bucket)
+const env = {
+  endpoint: server.endpoint,
+  bucket,
+  accessKey: ACCESS_KEY,
+  secretKey: SECRET_KEY,
+  localRoot: path.join(work, 'local'),
+  azure: { endpoint: azurite.endpoint, account: AZURITE_ACCOUNT, key: AZURITE_KEY, container: bucket },
+}
+const oursOnAzure = new AzureBlobStorageBackend({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, container: bucket, endpoint: azurite.endpoint })
 const ours = new S3StorageBackend({ bucket, region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } })
 
 function makeFile(bytes) {
@@ -51,7 +60,7 @@ async function curl(args) {
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
 }
 
-const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'aws-sdk', 'opendal', 'fs']
+const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'raptscallions-azure', 'aws-sdk', 'azure-sdk', 'opendal', 'fs']
 const peers = {
   ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg) => nodeClient(name, workload, arg)])),
   curl: async (workload, arg) => {
@@ -78,11 +87,23 @@ for (const { label, bytes } of sizes) {
   plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions-local', 'fs'] })
   plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, inputs: [localCopy], peers: ['raptscallions-local', 'fs'] })
 }
+// Azure on Azurite (a JavaScript server, far slower than the clients: its CPU is shown), one size.
+{
+  const { label, bytes } = sizes[0]
+  const file = path.join(work, `input-${bytes}.bin`)
+  const source = `large/source-${bytes}`
+  await oursOnAzure.upload({ key: source, body: fs.createReadStream(file) })
+  const peers = ['raptscallions-azure', 'azure-sdk']
+  plan.push({ group: 'azure upload', name: `Azure upload ${label}`, bytes, arg: file, inputs: [file], peers, server: azurite })
+  plan.push({ group: 'azure download', name: `Azure download ${label}`, bytes, arg: source, peers, server: azurite })
+  plan.push({ group: 'azure small', name: `Azure small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers, server: azurite })
+  plan.push({ group: 'azure presign', name: `Azure: ${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers })
+}
 plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
 plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 
-const workloadOf = (group) => group.replace('local ', '')
+const workloadOf = (group) => group.split(' ').at(-1)
 const TICK_MS = 10 // Linux's USER_HZ: /proc reports CPU time in 1/100 s
 
 /** Reads a file through, so that whoever is measured next finds it in the page cache. */
@@ -93,10 +114,10 @@ function warm(file) {
   fs.closeSync(fd)
 }
 
-/** CPU seconds the S3 server has used so far (undefined off Linux). */
-function serverCpuMs() {
+/** CPU seconds a server has used so far (undefined off Linux). */
+function serverCpuMs(which) {
   try {
-    const fields = fs.readFileSync(`/proc/${server.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    const fields = fs.readFileSync(`/proc/${which.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
     return (Number(fields[11]) + Number(fields[12])) * TICK_MS
   } catch {
     return undefined
@@ -105,7 +126,7 @@ function serverCpuMs() {
 
 const results = plan.map((item) => ({
   ...item,
-  usesServer: !item.group.startsWith('local') && item.group !== 'presign',
+  server: item.server ?? (item.group.startsWith('local') || item.group.endsWith('presign') ? undefined : server),
   samples: Object.fromEntries(item.peers.map((p) => [p, []])),
 }))
 for (let r = 0; r < runs; r++) {
@@ -117,14 +138,15 @@ for (let r = 0; r < runs; r++) {
       // every peer starts with its input cached: whoever went first would otherwise read cold.
       await run('sync')
       for (const file of item.inputs ?? []) warm(file)
-      const serverBefore = serverCpuMs()
+      const serverBefore = item.server && serverCpuMs(item.server)
       const sample = await peers[peer](workloadOf(item.group), item.arg)
-      if (item.usesServer && serverBefore !== undefined) sample.serverCpuMs = serverCpuMs() - serverBefore
+      if (serverBefore !== undefined) sample.serverCpuMs = serverCpuMs(item.server) - serverBefore
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
     }
   }
 }
 await server.stop()
+await azurite.stop()
 fs.rmSync(work, { recursive: true, force: true })
 writeReport(results, { runs, quick })

@@ -39,13 +39,18 @@ const azureConfigSchema = z
     STORAGE_AZURE_CONTAINER: z.string().min(1, 'Azure container name is required'),
     /** Azurite or a sovereign cloud, e.g. http://127.0.0.1:10000/devstoreaccount1. */
     STORAGE_AZURE_ENDPOINT: z.string().url().optional(),
+    /** A service principal (Microsoft Entra ID), as the Azure SDKs read it: instead of a key. */
+    AZURE_TENANT_ID: z.string().optional(),
+    AZURE_CLIENT_ID: z.string().optional(),
+    AZURE_CLIENT_SECRET: z.string().optional(),
   })
   .superRefine((env, ctx) => {
     if (env.STORAGE_AZURE_CONNECTION_STRING) return
     if (!env.STORAGE_AZURE_ACCOUNT_NAME) {
       ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_ACCOUNT_NAME'], message: 'Azure account name is required' })
     }
-    if (!env.STORAGE_AZURE_ACCESS_KEY && !env.STORAGE_AZURE_SAS_TOKEN) {
+    const servicePrincipal = env.AZURE_TENANT_ID && env.AZURE_CLIENT_ID && env.AZURE_CLIENT_SECRET
+    if (!env.STORAGE_AZURE_ACCESS_KEY && !env.STORAGE_AZURE_SAS_TOKEN && !servicePrincipal) {
       ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_ACCESS_KEY'], message: 'Azure access key is required' })
     }
   })

@@ -1,19 +1,26 @@
 // This package. Variants: none (S3 with its defaults: the payload is signed over plain HTTP),
-// "unsigned" (S3 with signPayload: false, as OpenDAL sends bodies), "local" (the local store)
-// and "local-nofsync" (durable: false, which writes as fs does, without fsync).
+// "unsigned" (S3 with signPayload: false, as OpenDAL sends bodies), "local" (the local store),
+// "local-nofsync" (durable: false, which writes as fs does, without fsync) and "azure" (Azurite).
 import fs from 'node:fs'
-import { LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
+import { AzureBlobStorageBackend, LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
 
-export function create(env, { variant } = {}) {
-  const backend = variant?.startsWith('local')
-    ? new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
-    : new S3StorageBackend({
+function backendFor(env, variant) {
+  if (variant?.startsWith('local')) return new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
+  if (variant === 'azure') {
+    const { account, key, container, endpoint } = env.azure
+    return new AzureBlobStorageBackend({ accountName: account, accountKey: key, container, endpoint })
+  }
+  return new S3StorageBackend({
         bucket: env.bucket,
         region: 'us-east-1',
         endpoint: env.endpoint,
         credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
         ...(variant === 'unsigned' ? { signPayload: false } : {}),
       })
+}
+
+export function create(env, { variant } = {}) {
+  const backend = backendFor(env, variant)
   return {
     upload: (file, key) => backend.upload({ key, body: fs.createReadStream(file), contentType: 'application/octet-stream' }),
     download: (key) => backend.download(key),

@@ -7,13 +7,29 @@ const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
 const { azureConfigSchema, readBackendEnv, storageConfig } = require('../config')
 
+const STORAGE_SCOPE = 'https://storage.azure.com/.default'
+
+/** A TokenCredential (@azure/identity's DefaultAzureCredential, ManagedIdentityCredential…) as the native side asks it. */
+function tokenProvider(credential) {
+  if (typeof credential?.getToken !== 'function') {
+    throw new ConfigurationError('credential must be a TokenCredential (an object with getToken), such as DefaultAzureCredential', {
+      backend: 'azure',
+      issues: [{ field: 'credential', message: 'must have getToken()' }],
+    })
+  }
+  return async () => {
+    const token = await credential.getToken(STORAGE_SCOPE)
+    if (!token?.token) throw new Error('the credential gave no token')
+    return { token: token.token, expiresOnTimestamp: token.expiresOnTimestamp ?? undefined }
+  }
+}
+
 function createNative(settings) {
   const missing = []
   if (!settings.container) missing.push('container')
-  if (!settings.connectionString) {
-    if (!settings.accountName) missing.push('accountName')
-    if (!settings.accountKey && !settings.sasToken) missing.push('accountKey')
-  }
+  // Without a key, a SAS token or a credential, the native side looks for a service principal
+  // in the environment, and says what it needs when there is none.
+  if (!settings.connectionString && !settings.accountName) missing.push('accountName')
   if (missing.length > 0) {
     throw new ConfigurationError(`AzureBlobStorageBackend needs ${missing.join(', ')}`, {
       backend: 'azure',
@@ -28,6 +44,7 @@ function createNative(settings) {
       endpoint: settings.endpoint || undefined,
       accountKey: settings.sasToken ? undefined : settings.accountKey || undefined,
       sasToken: settings.sasToken || undefined,
+      tokenProvider: settings.credential ? tokenProvider(settings.credential) : undefined,
       partSize: settings.partSize ?? undefined,
       queueSize: settings.queueSize ?? undefined,
       stallTimeout: settings.stallTimeout ?? undefined,
@@ -37,7 +54,7 @@ function createNative(settings) {
 
 class AzureBlobStorageBackend extends StorageBackend {
   /**
-   * `new AzureBlobStorageBackend({ container, accountName, accountKey | sasToken, endpoint? })` or
+   * `new AzureBlobStorageBackend({ container, accountName, accountKey | sasToken | credential, endpoint? })` or
    * `({ container, connectionString })`, with `signedUrlExpiration?, partSize?, queueSize?, stallTimeout?`.
    */
   constructor(options = {}) {

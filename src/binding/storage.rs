@@ -19,7 +19,7 @@ use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
     UploadOutcome, UploadSettings,
 };
-use crate::binding::credentials::{CredentialsProvider, JsCredentials};
+use crate::binding::credentials::{CredentialsProvider, JsCredentials, JsTokens, TokenProvider};
 use crate::binding::streams::{NativeReader, NativeWriter};
 use crate::binding::task::{contained_sync, promise};
 use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
@@ -66,7 +66,7 @@ pub struct S3Options {
     pub sign_payload: Option<bool>,
 }
 
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct AzureOptions {
     /// The whole of what the portal's "connection string" gives; or the fields below.
     pub connection_string: Option<String>,
@@ -76,6 +76,8 @@ pub struct AzureOptions {
     pub endpoint: Option<String>,
     pub account_key: Option<String>,
     pub sas_token: Option<String>,
+    /// Asked for a storage token shortly before the one held expires (the app's TokenCredential).
+    pub token_provider: Option<TokenProvider>,
     /// Block size in bytes (default 8 MiB).
     pub part_size: Option<u32>,
     /// Blocks uploaded at once (default 4).
@@ -172,15 +174,18 @@ impl NativeStorage {
             let (account, endpoint, credentials) = match options.connection_string {
                 Some(text) => {
                     let parsed = ConnectionString::parse(&text)?;
-                    (parsed.account, options.endpoint.or(parsed.endpoint), parsed.credentials)
+                    (parsed.account, options.endpoint.or(parsed.endpoint), Some(parsed.credentials))
                 }
                 None => {
-                    let credentials = match (options.account_key, options.sas_token) {
-                        (Some(key), None) => AzureCredentials::account_key(&key)?,
-                        (None, Some(token)) => AzureCredentials::sas(&token)?,
+                    let credentials = match (options.account_key, options.sas_token, options.token_provider) {
+                        (Some(key), None, None) => Some(AzureCredentials::account_key(&key)?),
+                        (None, Some(token), None) => Some(AzureCredentials::sas(&token)?),
+                        (None, None, Some(provider)) => Some(AzureCredentials::tokens(Box::new(JsTokens(provider)))),
+                        // Neither: a service principal from the environment.
+                        (None, None, None) => None,
                         _ => {
                             return Err(Error::Configuration(
-                                "Azure needs one of accountKey, sasToken or connectionString".into(),
+                                "Azure takes one of accountKey, sasToken or credential, not several".into(),
                             ))
                         }
                     };

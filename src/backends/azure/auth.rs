@@ -1,6 +1,8 @@
 //! How Azure knows us: the account key (Shared Key signatures on requests, service SAS on
-//! URLs), or a SAS token the app was given (appended to every request; it cannot sign URLs).
+//! URLs), a SAS token the app was given (appended to every request; it cannot sign URLs), or
+//! Microsoft Entra ID tokens (a bearer header; URLs would need a user delegation key).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_smithy_types::base64;
@@ -8,7 +10,9 @@ use aws_smithy_types::date_time::{DateTime, Format};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::token::AccessToken;
 use super::API_VERSION;
+use crate::client::credentials::{CredentialCache, CredentialSource};
 use crate::core::backend::{Method, SignOptions};
 use crate::core::error::{Error, Result};
 use crate::core::key::encode_component;
@@ -18,6 +22,8 @@ pub enum AzureCredentials {
     AccountKey(Vec<u8>),
     /// A SAS token (`sv=…&sig=…`), without the leading `?`.
     Sas(String),
+    /// Microsoft Entra ID tokens, fetched again before they expire.
+    Token(Arc<CredentialCache<AccessToken>>),
 }
 
 impl AzureCredentials {
@@ -26,6 +32,11 @@ impl AzureCredentials {
             Ok(bytes) if !bytes.is_empty() => Ok(AzureCredentials::AccountKey(bytes)),
             _ => Err(Error::Configuration("the Azure access key is not base64 (copy it whole from the portal)".into())),
         }
+    }
+
+    /// Tokens from `source`, asked again shortly before the one held expires.
+    pub fn tokens(source: Box<dyn CredentialSource<AccessToken>>) -> AzureCredentials {
+        AzureCredentials::Token(Arc::new(CredentialCache::new(source)))
     }
 
     pub fn sas(token: &str) -> Result<AzureCredentials> {

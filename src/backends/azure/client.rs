@@ -73,19 +73,23 @@ impl Container {
     }
 
     pub async fn send(&self, call: &Call<'_>) -> Result<Answer> {
+        let bearer = match &self.credentials {
+            AzureCredentials::Token(cache) => Some(format!("Bearer {}", cache.get().await?.token)),
+            _ => None,
+        };
         let query: String = call
             .query
             .iter()
             .map(|(name, value)| format!("{}={}", encode_component(name), encode_component(value)))
             .chain(match &self.credentials {
                 AzureCredentials::Sas(token) => Some(token.clone()),
-                AzureCredentials::AccountKey(_) => None,
+                _ => None,
             })
             .collect::<Vec<_>>()
             .join("&");
         let path = self.path(call.key);
         let url = if query.is_empty() { self.url(call.key) } else { format!("{}?{query}", self.url(call.key)) };
-        self.http.send(call.operation, &call.body, |body| self.request(call, &url, &path, body)).await
+        self.http.send(call.operation, &call.body, |body| self.request(call, &url, &path, bearer.as_deref(), body)).await
     }
 
     /// `send`, then any answer but a success becomes the error it names.
@@ -118,6 +122,7 @@ impl Container {
         call: &Call<'_>,
         url: &str,
         path: &str,
+        bearer: Option<&str>,
         body: SdkBody,
     ) -> Result<aws_smithy_runtime_api::client::orchestrator::HttpRequest> {
         let now = DateTime::from(SystemTime::now())
@@ -132,6 +137,9 @@ impl Container {
         if let AzureCredentials::AccountKey(key) = &self.credentials {
             let parts = SignedParts { method: call.method, path, query: &call.query, headers: &headers };
             headers.push(("authorization".into(), shared_key(&self.account, key, &parts)));
+        }
+        if let Some(bearer) = bearer {
+            headers.push(("authorization".into(), bearer.to_owned()));
         }
         build_request(call.operation, call.method, url, headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), body)
     }

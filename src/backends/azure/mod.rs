@@ -29,12 +29,14 @@ mod blocks;
 mod client;
 mod error;
 mod settings;
+mod token;
 pub use auth::AzureCredentials;
 use auth::blob_sas;
 use blocks::Blocks;
 use client::{Call, Container};
 use error::refused_create;
 pub use settings::{AzureSettings, ConnectionString};
+pub use token::{AccessToken, STORAGE_SCOPE};
 
 /// The REST API version every request and SAS names.
 const API_VERSION: &str = "2021-12-02";
@@ -270,7 +272,7 @@ impl Backend for AzureBackend {
         }
         let AzureCredentials::AccountKey(account_key) = &self.container.credentials else {
             return Signing::Ready(Err(Error::Configuration(
-                "signed URLs need the account key: a store reached with a SAS token cannot sign more".into(),
+                "Azure signed URLs need the account key: a store reached with a SAS token or Entra ID tokens cannot sign them".into(),
             )));
         };
         let now = SystemTime::now();
@@ -290,10 +292,17 @@ impl Backend for AzureBackend {
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
         let mut source = self.container.url(Some(from));
-        if let AzureCredentials::Sas(token) = &self.container.credentials {
-            source = format!("{source}?{token}");
+        let mut headers = Vec::new();
+        match &self.container.credentials {
+            AzureCredentials::Sas(token) => source = format!("{source}?{token}"),
+            // A token authorises the destination; the source is read on its authority only when named.
+            AzureCredentials::Token(cache) => {
+                headers.push(("x-ms-copy-source-authorization".into(), format!("Bearer {}", cache.get().await?.token)))
+            }
+            AzureCredentials::AccountKey(_) => {}
         }
-        let call = Call { headers: vec![("x-ms-copy-source".into(), source)], ..Call::blob("CopyBlob", "PUT", to) };
+        headers.push(("x-ms-copy-source".into(), source));
+        let call = Call { headers, ..Call::blob("CopyBlob", "PUT", to) };
         let answer = self.container.send_ok(&call).await.map_err(|e| match e {
             // The missing object is the source.
             Error::NotFound { .. } => Error::NotFound { key: from.to_string() },

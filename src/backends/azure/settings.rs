@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::AzureCredentials;
+use super::token::ClientSecret;
 use super::client::Container;
 use super::{AzureBackend, MAX_BLOCKS};
 use crate::client::connector::pooled_connector;
@@ -23,7 +24,9 @@ pub struct AzureSettings {
     pub container: String,
     /// Default: `https://<account>.blob.core.windows.net`.
     pub endpoint: Option<String>,
-    pub credentials: AzureCredentials,
+    /// None: a service principal from the environment (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+    /// `AZURE_CLIENT_SECRET`).
+    pub credentials: Option<AzureCredentials>,
     pub part_size: usize,
     pub concurrency: usize,
     pub stall_timeout: Duration,
@@ -104,12 +107,25 @@ impl AzureBackend {
         if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
             return Err(Error::Configuration(format!("the Azure endpoint {endpoint:?} is not an http(s) URL")));
         }
+        let connector = pooled_connector();
+        let credentials = match settings.credentials {
+            Some(credentials) => credentials,
+            None => {
+                let http = HttpClient::new(connector.clone(), "Microsoft Entra ID", settings.stall_timeout);
+                let principal = ClientSecret::from_environment(http, |name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+                AzureCredentials::tokens(Box::new(principal.ok_or_else(|| {
+                    Error::Configuration(
+                        "Azure needs an accountKey, a sasToken, a connectionString, a credential (a TokenCredential such as @azure/identity's DefaultAzureCredential), or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in the environment".into(),
+                    )
+                })?))
+            }
+        };
         let container = Container {
-            http: HttpClient::new(pooled_connector(), "Azure", settings.stall_timeout),
+            http: HttpClient::new(connector, "Azure", settings.stall_timeout),
             account: settings.account,
             name: settings.container,
             endpoint,
-            credentials: settings.credentials,
+            credentials,
         };
         Ok(AzureBackend {
             container: Arc::new(container),
