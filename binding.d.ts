@@ -18,16 +18,17 @@ export declare class NativeStorage {
   /** Stores a whole buffer; the bytes are copied before the call returns. */
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
-  openWriter(key: string, settings: UploadSettings): NativeWriter
+  upload(key: string, settings: UploadSettings): NativeWriter
   /** Rejects with FILE_NOT_FOUND before any stream exists when the key is missing. */
-  openReader(key: string, range?: RangeSettings | undefined | null): Promise<NativeReader>
-  read(key: string, range?: RangeSettings | undefined | null): Promise<Buffer>
+  download(key: string, range?: RangeSettings | undefined | null): Promise<NativeReader>
+  get(key: string, range?: RangeSettings | undefined | null): Promise<Buffer>
   stat(key: string): Promise<ObjectInfo>
   exists(key: string): Promise<boolean>
   delete(key: string): Promise<void>
   list(settings: ListSettings): Promise<ListedPage>
   copy(from: string, to: string): Promise<void>
-  rename(from: string, to: string): Promise<void>
+  /** `move` in JS (a keyword in Rust). */
+  move(from: string, to: string): Promise<void>
   deleteMany(keys: Array<string>): Promise<number>
   /** `all` must be set to delete under the empty prefix (the whole store). */
   deletePrefix(prefix: string, all?: boolean | undefined | null): Promise<number>

@@ -154,7 +154,7 @@ class StorageBackend {
     let writer
     try {
       const native = await this.#store()
-      writer = callNativeSync(() => native.openWriter(key, settings))
+      writer = callNativeSync(() => native.upload(key, settings))
     } catch (error) {
       stop()
       throw error
@@ -186,7 +186,7 @@ class StorageBackend {
     const onProgress = options.optionalFunction(downloadOptions.onProgress, 'onProgress')
     const range = options.range(downloadOptions.range)
     if (signal?.aborted) throw abortErrorFor(signal)
-    const reader = await callNative(async () => (await this.#store()).openReader(key, range))
+    const reader = await callNative(async () => (await this.#store()).download(key, range))
     const stream = new NativeReadable(reader, onProgress)
     if (signal) {
       if (signal.aborted) stream.destroy(abortErrorFor(signal))
@@ -253,7 +253,7 @@ class StorageBackend {
   }
 
   async move(from, to) {
-    await callNative(async () => (await this.#store()).rename(checkKey(from, 'from'), checkKey(to, 'to')))
+    await callNative(async () => (await this.#store()).move(checkKey(from, 'from'), checkKey(to, 'to')))
   }
 
   /** Deletes every key, going on past failures; resolves to the count deleted. */
@@ -293,7 +293,7 @@ class StorageBackend {
   async get(key, getOptions) {
     checkKey(key)
     const range = options.range(getOptions?.range)
-    return callNative(async () => (await this.#store()).read(key, range))
+    return callNative(async () => (await this.#store()).get(key, range))
   }
 
   /** `upload` for small objects: put(key, data, { contentType, metadata, … }). */

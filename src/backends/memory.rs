@@ -88,7 +88,7 @@ impl Backend for MemoryBackend {
         Ok(PutResult { etag: Some(etag) })
     }
 
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+    async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let (meta, data) = self.read(key, |o| (o.meta(key.as_str()), o.data.clone()))?;
         let span = match options.range {
             Some(range) => range.resolve(meta.size)?,
@@ -98,7 +98,7 @@ impl Backend for MemoryBackend {
         Ok(GetResult { meta, span, stream })
     }
 
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
         self.read(key, |o| o.meta(key.as_str()))
     }
 
@@ -140,7 +140,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+    async fn move_object(&self, from: &Key, to: &Key) -> Result<()> {
         let mut objects = self.objects_mut();
         let object = objects.remove(from.as_str()).ok_or_else(|| Error::NotFound { key: from.to_string() })?;
         objects.insert(to.to_string(), object);

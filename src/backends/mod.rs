@@ -68,8 +68,8 @@ mod tests {
                     };
                     let length = states_length.then_some(data.len() as u64);
                     let put = storage.put("k", strict_body(cut(&data, points.clone()), length), options).await;
-                    let stored = storage.read("k", GetOptions::default()).await.unwrap();
-                    let content_type = storage.head("k").await.unwrap().content_type;
+                    let stored = storage.get("k", GetOptions::default()).await.unwrap();
+                    let content_type = storage.stat("k").await.unwrap().content_type;
                     let fail = |why: String| Err(TestCaseError::fail(format!("{name}: {why}")));
                     match put {
                         Ok(_) if !expected.is_empty() => return fail(format!("stored despite {expected:?}")),

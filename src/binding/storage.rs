@@ -227,13 +227,13 @@ impl NativeStorage {
 
     /// Starts a streamed upload; the store reads chunks as the writer receives them.
     #[napi]
-    pub fn open_writer(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
+    pub fn upload(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
         contained_sync(|| Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core()?)))
     }
 
     /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.
     #[napi(ts_return_type = "Promise<NativeReader>")]
-    pub fn open_reader<'env>(
+    pub fn download<'env>(
         &self,
         env: &'env Env,
         key: String,
@@ -241,26 +241,26 @@ impl NativeStorage {
     ) -> napi::Result<PromiseRaw<'env, NativeReader>> {
         let storage = self.storage.clone();
         promise(env, async move {
-            let result = storage.get(&key, range_options(range)?).await?;
+            let result = storage.download(&key, range_options(range)?).await?;
             Ok(NativeReader::new(result.meta.into(), result.span, result.stream))
         })
     }
 
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read<'env>(
+    pub fn get<'env>(
         &self,
         env: &'env Env,
         key: String,
         range: Option<RangeSettings>,
     ) -> napi::Result<PromiseRaw<'env, Chunk>> {
         let storage = self.storage.clone();
-        promise(env, async move { Ok(Chunk(Vec::from(storage.read(&key, range_options(range)?).await?))) })
+        promise(env, async move { Ok(Chunk(Vec::from(storage.get(&key, range_options(range)?).await?))) })
     }
 
     #[napi(ts_return_type = "Promise<ObjectInfo>")]
     pub fn stat<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ObjectInfo>> {
         let storage = self.storage.clone();
-        promise(env, async move { storage.head(&key).await.map(Into::into) })
+        promise(env, async move { storage.stat(&key).await.map(Into::into) })
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
@@ -287,10 +287,11 @@ impl NativeStorage {
         promise(env, async move { storage.copy(&from, &to).await })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn rename<'env>(&self, env: &'env Env, from: String, to: String) -> napi::Result<PromiseRaw<'env, ()>> {
+    /// `move` in JS (a keyword in Rust).
+    #[napi(js_name = "move", ts_return_type = "Promise<void>")]
+    pub fn move_object<'env>(&self, env: &'env Env, from: String, to: String) -> napi::Result<PromiseRaw<'env, ()>> {
         let storage = self.storage.clone();
-        promise(env, async move { storage.rename(&from, &to).await })
+        promise(env, async move { storage.move_object(&from, &to).await })
     }
 
     #[napi(ts_return_type = "Promise<number>")]

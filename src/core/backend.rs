@@ -1,4 +1,6 @@
 //! The one trait every store implements, and the small option and result types around it.
+//! Operations have the names the JS API gives them (`download`, `stat`, `move`…), here, in
+//! `Storage` and in the binding alike.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -186,9 +188,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult>;
 
     /// Fails with `NotFound` before returning any stream when the key is missing.
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult>;
+    async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult>;
 
-    async fn head(&self, key: &Key) -> Result<ObjectMeta>;
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta>;
 
     /// Succeeds when the key is already missing.
     async fn delete(&self, key: &Key) -> Result<()>;
@@ -205,7 +207,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Streams the object into a new one; stores with a server-side copy override this.
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
-        let source = self.get(from, GetOptions::default()).await?;
+        let source = self.download(from, GetOptions::default()).await?;
         let options = PutOptions {
             content_type: Some(source.meta.content_type),
             metadata: source.meta.metadata,
@@ -215,8 +217,9 @@ pub trait Backend: Send + Sync + 'static {
         self.put(to, body, options).await.map(|_| ())
     }
 
-    /// Copy then delete; stores with an atomic rename override this.
-    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+    /// JS `move` (`move` is a Rust keyword): copy then delete; stores with an atomic rename
+    /// override this.
+    async fn move_object(&self, from: &Key, to: &Key) -> Result<()> {
         self.copy(from, to).await?;
         self.delete(from).await
     }

@@ -52,13 +52,13 @@ impl Storage {
         self.backend.put(&key, body, put).await
     }
 
-    pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
-        self.backend.get(&Key::parse(key)?, options).await
+    pub async fn download(&self, key: &str, options: GetOptions) -> Result<GetResult> {
+        self.backend.download(&Key::parse(key)?, options).await
     }
 
     /// The whole object (or range) in one buffer; for small objects.
-    pub async fn read(&self, key: &str, options: GetOptions) -> Result<Bytes> {
-        let GetResult { mut stream, span, .. } = self.get(key, options).await?;
+    pub async fn get(&self, key: &str, options: GetOptions) -> Result<Bytes> {
+        let GetResult { mut stream, span, .. } = self.download(key, options).await?;
         let mut first = match stream.next().await.transpose()? {
             Some(chunk) if chunk.len() as u64 == span.1 - span.0 => return Ok(chunk),
             Some(chunk) => BytesMut::from(chunk),
@@ -70,13 +70,13 @@ impl Storage {
         Ok(first.freeze())
     }
 
-    pub async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        self.backend.head(&Key::parse(key)?).await
+    pub async fn stat(&self, key: &str) -> Result<ObjectMeta> {
+        self.backend.stat(&Key::parse(key)?).await
     }
 
     /// A failing store is an error, never `false`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        match self.head(key).await {
+        match self.stat(key).await {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -110,12 +110,12 @@ impl Storage {
         self.backend.copy(&from, &to).await
     }
 
-    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+    pub async fn move_object(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (Key::parse(from)?, Key::parse(to)?);
         if from == to {
-            return self.backend.head(&from).await.map(|_| ());
+            return self.backend.stat(&from).await.map(|_| ());
         }
-        self.backend.rename(&from, &to).await
+        self.backend.move_object(&from, &to).await
     }
 
     /// Deletes every key, going on past failures; fails with `Partial` if any failed.

@@ -68,7 +68,7 @@ impl Parts for Blocks {
         let refusal = refused_create(&self.key, self.options.if_not_exists, self.container.failure(&call, answer.response).await);
         // A commit carried out by an attempt whose answer was lost: the blob is made of our blocks.
         if after_doubt && self.options.if_not_exists && self.committed_ours(&parts).await {
-            return self.container.head(&self.key).await.map(|meta| PutResult { etag: meta.etag });
+            return self.container.stat(&self.key).await.map(|meta| PutResult { etag: meta.etag });
         }
         Err(refusal)
     }

@@ -51,7 +51,7 @@ pub struct AzureBackend {
 }
 
 impl Container {
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
         let answer = self.send_ok(&Call::blob("GetBlobProperties", "HEAD", key)).await?;
         Ok(object_meta(key, answer.response.headers(), None))
     }
@@ -169,10 +169,10 @@ impl Backend for AzureBackend {
         }
     }
 
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+    async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let range = options.range;
         if let Some(r) = range.filter(|r| r.end.is_some_and(|e| e < r.start)) {
-            return Err(r.resolve(self.container.head(key).await?.size).unwrap_err());
+            return Err(r.resolve(self.container.stat(key).await?.size).unwrap_err());
         }
         let header = range.map(|r| match r.end {
             Some(end) => format!("bytes={}-{end}", r.start),
@@ -183,7 +183,7 @@ impl Backend for AzureBackend {
         if let (416, Some(range)) = (response.status().as_u16(), range) {
             let _ = self.container.read_capped(response).await;
             // No size comes with a 416; an empty blob still serves `start: 0`.
-            let meta = self.container.head(key).await?;
+            let meta = self.container.stat(key).await?;
             let span = range.resolve(meta.size)?;
             return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
         }
@@ -216,8 +216,8 @@ impl Backend for AzureBackend {
         Ok(GetResult { meta, span, stream })
     }
 
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
-        self.container.head(key).await
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
+        self.container.stat(key).await
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {

@@ -349,7 +349,7 @@ impl Backend for LocalBackend {
         Ok(PutResult { etag: Some(etag) })
     }
 
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+    async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let (root, k) = (Arc::clone(&self.root), key.clone());
         let (file, meta) = blocking(move || root.open_object(&k)).await?;
         let span = match options.range {
@@ -359,7 +359,7 @@ impl Backend for LocalBackend {
         Ok(GetResult { stream: read_file(file, span), meta, span })
     }
 
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking(move || root.open_object(&k).map(|(_, meta)| meta)).await
     }
@@ -382,7 +382,7 @@ impl Backend for LocalBackend {
         Some(&self.signer)
     }
 
-    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+    async fn move_object(&self, from: &Key, to: &Key) -> Result<()> {
         let (root, from, to) = (Arc::clone(&self.root), from.clone(), to.clone());
         blocking(move || root.move_object(&from, &to)).await
     }
@@ -501,11 +501,11 @@ mod tests {
         for i in 0..3000 {
             let body = Body::bytes(Bytes::from_static(b"planted"));
             let _ = storage.put(&format!("flip/planted-{i}"), body, UploadOptions::default()).await;
-            if let Ok(bytes) = storage.read("flip/secret", GetOptions::default()).await {
+            if let Ok(bytes) = storage.get("flip/secret", GetOptions::default()).await {
                 outside_reads += usize::from(bytes == "outside");
             }
             let _ = storage.list(ListOptions { prefix: "flip/".into(), ..Default::default() }).await;
-            let _ = storage.rename("flip/secret", "flip/secret").await;
+            let _ = storage.move_object("flip/secret", "flip/secret").await;
             let _ = storage.delete(&format!("flip/planted-{i}")).await;
             if i % 100 == 0 {
                 let _ = storage.delete("flip/secret").await;

@@ -154,7 +154,7 @@ impl Backend for S3Backend {
         }
     }
 
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+    async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let range = options.range;
         if let Some(r) = range.filter(|r| r.end.is_some_and(|e| e < r.start)) {
             return Err(r.resolve(self.head_object(key).await?.size).unwrap_err());
@@ -188,7 +188,7 @@ impl Backend for S3Backend {
         Ok(GetResult { meta, span, stream })
     }
 
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+    async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
         self.head_object(key).await
     }
 
