@@ -100,11 +100,17 @@ impl HttpClient {
 
     /// A short answer body (an XML or JSON document), read up to `MAX_ANSWER_BODY` bytes.
     pub async fn read_capped(&self, response: HttpResponse) -> Bytes {
+        self.read_up_to(response, MAX_ANSWER_BODY).await
+    }
+
+    /// An answer body read up to `limit` bytes: for documents that can be longer than an error
+    /// (a JSON listing of a thousand objects).
+    pub async fn read_up_to(&self, response: HttpResponse, limit: usize) -> Bytes {
         let mut body = SdkByteStream::new(response.into_body());
         let mut read = BytesMut::new();
-        while read.len() < MAX_ANSWER_BODY {
+        while read.len() < limit {
             match tokio::time::timeout(self.stall_timeout, body.next()).await {
-                Ok(Some(Ok(chunk))) => read.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BODY - read.len())]),
+                Ok(Some(Ok(chunk))) => read.extend_from_slice(&chunk[..chunk.len().min(limit - read.len())]),
                 _ => break,
             }
         }
