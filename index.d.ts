@@ -268,6 +268,47 @@ export declare class S3StorageBackend extends StorageBackend {
 /** An S3 backend from STORAGE_S3_* (path-style whenever an endpoint is set). */
 export declare function createS3Backend(): S3StorageBackend
 
+/** A service-account key, as in the JSON key file Google hands out (never kept on the backend). */
+export interface GcsServiceAccountKey {
+  type?: 'service_account'
+  client_email: string
+  private_key: string
+  token_uri?: string
+  [field: string]: unknown
+}
+
+export interface GcsStorageBackendOptions {
+  bucket: string
+  projectId?: string
+  /** A service-account key file (JSON); or give its content as `credentials`. */
+  keyFilename?: string
+  credentials?: GcsServiceAccountKey
+  /**
+   * An emulator or private endpoint (`http://127.0.0.1:4443`). With an endpoint and no key:
+   * anonymous (emulators only). With neither: application default credentials
+   * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file).
+   */
+  endpoint?: string
+  /** Default signed URL expiration in seconds. */
+  signedUrlExpiration?: number
+  /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
+  partSize?: number
+  /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
+  queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
+  stallTimeout?: number
+}
+
+/** Google Cloud Storage, in native code on the JSON API; V4 signed URLs need a service-account key. */
+export declare class GcsStorageBackend extends StorageBackend {
+  constructor(options: GcsStorageBackendOptions)
+  readonly bucket: string
+  readonly projectId?: string
+}
+
+/** A GCS backend from STORAGE_GCS_* (STORAGE_GCS_ENDPOINT for an emulator). */
+export declare function createGcsBackend(): GcsStorageBackend
+
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
 export declare function generateKey(options?: { prefix?: string; filename?: string }): string
 
@@ -411,6 +452,7 @@ export declare const gcsConfigSchema: z.ZodObject<{
   STORAGE_GCS_PROJECT_ID: z.ZodString
   STORAGE_GCS_BUCKET: z.ZodString
   STORAGE_GCS_KEY_FILE_PATH: z.ZodOptional<z.ZodString>
+  STORAGE_GCS_ENDPOINT: z.ZodOptional<z.ZodString>
 }>
 export declare const aliyunConfigSchema: z.ZodObject<{
   STORAGE_ALIYUN_REGION: z.ZodString

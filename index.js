@@ -10,12 +10,14 @@ const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/loca
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
 const { S3StorageBackend, createS3Backend } = require('./lib/backends/s3')
 const { createSignedUrlHandler } = require('./lib/handler')
+const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3"). */
 function registerBuiltInBackends() {
   registry.registerBackend('local', createLocalBackend)
   registry.registerBackend('memory', createMemoryBackend)
   registry.registerBackend('s3', createS3Backend)
+  registry.registerBackend('gcs', createGcsBackend)
 }
 
 registerBuiltInBackends()
@@ -34,4 +36,6 @@ module.exports = {
   createS3Backend,
   generateKey,
   createSignedUrlHandler,
+  GcsStorageBackend,
+  createGcsBackend,
 }

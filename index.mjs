@@ -69,6 +69,8 @@ export const {
   createS3Backend,
   generateKey,
   createSignedUrlHandler,
+  GcsStorageBackend,
+  createGcsBackend,
 } = storage
 
 export default storage

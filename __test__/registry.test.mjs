@@ -35,7 +35,7 @@ describe('registry and factory', () => {
   })
 
   it('registers the built-in stores on load', () => {
-    assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3'])
+    assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3', 'gcs'])
   })
 
   it('registers, overwrites and lists backends side by side', () => {
