@@ -95,7 +95,11 @@ for (const fixture of fixtures.filter((f) => f.name === 'fake-gcs-server')) {
         await sdk.bucket(BUCKET).file(key).save(data, { resumable, contentType: 'x/sdk', metadata: { metadata: { from: 'sdk' } } })
         assert.ok((await backend.get(key)).equals(data), key)
         const stat = await backend.stat(key)
-        assert.equal(stat.contentType, 'x/sdk')
+        const [seen] = await sdk.bucket(BUCKET).file(key).getMetadata()
+        // fake-gcs-server takes a resumable object's type from the last chunk's request, which
+        // the SDK sends untyped: the SDK reads back application/octet-stream there too, and we
+        // read what the server holds. A simple upload keeps the type.
+        assert.equal(stat.contentType, resumable ? seen.contentType : 'x/sdk', key)
         assert.deepEqual(stat.metadata, { from: 'sdk' })
         assert.equal(stat.size, data.length)
       }
