@@ -10,10 +10,10 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::backends::gcs::{GcsBackend, GcsCredentialsFrom, GcsSettings};
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
-use crate::backends::gcs::{GcsBackend, GcsCredentialsFrom, GcsSettings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
     from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,

@@ -125,11 +125,8 @@ impl ServiceAccountKey {
             "iat": iat,
             "exp": iat + ASSERTION_LIFETIME.as_secs(),
         });
-        let unsigned = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let unsigned =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = self.sign(unsigned.as_bytes())?;
         Ok(format!("{unsigned}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -240,7 +237,11 @@ impl CredentialSource<Token> for TokenExchange {
                     "Google's token endpoint refused the credentials ({status} {code}): check the key file, and that \
                      the service account still exists and its key was not deleted"
                 );
-                Err(if status == 429 || status >= 500 { Error::Unavailable(message) } else { Error::PermissionDenied(message) })
+                Err(if status == 429 || status >= 500 {
+                    Error::Unavailable(message)
+                } else {
+                    Error::PermissionDenied(message)
+                })
             }
         }
     }

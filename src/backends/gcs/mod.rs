@@ -159,7 +159,10 @@ impl Backend for GcsBackend {
             }
             let token = progress.get("rewriteToken").and_then(Value::as_str).unwrap_or_default();
             if token.is_empty() {
-                return Err(Error::Service { status: 200, message: "GCS left a copy unfinished without a token".into() });
+                return Err(Error::Service {
+                    status: 200,
+                    message: "GCS left a copy unfinished without a token".into(),
+                });
             }
             url = format!("{base}&rewriteToken={}", encode(token, true));
         }

@@ -73,7 +73,9 @@ impl GcsBackend {
             return Err(Error::Configuration("GCS needs a bucket".into()));
         }
         if settings.part_size < CHUNK_GRANULE || settings.part_size % CHUNK_GRANULE != 0 {
-            return Err(Error::Configuration(format!("partSize must be a multiple of {CHUNK_GRANULE} bytes (256 KiB)")));
+            return Err(Error::Configuration(format!(
+                "partSize must be a multiple of {CHUNK_GRANULE} bytes (256 KiB)"
+            )));
         }
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));

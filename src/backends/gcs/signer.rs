@@ -216,10 +216,9 @@ mod tests {
             let scheme = string(case, "scheme").unwrap_or_else(|| endpoint.scheme.clone());
             let style = match string(case, "urlStyle").as_deref() {
                 Some("VIRTUAL_HOSTED_STYLE") => UrlStyle::VirtualHosted,
-                Some("BUCKET_BOUND_HOSTNAME") => UrlStyle::BucketBound(Endpoint {
-                    scheme,
-                    authority: string(case, "bucketBoundHostname").unwrap(),
-                }),
+                Some("BUCKET_BOUND_HOSTNAME") => {
+                    UrlStyle::BucketBound(Endpoint { scheme, authority: string(case, "bucketBoundHostname").unwrap() })
+                }
                 _ => UrlStyle::Path,
             };
             let now = crate::client::response::rfc3339(string(case, "timestamp").as_deref());
