@@ -2,7 +2,12 @@
 // configuration from STORAGE_GCS_*, service-account tokens, and failures of the service itself
 // (a dead endpoint, a missing bucket, a stalled download).
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { Storage } from '@google-cloud/storage'
@@ -217,6 +222,28 @@ for (const fixture of fixtures.filter((f) => f.name === 'fake-gcs-server')) {
         )
       } finally {
         await proxy.close()
+      }
+    })
+
+    it('doctor passes with a key file (STORAGE_GCS_KEY_FILE_PATH) on the emulator', { timeout: 60_000 }, async () => {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rstorage-gcs-key-'))
+      const keyFile = path.join(dir, 'key.json')
+      await fs.writeFile(keyFile, JSON.stringify(place.credentials))
+      try {
+        const cli = new URL('../bin/cli.js', import.meta.url).pathname
+        const env = {
+          ...process.env,
+          STORAGE_BACKEND: 'gcs',
+          STORAGE_GCS_PROJECT_ID: 'test-project',
+          STORAGE_GCS_BUCKET: BUCKET,
+          STORAGE_GCS_ENDPOINT: place.endpoint,
+          STORAGE_GCS_KEY_FILE_PATH: keyFile,
+        }
+        const { stdout } = await promisify(execFile)(process.execPath, [cli, 'doctor'], { env })
+        assert.match(stdout, /doctor: all checks passed/)
+        assert.doesNotMatch(stdout, /PRIVATE KEY/)
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true })
       }
     })
 
