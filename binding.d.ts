@@ -15,6 +15,7 @@ export declare class NativeStorage {
   static memory(settings: MemorySettings): NativeStorage
   static s3(options: S3Options): NativeStorage
   static azure(options: AzureOptions): NativeStorage
+  static gcs(options: GcsOptions): NativeStorage
   /** Stores a whole buffer; the bytes are copied before the call returns. */
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
@@ -81,6 +82,23 @@ export interface DownloadInfo {
   object: ObjectInfo
   start: number
   end: number
+}
+
+export interface GcsOptions {
+  bucket: string
+  endpoint?: string
+  /**
+   * A service-account key file's path, or its content as JSON; neither: anonymous with an
+   * endpoint, application default credentials without.
+   */
+  keyFilename?: string
+  credentialsJson?: string
+  /** Resumable chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
+  partSize?: number
+  /** Chunks read ahead while one is sent (default 4). */
+  queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails (default 20). */
+  stallTimeout?: number
 }
 
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */

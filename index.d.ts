@@ -331,6 +331,47 @@ export declare class AliyunOssStorageBackend extends S3StorageBackend {
 /** An Aliyun OSS backend from STORAGE_ALIYUN_*. */
 export declare function createAliyunBackend(): AliyunOssStorageBackend
 
+/** A service-account key, as in the JSON key file Google hands out (never kept on the backend). */
+export interface GcsServiceAccountKey {
+  type?: 'service_account'
+  client_email: string
+  private_key: string
+  token_uri?: string
+  [field: string]: unknown
+}
+
+export interface GcsStorageBackendOptions {
+  bucket: string
+  projectId?: string
+  /** A service-account key file (JSON); or give its content as `credentials`. */
+  keyFilename?: string
+  credentials?: GcsServiceAccountKey
+  /**
+   * An emulator or private endpoint (`http://127.0.0.1:4443`). With an endpoint and no key:
+   * anonymous (emulators only). With neither: application default credentials
+   * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file).
+   */
+  endpoint?: string
+  /** Default signed URL expiration in seconds. */
+  signedUrlExpiration?: number
+  /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
+  partSize?: number
+  /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
+  queueSize?: number
+  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
+  stallTimeout?: number
+}
+
+/** Google Cloud Storage, in native code on the JSON API; V4 signed URLs need a service-account key. */
+export declare class GcsStorageBackend extends StorageBackend {
+  constructor(options: GcsStorageBackendOptions)
+  readonly bucket: string
+  readonly projectId?: string
+}
+
+/** A GCS backend from STORAGE_GCS_* (STORAGE_GCS_ENDPOINT for an emulator). */
+export declare function createGcsBackend(): GcsStorageBackend
+
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
 export declare function generateKey(options?: { prefix?: string; filename?: string }): string
 
@@ -465,15 +506,22 @@ export declare const s3ConfigSchema: z.ZodObject<{
   STORAGE_S3_ACCESS_KEY_ID: z.ZodString
   STORAGE_S3_SECRET_ACCESS_KEY: z.ZodString
 }>
-export declare const azureConfigSchema: z.ZodObject<{
-  STORAGE_AZURE_ACCOUNT_NAME: z.ZodString
-  STORAGE_AZURE_ACCESS_KEY: z.ZodString
+export declare const azureConfigSchema: z.ZodEffects<z.ZodObject<{
+  STORAGE_AZURE_ACCOUNT_NAME: z.ZodOptional<z.ZodString>
+  STORAGE_AZURE_ACCESS_KEY: z.ZodOptional<z.ZodString>
+  STORAGE_AZURE_SAS_TOKEN: z.ZodOptional<z.ZodString>
+  STORAGE_AZURE_CONNECTION_STRING: z.ZodOptional<z.ZodString>
   STORAGE_AZURE_CONTAINER: z.ZodString
-}>
+  STORAGE_AZURE_ENDPOINT: z.ZodOptional<z.ZodString>
+  AZURE_TENANT_ID: z.ZodOptional<z.ZodString>
+  AZURE_CLIENT_ID: z.ZodOptional<z.ZodString>
+  AZURE_CLIENT_SECRET: z.ZodOptional<z.ZodString>
+}>>
 export declare const gcsConfigSchema: z.ZodObject<{
   STORAGE_GCS_PROJECT_ID: z.ZodString
   STORAGE_GCS_BUCKET: z.ZodString
   STORAGE_GCS_KEY_FILE_PATH: z.ZodOptional<z.ZodString>
+  STORAGE_GCS_ENDPOINT: z.ZodOptional<z.ZodString>
 }>
 export declare const aliyunConfigSchema: z.ZodObject<{
   STORAGE_ALIYUN_REGION: z.ZodString

@@ -11,6 +11,7 @@ const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/me
 const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend } = require('./lib/backends/s3')
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
 const { createSignedUrlHandler } = require('./lib/handler')
+const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
 function registerBuiltInBackends() {
@@ -19,6 +20,7 @@ function registerBuiltInBackends() {
   registry.registerBackend('s3', createS3Backend)
   registry.registerBackend('azure', createAzureBackend)
   registry.registerBackend('aliyun', createAliyunBackend)
+  registry.registerBackend('gcs', createGcsBackend)
 }
 
 registerBuiltInBackends()
@@ -41,4 +43,6 @@ module.exports = {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  GcsStorageBackend,
+  createGcsBackend,
 }

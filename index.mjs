@@ -73,6 +73,8 @@ export const {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  GcsStorageBackend,
+  createGcsBackend,
 } = storage
 
 export default storage

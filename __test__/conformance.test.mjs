@@ -824,7 +824,7 @@ for (const fixture of fixtures) {
         }
       })
 
-      it('a GET URL can set the response content type and download name', async () => {
+      it('a GET URL can set the response content type and download name', { skip: !fixture.responseOverrides && 'this server ignores response overrides' }, async () => {
         const key = fresh()
         await backend.put(key, 'a,b', { contentType: 'text/csv' })
         const { url } = await backend.getSignedUrl(key, {

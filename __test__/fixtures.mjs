@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {
   AzureBlobStorageBackend,
+  GcsStorageBackend,
   LocalStorageBackend,
   MemoryStorageBackend,
   S3StorageBackend,
@@ -17,8 +18,10 @@ import {
   SECRET_KEY,
   connectionsTo,
   startAzurite,
+  startFakeGcs,
   startMoto,
   startS3sFs,
+  startTokenServer,
 } from './servers.mjs'
 
 /** Descriptors this process holds open on files under `root`. */
@@ -80,6 +83,7 @@ const SELF_SERVED = {
   listsEtags: true,
   putUrlsBindContentType: true,
   suffixRanges: true,
+  responseOverrides: true,
 }
 
 /** The local store; `durable: false` runs the same suite without fsyncs. */
@@ -125,7 +129,9 @@ function localFixture(name, { durable, streamsToDisk }) {
  * signed PUT URL refuses another content type; Azure's SAS signs no request header),
  * `suffixRanges` (a signed URL serves `Range: bytes=-N`; Azure serves no suffix ranges, and
  * Azurite 3.35 answers one with a broken response), `maxKeyBytes`
- * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes).
+ * (s3s-fs 0.14 names a file after the whole key and fails with a 500 past about 150 bytes),
+ * `responseOverrides` (a signed GET's response content type and disposition are served;
+ * fake-gcs-server ignores them).
  */
 const allFixtures = [
   // `streamsToDisk` picks where the 1 GiB test runs: once per store that keeps objects on disk
@@ -159,6 +165,7 @@ const allFixtures = [
     listsEtags: false,
     putUrlsBindContentType: true,
     suffixRanges: true,
+    responseOverrides: true,
     maxKeyBytes: 150,
     async provision() {
       const root = await tempDir('s3s')
@@ -191,6 +198,7 @@ const allFixtures = [
     listsEtags: true,
     putUrlsBindContentType: true,
     suffixRanges: true,
+    responseOverrides: true,
     async provision() {
       const server = await startMoto(BUCKET)
       return { place: { endpoint: server.endpoint }, server, cleanup: () => server.stop() }
@@ -214,6 +222,7 @@ const allFixtures = [
     listsEtags: true,
     putUrlsBindContentType: false,
     suffixRanges: false,
+    responseOverrides: true,
     async provision() {
       const server = await startAzurite(CONTAINER)
       return { place: { endpoint: server.endpoint }, server, cleanup: () => server.stop() }
@@ -226,7 +235,53 @@ const allFixtures = [
       return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
     },
   },
+  /**
+   * fake-gcs-server, with the test service account's tokens from a local token endpoint (the
+   * JWT-bearer flow runs for real; the server checks no tokens or signatures). What it lacks:
+   * `responseOverrides` (it ignores a signed GET's response-content-type/-disposition),
+   * conditional GETs, and method-free signed URLs.
+   */
+  {
+    name: 'fake-gcs-server',
+    streamsToDisk: true,
+    checksSignatures: false,
+    conditionalGets: false,
+    headWithGetUrl: false,
+    atomicMetadata: true,
+    atomicCreate: true,
+    listsEtags: true,
+    putUrlsBindContentType: true,
+    suffixRanges: true,
+    responseOverrides: false,
+    async provision() {
+      const server = await startFakeGcs(BUCKET)
+      const key = await startTokenServer((await gcsTestKey('')).private_key)
+      const credentials = await gcsTestKey(key.uri)
+      return {
+        place: { endpoint: server.endpoint, credentials },
+        server,
+        tokens: key.state,
+        async cleanup() {
+          await key.close()
+          await server.stop()
+        },
+      }
+    },
+    open({ endpoint, credentials }, options) {
+      return new GcsStorageBackend({ bucket: BUCKET, endpoint, credentials, ...options })
+    },
+    async create(options) {
+      const { place, server, cleanup } = await this.provision()
+      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
+    },
+  },
 ]
+
+/** Google's published test service account (conformance-tests), with its token endpoint at `tokenUri`. */
+export async function gcsTestKey(tokenUri) {
+  const file = new URL('../src/backends/gcs/testdata/test_service_account.not-a-test.json', import.meta.url)
+  return { ...JSON.parse(await fs.readFile(file, 'utf8')), token_uri: tokenUri }
+}
 
 /** `ONLY_FIXTURES=moto,local` runs the shared suites against those fixtures alone (while working on one store). */
 const only = process.env.ONLY_FIXTURES?.split(',').map((name) => name.trim())

@@ -35,7 +35,7 @@ describe('registry and factory', () => {
   })
 
   it('registers the built-in stores on load', () => {
-    assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3', 'azure', 'aliyun'])
+    assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3', 'azure', 'aliyun', 'gcs'])
   })
 
   it('registers, overwrites and lists backends side by side', () => {

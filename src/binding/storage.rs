@@ -11,6 +11,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::backends::azure::{AzureBackend, AzureCredentials, AzureSettings, ConnectionString};
+use crate::backends::gcs::{GcsBackend, GcsCredentialsFrom, GcsSettings};
 use crate::backends::local::LocalBackend;
 use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
@@ -81,6 +82,22 @@ pub struct AzureOptions {
     /// Block size in bytes (default 8 MiB).
     pub part_size: Option<u32>,
     /// Blocks uploaded at once (default 4).
+    pub queue_size: Option<u32>,
+    /// Seconds a transfer may move no bytes before it fails (default 20).
+    pub stall_timeout: Option<u32>,
+}
+
+#[napi(object, object_to_js = false)]
+pub struct GcsOptions {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    /// A service-account key file's path, or its content as JSON; neither: anonymous with an
+    /// endpoint, application default credentials without.
+    pub key_filename: Option<String>,
+    pub credentials_json: Option<String>,
+    /// Resumable chunk size in bytes (default 8 MiB, a multiple of 256 KiB).
+    pub part_size: Option<u32>,
+    /// Chunks read ahead while one is sent (default 4).
     pub queue_size: Option<u32>,
     /// Seconds a transfer may move no bytes before it fails (default 20).
     pub stall_timeout: Option<u32>,
@@ -199,6 +216,26 @@ impl NativeStorage {
                 account,
                 container: options.container,
                 endpoint,
+                credentials,
+                part_size: options.part_size.map_or(8 << 20, |n| n as usize),
+                concurrency: options.queue_size.map_or(4, |n| n as usize),
+                stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
+            })?;
+            Ok(Self::wrap(Arc::new(backend)))
+        })
+    }
+
+    #[napi(factory)]
+    pub fn gcs(options: GcsOptions) -> napi::Result<NativeStorage> {
+        contained_sync(|| {
+            let credentials = match (options.credentials_json, options.key_filename) {
+                (Some(json), _) => GcsCredentialsFrom::Json(json.into_bytes()),
+                (None, Some(path)) => GcsCredentialsFrom::File(path.into()),
+                (None, None) => GcsCredentialsFrom::Default,
+            };
+            let backend = GcsBackend::new(GcsSettings {
+                bucket: options.bucket,
+                endpoint: options.endpoint,
                 credentials,
                 part_size: options.part_size.map_or(8 << 20, |n| n as usize),
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
