@@ -4,6 +4,46 @@ use std::time::SystemTime;
 
 use aws_smithy_types::date_time::{DateTime, Format};
 
+use crate::core::backend::ByteRange;
+use crate::core::error::{Error, Result};
+
+/// What a successful or 416 answer to a (ranged) GET carries of the object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// All of it.
+    Whole,
+    /// `[start, end)` of an object of `size` bytes.
+    Span((u64, u64), u64),
+    /// Nothing: the range starts at or past the end (a 416, with the size when it says it; or
+    /// Azurite's empty span, "bytes 20-19/20"). The range is then checked against the size:
+    /// an empty object still serves `start: 0`.
+    Unsatisfiable(Option<u64>),
+}
+
+/// Reads a GET answer's status and Content-Range; `service` and `operation` name a
+/// Content-Range that is no range.
+pub fn served(
+    status: u16,
+    content_range: Option<&str>,
+    range: Option<ByteRange>,
+    service: &str,
+    operation: &str,
+) -> Result<Served> {
+    let ranged = range.is_some();
+    if status == 416 && ranged {
+        return Ok(Served::Unsatisfiable(content_range.and_then(content_range_size)));
+    }
+    let Some(header) = content_range else { return Ok(Served::Whole) };
+    match (parse_content_range(header), content_range_size(header)) {
+        (Some((span, size)), _) => Ok(Served::Span(span, size)),
+        (None, Some(size)) if ranged => Ok(Served::Unsatisfiable(Some(size))),
+        _ => Err(Error::Service {
+            status,
+            message: format!("{service} answered {operation} with a Content-Range that is no range: {header:?}"),
+        }),
+    }
+}
+
 /// `bytes a-b/size` → ((a, b + 1), size).
 /// `None` for anything that is not a range inside the object.
 pub fn parse_content_range(header: &str) -> Option<((u64, u64), u64)> {
@@ -52,6 +92,18 @@ mod tests {
         {
             assert_eq!(parse_content_range(nonsense), None, "{nonsense}");
         }
+    }
+
+    #[test]
+    fn answers_to_ranged_gets_say_what_they_carry() {
+        let range = Some(ByteRange { start: 20, end: None });
+        assert_eq!(served(200, None, None, "S", "Get").unwrap(), Served::Whole);
+        assert_eq!(served(206, Some("bytes 0-9/20"), range, "S", "Get").unwrap(), Served::Span((0, 10), 20));
+        assert_eq!(served(416, None, range, "S", "Get").unwrap(), Served::Unsatisfiable(None));
+        assert_eq!(served(416, Some("bytes */20"), range, "S", "Get").unwrap(), Served::Unsatisfiable(Some(20)));
+        assert_eq!(served(206, Some("bytes 20-19/20"), range, "S", "Get").unwrap(), Served::Unsatisfiable(Some(20)));
+        assert_eq!(served(200, Some("bytes 20-19/20"), None, "S", "Get").unwrap_err().code(), "STORAGE_ERROR");
+        assert_eq!(served(206, Some("nonsense"), range, "S", "Get").unwrap_err().code(), "STORAGE_ERROR");
     }
 
     #[test]

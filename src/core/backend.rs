@@ -38,6 +38,19 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// As an HTTP Range header's value.
+    pub fn header(&self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{end}", self.start),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+
+    /// A range that ends before it starts; it can be refused only once the size is known.
+    pub fn is_backwards(&self) -> bool {
+        self.end.is_some_and(|end| end < self.start)
+    }
+
     /// The `[start, end)` span this range covers in an object of `size` bytes.
     pub fn resolve(&self, size: u64) -> Result<(u64, u64)> {
         let end = self.end.map_or(size, |e| e.saturating_add(1).min(size));

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
-use crate::client::response::{content_range_size, http_date, parse_content_range};
+use crate::client::response::{http_date, served, Served};
 use crate::client::xml;
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
+    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
@@ -171,44 +171,29 @@ impl Backend for AzureBackend {
 
     async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let range = options.range;
-        if let Some(r) = range.filter(|r| r.end.is_some_and(|e| e < r.start)) {
+        if let Some(r) = range.filter(ByteRange::is_backwards) {
             return Err(r.resolve(self.container.stat(key).await?.size).unwrap_err());
         }
-        let header = range.map(|r| match r.end {
-            Some(end) => format!("bytes={}-{end}", r.start),
-            None => format!("bytes={}-", r.start),
-        });
-        let call = Call { headers: header.map(|h| ("x-ms-range".to_owned(), h)).into_iter().collect(), ..Call::blob("GetBlob", "GET", key) };
+        let headers = range.map(|r| ("x-ms-range".to_owned(), r.header())).into_iter().collect();
+        let call = Call { headers, ..Call::blob("GetBlob", "GET", key) };
         let response = self.container.send(&call).await?.response;
-        if let (416, Some(range)) = (response.status().as_u16(), range) {
-            let _ = self.container.read_capped(response).await;
-            // No size comes with a 416; an empty blob still serves `start: 0`.
-            let meta = self.container.stat(key).await?;
-            let span = range.resolve(meta.size)?;
-            return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-        }
-        if !response.status().is_success() {
+        let status = response.status().as_u16();
+        if !(status == 416 && range.is_some()) && !response.status().is_success() {
             return Err(self.container.failure(&call, response).await);
         }
-        let ranged = match response.headers().get("content-range") {
-            Some(header) => match (parse_content_range(header), content_range_size(header), range) {
-                (Some(ranged), _, _) => Some(ranged),
-                // Azurite answers a range that starts at the end with an empty span ("bytes
-                // 20-19/20") where Azure answers 416: the same outcome as a 416.
-                (None, Some(size), Some(range)) => {
-                    let meta = object_meta(key, response.headers(), Some(size));
-                    let _ = self.container.read_capped(response).await;
-                    let span = range.resolve(size)?;
-                    return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-                }
-                _ => {
-                    return Err(Error::Service {
-                        status: response.status().as_u16(),
-                        message: format!("Azure answered GetBlob with a Content-Range that is no range: {header:?}"),
-                    })
-                }
-            },
-            None => None,
+        let ranged = match served(status, response.headers().get("content-range"), range, "Azure", call.operation)? {
+            Served::Whole => None,
+            Served::Span(span, size) => Some((span, size)),
+            Served::Unsatisfiable(size) => {
+                // A 416 carries the error's headers, not the blob's.
+                let meta = match size {
+                    Some(size) if status != 416 => object_meta(key, response.headers(), Some(size)),
+                    _ => self.container.stat(key).await?,
+                };
+                let _ = self.container.read_capped(response).await;
+                let span = range.map_or(Ok((0, 0)), |r| r.resolve(meta.size))?;
+                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+            }
         };
         let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
         let span = ranged.map_or((0, meta.size), |(span, _)| span);

@@ -20,10 +20,10 @@ use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
 use crate::client::request::{root_cause, unreachable, Answer};
-use crate::client::response::{http_date, parse_content_range, system_time};
+use crate::client::response::{http_date, served, system_time, Served};
 use crate::client::xml;
 use crate::core::backend::{
-    Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
+    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
     SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
@@ -156,31 +156,25 @@ impl Backend for S3Backend {
 
     async fn download(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let range = options.range;
-        if let Some(r) = range.filter(|r| r.end.is_some_and(|e| e < r.start)) {
+        if let Some(r) = range.filter(ByteRange::is_backwards) {
             return Err(r.resolve(self.head_object(key).await?.size).unwrap_err());
         }
-        let header = range.map(|r| match r.end {
-            Some(end) => format!("bytes={}-{end}", r.start),
-            None => format!("bytes={}-", r.start),
-        });
-        let headers = header.map(|h| ("range".to_owned(), h)).into_iter().collect();
+        let headers = range.map(|r| ("range".to_owned(), r.header())).into_iter().collect();
         let call = Call { headers, ..Call::new("GetObject", "GET", key) };
         let response = self.direct.send(&call).await?.response;
-        if let (416, Some(range)) = (response.status().as_u16(), range) {
-            // S3 gives no size with a 416; an empty object still serves `start: 0`.
-            let meta = self.head_object(key).await?;
-            let span = range.resolve(meta.size)?;
-            return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-        }
-        if !response.status().is_success() {
+        let status = response.status().as_u16();
+        if !(status == 416 && range.is_some()) && !response.status().is_success() {
             return Err(self.direct.failure(&call, response).await);
         }
-        let ranged = match response.headers().get("content-range") {
-            Some(header) => Some(parse_content_range(header).ok_or_else(|| Error::Service {
-                status: response.status().as_u16(),
-                message: format!("S3 answered GetObject with a Content-Range that is no range: {header:?}"),
-            })?),
-            None => None,
+        let ranged = match served(status, response.headers().get("content-range"), range, "S3", call.operation)? {
+            Served::Whole => None,
+            Served::Span(span, size) => Some((span, size)),
+            Served::Unsatisfiable(_) => {
+                // S3 gives no size with a 416.
+                let meta = self.head_object(key).await?;
+                let span = range.map_or(Ok((0, 0)), |r| r.resolve(meta.size))?;
+                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+            }
         };
         let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
         let span = ranged.map_or((0, meta.size), |(span, _)| span);
