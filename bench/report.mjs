@@ -49,7 +49,7 @@ function targets(results) {
   }
   add('signed URLs: rate vs OpenDAL', ratio(find('presign'), 'raptscallions', 'opendal', 'rate'), 2)
   // Each further store beside its official SDK, on the same emulator: no target, but not behind.
-  for (const [store, ours, sdk] of [['azure', 'raptscallions-azure', 'azure-sdk']]) {
+  for (const [store, ours, sdk] of [['azure', 'raptscallions-azure', 'azure-sdk'], ['gcs', 'raptscallions-gcs', 'gcs-sdk']]) {
     for (const item of results.filter((r) => r.group.startsWith(`${store} `))) {
       add(`${item.name}: vs ${sdk}`, ratio(item, ours, sdk, 'rate'), 1.0)
       if (!item.group.endsWith('presign')) add(`${item.name}: client CPU vs ${sdk}`, ratio(item, ours, sdk, 'cpu'), 1.0, false)
@@ -122,8 +122,8 @@ ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}. One s3s-fs 
 clients; each figure is the median of ${runs} runs, each measurement its own process, the peers'
 order alternating from run to run; before each, dirty pages are flushed and its input files read
 into the page cache. CPU is the client
-process's (all threads), RSS its peak; server CPU is what the server (s3s-fs, or Azurite for
-the Azure rows) spent answering that client.
+process's (all threads), RSS its peak; server CPU is what the server (s3s-fs; Azurite or
+fake-gcs-server for the Azure and GCS rows) spent answering that client.
 The machines are shared and noisy: read the ratios, not the absolute times.
 
 The clients: \`raptscallions\` is this package with its defaults (over plain HTTP it signs each
@@ -134,7 +134,8 @@ as \`fs\` does. \`aws-sdk\` is @aws-sdk/client-s3 with lib-storage's \`Upload\` 
 a time), \`opendal\` its Node binding 0.49.2, \`curl\` a presigned URL (the server's raw limit),
 \`fs\` Node's streams and fs/promises; \`raptscallions-azure\` is this package's Azure store and
 \`azure-sdk\` @azure/storage-blob (\`uploadStream\` with 8 MiB blocks, 4 at a time), both on one
-Azurite.
+Azurite; \`raptscallions-gcs\` is this package's GCS store and \`gcs-sdk\` @google-cloud/storage
+(\`createWriteStream\`, resumable, 8 MiB chunks), both on one fake-gcs-server.
 
 ![ratios](bench/ratios.svg)
 

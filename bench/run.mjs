@@ -8,8 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { AzureBlobStorageBackend, S3StorageBackend } from '../index.mjs'
-import { ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY, startAzurite, startS3sFs } from '../__test__/servers.mjs'
+import { AzureBlobStorageBackend, GcsStorageBackend, S3StorageBackend } from '../index.mjs'
+import { ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY, startAzurite, startFakeGcs, startS3sFs, startTokenServer } from '../__test__/servers.mjs'
+import { gcsTestKey } from '../__test__/fixtures.mjs'
 import { writeReport } from './report.mjs'
 
 const run = promisify(execFile)
@@ -26,6 +27,11 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rstorage-bench-'))
 const bucket = 'bench-bucket'
 const server = await startS3sFs(path.join(work, 's3'), bucket)
 const azurite = await startAzurite(bucket)
+const fakeGcs = await startFakeGcs(bucket)
+// Google's published test service account, its tokens from a local endpoint (for signing; the
+// emulator checks neither tokens nor signatures).
+const tokenServer = await startTokenServer((await gcsTestKey('')).private_key)
+const gcsCredentials = await gcsTestKey(tokenServer.uri)
 const env = {
   endpoint: server.endpoint,
   bucket,
@@ -33,8 +39,10 @@ const env = {
   secretKey: SECRET_KEY,
   localRoot: path.join(work, 'local'),
   azure: { endpoint: azurite.endpoint, account: AZURITE_ACCOUNT, key: AZURITE_KEY, container: bucket },
+  gcs: { endpoint: fakeGcs.endpoint, credentials: gcsCredentials },
 }
 const oursOnAzure = new AzureBlobStorageBackend({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, container: bucket, endpoint: azurite.endpoint })
+const oursOnGcs = new GcsStorageBackend({ bucket, endpoint: fakeGcs.endpoint, credentials: gcsCredentials })
 const ours = new S3StorageBackend({ bucket, region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } })
 
 function makeFile(bytes) {
@@ -60,7 +68,7 @@ async function curl(args) {
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
 }
 
-const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'raptscallions-azure', 'aws-sdk', 'azure-sdk', 'opendal', 'fs']
+const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'raptscallions-azure', 'raptscallions-gcs', 'aws-sdk', 'azure-sdk', 'gcs-sdk', 'opendal', 'fs']
 const peers = {
   ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg) => nodeClient(name, workload, arg)])),
   curl: async (workload, arg) => {
@@ -87,17 +95,19 @@ for (const { label, bytes } of sizes) {
   plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions-local', 'fs'] })
   plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, inputs: [localCopy], peers: ['raptscallions-local', 'fs'] })
 }
-// Azure on Azurite (a JavaScript server, far slower than the clients: its CPU is shown), one size.
-{
+// Azure on Azurite and GCS on fake-gcs-server (emulators, slower than the clients: their CPU is
+// shown), one size, each beside its official SDK.
+for (const [store, title, ours, emulator] of [['azure', 'Azure', oursOnAzure, azurite], ['gcs', 'GCS', oursOnGcs, fakeGcs]]) {
   const { label, bytes } = sizes[0]
   const file = path.join(work, `input-${bytes}.bin`)
   const source = `large/source-${bytes}`
-  await oursOnAzure.upload({ key: source, body: fs.createReadStream(file) })
-  const peers = ['raptscallions-azure', 'azure-sdk']
-  plan.push({ group: 'azure upload', name: `Azure upload ${label}`, bytes, arg: file, inputs: [file], peers, server: azurite })
-  plan.push({ group: 'azure download', name: `Azure download ${label}`, bytes, arg: source, peers, server: azurite })
-  plan.push({ group: 'azure small', name: `Azure small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers, server: azurite })
-  plan.push({ group: 'azure presign', name: `Azure: ${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers })
+  await ours.upload({ key: source, body: fs.createReadStream(file) })
+  const peers = [`raptscallions-${store}`, `${store}-sdk`]
+  const server = emulator
+  plan.push({ group: `${store} upload`, name: `${title} upload ${label}`, bytes, arg: file, inputs: [file], peers, server })
+  plan.push({ group: `${store} download`, name: `${title} download ${label}`, bytes, arg: source, peers, server })
+  plan.push({ group: `${store} small`, name: `${title} small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers, server })
+  plan.push({ group: `${store} presign`, name: `${title}: ${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers })
 }
 plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
@@ -148,5 +158,7 @@ for (let r = 0; r < runs; r++) {
 }
 await server.stop()
 await azurite.stop()
+await fakeGcs.stop()
+await tokenServer.close()
 fs.rmSync(work, { recursive: true, force: true })
 writeReport(results, { runs, quick })

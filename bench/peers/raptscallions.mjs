@@ -1,8 +1,9 @@
 // This package. Variants: none (S3 with its defaults: the payload is signed over plain HTTP),
 // "unsigned" (S3 with signPayload: false, as OpenDAL sends bodies), "local" (the local store),
-// "local-nofsync" (durable: false, which writes as fs does, without fsync) and "azure" (Azurite).
+// "local-nofsync" (durable: false, which writes as fs does, without fsync), "azure" (Azurite)
+// and "gcs" (fake-gcs-server).
 import fs from 'node:fs'
-import { AzureBlobStorageBackend, LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
+import { AzureBlobStorageBackend, GcsStorageBackend, LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
 
 function backendFor(env, variant) {
   if (variant?.startsWith('local')) return new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
@@ -10,6 +11,7 @@ function backendFor(env, variant) {
     const { account, key, container, endpoint } = env.azure
     return new AzureBlobStorageBackend({ accountName: account, accountKey: key, container, endpoint })
   }
+  if (variant === 'gcs') return new GcsStorageBackend({ bucket: env.bucket, endpoint: env.gcs.endpoint, credentials: env.gcs.credentials })
   return new S3StorageBackend({
         bucket: env.bucket,
         region: 'us-east-1',
