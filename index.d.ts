@@ -349,7 +349,7 @@ export interface GcsStorageBackendOptions {
   /**
    * An emulator or private endpoint (`http://127.0.0.1:4443`). With an endpoint and no key:
    * anonymous (emulators only). With neither: application default credentials
-   * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file).
+   * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file, then the metadata server on Google Cloud).
    */
   endpoint?: string
   /** Default signed URL expiration in seconds. */

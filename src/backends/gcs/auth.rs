@@ -1,6 +1,7 @@
 //! Where a GCS store's access tokens come from: a service-account key exchanged for an OAuth2
 //! token by the JWT-bearer flow (RS256 with ring), an `authorized_user` file (a refresh
-//! token, as `gcloud auth application-default login` writes), or nothing at all (emulators).
+//! token, as `gcloud auth application-default login` writes), the metadata server of the
+//! machine on Google Cloud, or nothing at all (emulators).
 //! Tokens live in the shared `CredentialCache`, fetched again before they expire.
 
 use std::sync::Arc;
@@ -173,14 +174,52 @@ impl CredentialSource<Token> for Anonymous {
     }
 }
 
-/// No credentials were found: every request fails, saying what was looked for.
-pub struct Missing(pub String);
+/// The metadata server of GCE, GKE, Cloud Run and Cloud Functions: tokens of the service
+/// account attached to the machine (or the workload), with no key anywhere. Asked when nothing
+/// else was found; off Google Cloud it does not answer, and the error says what to set.
+pub struct MetadataServer {
+    pub http: HttpClient,
+    /// `GCE_METADATA_HOST`, as Google's own libraries read it; `metadata.google.internal` by default.
+    pub host: String,
+}
+
+impl MetadataServer {
+    pub fn new(http: HttpClient) -> MetadataServer {
+        let host = std::env::var("GCE_METADATA_HOST").ok().filter(|h| !h.is_empty());
+        MetadataServer { http, host: host.unwrap_or_else(|| "metadata.google.internal".into()) }
+    }
+}
 
 #[async_trait]
-impl CredentialSource<Token> for Missing {
+impl CredentialSource<Token> for MetadataServer {
     async fn fetch(&self) -> Result<Token> {
-        Err(Error::PermissionDenied(self.0.clone()))
+        let url = format!("http://{}/computeMetadata/v1/instance/service-accounts/default/token", self.host);
+        let operation = "a token request to the GCE metadata server";
+        let headers = [("metadata-flavor", "Google")];
+        let nothing_found = |why: String| {
+            Error::PermissionDenied(format!(
+                "no Google credentials were found ({why}): give keyFilename or credentials (a service-account \
+                 key), set GOOGLE_APPLICATION_CREDENTIALS to a key file, run `gcloud auth application-default \
+                 login`, or run on Google Cloud with a service account attached"
+            ))
+        };
+        let answer = self
+            .http
+            .send(operation, &Bytes::new(), |b| build_request(operation, "GET", &url, headers, b))
+            .await
+            .map_err(|_| nothing_found("no metadata server answered".into()))?;
+        let status = answer.response.status().as_u16();
+        let read = self.http.read_capped(answer.response).await;
+        match serde_json::from_slice::<TokenAnswer>(&read) {
+            Ok(TokenAnswer { access_token: Some(token), expires_in, .. }) if status == 200 => Ok(token_for(token, expires_in)),
+            _ => Err(nothing_found(format!("the metadata server answered {status} with no token"))),
+        }
     }
+}
+
+fn token_for(token: String, expires_in: Option<u64>) -> Token {
+    let lifetime = Duration::from_secs(expires_in.unwrap_or(3600));
+    Token { bearer: Some(Arc::from(token)), expires: Some(SystemTime::now() + lifetime) }
 }
 
 /// Exchanges credentials for tokens at their token endpoint.
@@ -227,8 +266,7 @@ impl CredentialSource<Token> for TokenExchange {
         let parsed: Option<TokenAnswer> = serde_json::from_slice(&read).ok();
         match parsed {
             Some(TokenAnswer { access_token: Some(token), expires_in, .. }) if (200..300).contains(&status) => {
-                let lifetime = Duration::from_secs(expires_in.unwrap_or(3600));
-                Ok(Token { bearer: Some(Arc::from(token)), expires: Some(SystemTime::now() + lifetime) })
+                Ok(token_for(token, expires_in))
             }
             other => {
                 // The error code only ("invalid_grant"): Google's descriptions may quote the request.
@@ -275,6 +313,36 @@ mod tests {
         let signed = format!("{}.{}", parts[0], parts[1]);
         public.verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
         assert!(!format!("{key:?}").contains("PRIVATE"));
+    }
+
+    /// A metadata server's token is taken with the header it requires; none answering is a
+    /// PermissionDenied that says what to set.
+    #[tokio::test]
+    async fn the_metadata_server_gives_tokens_on_google_cloud_and_says_what_to_set_off_it() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let read = socket.read(&mut request).await.unwrap();
+            let request = String::from_utf8_lossy(&request[..read]).to_lowercase();
+            let body = r#"{"access_token":"from-metadata","expires_in":3599,"token_type":"Bearer"}"#;
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            request
+        });
+        let http = || {
+            HttpClient::new(crate::client::connector::pooled_connector(), "the metadata server", Duration::from_secs(2))
+        };
+        let token = MetadataServer { http: http(), host }.fetch().await.unwrap();
+        assert_eq!(token.bearer.as_deref(), Some("from-metadata"));
+        let request = server.await.unwrap();
+        assert!(request.starts_with("get /computemetadata/v1/instance/service-accounts/default/token "), "{request}");
+        assert!(request.contains("metadata-flavor: google"), "{request}");
+        let nobody = MetadataServer { http: http(), host: "127.0.0.1:9".into() }.fetch().await.err().unwrap();
+        assert_eq!(nobody.code(), "PERMISSION_DENIED");
+        assert!(nobody.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{nobody}");
     }
 
     #[test]

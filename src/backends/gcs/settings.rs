@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::Api;
-use super::auth::{anonymous, GcsCredentials, GcsTokens, Missing, TokenExchange};
+use super::auth::{anonymous, GcsCredentials, GcsTokens, MetadataServer, TokenExchange};
 use super::signer::Endpoint;
 use super::upload::CHUNK_GRANULE;
 use super::GcsBackend;
@@ -23,7 +23,7 @@ pub enum GcsCredentialsFrom {
     /// A key file's path (`keyFilename`).
     File(PathBuf),
     /// Nothing given: anonymous with an endpoint (emulators), else application default
-    /// credentials (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's own file).
+    /// credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's own file, the metadata server).
     Default,
 }
 
@@ -90,12 +90,11 @@ impl GcsBackend {
                 http: HttpClient::new(connector.clone(), "Google's token endpoint", settings.stall_timeout),
             })),
             None if settings.endpoint.is_some() => anonymous(),
-            None => CredentialCache::new(Box::new(Missing(
-                "no Google credentials were found: give keyFilename or credentials (a service-account key), set \
-                 GOOGLE_APPLICATION_CREDENTIALS to a key file, or run `gcloud auth application-default login` \
-                 (the GCE metadata server is not asked)"
-                    .into(),
-            ))),
+            None => CredentialCache::new(Box::new(MetadataServer::new(HttpClient::new(
+                connector.clone(),
+                "the GCE metadata server",
+                settings.stall_timeout,
+            )))),
         };
         let http = HttpClient::new(connector, "GCS", settings.stall_timeout);
         Ok(GcsBackend {
