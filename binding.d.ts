@@ -76,6 +76,8 @@ export interface AzureOptions {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails (default 20). */
   stallTimeout?: number
+  /** PEM certificates to trust beyond the system's. */
+  caCertificates?: string
 }
 
 export interface DownloadInfo {
@@ -99,6 +101,8 @@ export interface GcsOptions {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails (default 20). */
   stallTimeout?: number
+  /** PEM certificates to trust beyond the system's. */
+  caCertificates?: string
 }
 
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
@@ -192,6 +196,8 @@ export interface S3Options {
   stallTimeout?: number
   /** Sign each body's SHA-256 (default: over plain HTTP only). */
   signPayload?: boolean
+  /** PEM certificates to trust beyond the system's. */
+  caCertificates?: string
 }
 
 /** The fields of a request to a signed URL, as the HTTP handler parsed them. */

@@ -234,6 +234,12 @@ export interface S3StorageBackendOptions {
    * UNSIGNED-PAYLOAD, which saves hashing every byte on both ends; TLS protects them in transit.
    */
   signPayload?: boolean
+  /**
+   * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
+   * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
+   * certificate is trusted by none is a ConfigurationError, never accepted.
+   */
+  caCertificates?: string
 }
 
 export interface S3Credentials {
@@ -297,6 +303,12 @@ export interface AzureBlobStorageBackendOptions {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
   stallTimeout?: number
+  /**
+   * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
+   * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
+   * certificate is trusted by none is a ConfigurationError, never accepted.
+   */
+  caCertificates?: string
 }
 
 /**
@@ -360,6 +372,12 @@ export interface GcsStorageBackendOptions {
   queueSize?: number
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
   stallTimeout?: number
+  /**
+   * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
+   * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
+   * certificate is trusted by none is a ConfigurationError, never accepted.
+   */
+  caCertificates?: string
 }
 
 /** Google Cloud Storage, in native code on the JSON API; V4 signed URLs need a service-account key. */

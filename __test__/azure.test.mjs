@@ -4,6 +4,8 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
 import http from 'node:http'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -28,7 +30,7 @@ import {
 } from '../index.mjs'
 import { withEnv } from './env.mjs'
 import { azureBackend, fixtures } from './fixtures.mjs'
-import { AZURITE_ACCOUNT, AZURITE_KEY, startFaultProxy } from './servers.mjs'
+import { AZURITE_ACCOUNT, AZURITE_KEY, entraToken, makeTestCa, startAzuriteTls, startFaultProxy } from './servers.mjs'
 
 const KiB = 1024
 const CONTAINER = 'conformance-container'
@@ -345,5 +347,53 @@ describe('Azure', () => {
         proxy.faults.stallAfterBytes = undefined
       }
     })
+  })
+})
+
+describe('Azure over HTTPS, with a CA of its own and Microsoft Entra ID tokens', () => {
+  let ca
+  let server
+  const tokenCredential = (options) => ({ getToken: async () => ({ token: entraToken(options), expiresOnTimestamp: Date.now() + 3_600_000 }) })
+  const open = (options) => new AzureBlobStorageBackend({ container: CONTAINER, endpoint: server.endpoint, accountName: AZURITE_ACCOUNT, ...options })
+
+  before(async () => {
+    ca = await makeTestCa()
+    server = await startAzuriteTls(CONTAINER, ca)
+  })
+  after(async () => {
+    await server.stop()
+    await fs.rm(ca.dir, { recursive: true, force: true })
+  })
+
+  it('trusts the CA it is given (caCertificates, NODE_EXTRA_CA_CERTS) and refuses an unknown one with a ConfigurationError', async () => {
+    const trusted = open({ accountKey: AZURITE_KEY, caCertificates: ca.caPem })
+    await trusted.put('tls/a.txt', 'over TLS')
+    assert.equal((await trusted.get('tls/a.txt')).toString(), 'over TLS')
+    const started = Date.now()
+    await assert.rejects(open({ accountKey: AZURITE_KEY }).get('tls/a.txt'), (error) => {
+      assert.ok(error instanceof ConfigurationError, `${error}`)
+      assert.match(error.message, /certificate this machine does not trust \(UnknownIssuer\)/)
+      return true
+    })
+    assert.ok(Date.now() - started < 2000, 'an untrusted certificate is not retried')
+    await withEnv({ NODE_EXTRA_CA_CERTS: path.join(ca.dir, 'ca.pem') }, async () => {
+      assert.equal((await open({ accountKey: AZURITE_KEY }).get('tls/a.txt')).toString(), 'over TLS')
+    })
+    assert.throws(() => open({ accountKey: AZURITE_KEY, caCertificates: 'not a certificate' }), ConfigurationError)
+    await withEnv({ NODE_EXTRA_CA_CERTS: path.join(ca.dir, 'missing.pem') }, async () => {
+      assert.throws(() => open({ accountKey: AZURITE_KEY }), (e) => e instanceof ConfigurationError && /NODE_EXTRA_CA_CERTS/.test(e.message))
+    })
+  })
+
+  it('works on Entra ID tokens alone, and an expired token is a PermissionDeniedError', async () => {
+    const backend = open({ credential: tokenCredential(), caCertificates: ca.caPem })
+    await backend.upload({ key: 'entra/a.bin', body: Readable.from(randomlyCut(crypto.randomBytes(200 * KiB))), contentType: 'x/y', metadata: { owner: 'entra' } })
+    await backend.copy('entra/a.bin', 'entra/b.bin')
+    assert.deepEqual((await backend.stat('entra/b.bin')).metadata, { owner: 'entra' })
+    assert.deepEqual((await backend.list({ prefix: 'entra/' })).objects.map((o) => o.key), ['entra/a.bin', 'entra/b.bin'])
+    await backend.delete('entra/a.bin')
+    assert.equal(await backend.exists('entra/a.bin'), false)
+    const expired = open({ credential: tokenCredential({ minutes: -10 }), caCertificates: ca.caPem })
+    await assert.rejects(expired.exists('entra/b.bin'), PermissionDeniedError)
   })
 })

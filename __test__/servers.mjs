@@ -273,3 +273,64 @@ export async function startTokenServer(privateKeyPem) {
     close: () => new Promise((resolve) => server.close(resolve)),
   }
 }
+
+/**
+ * A CA made for one test run, and a certificate it signed for 127.0.0.1: `{ dir, caPem, certFile,
+ * keyFile }`. Needs the openssl command.
+ */
+export async function makeTestCa() {
+  const { execFileSync } = await import('node:child_process')
+  const os = await import('node:os')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rstorage-ca-'))
+  const file = (name) => path.join(dir, name)
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: 'pipe' })
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2',
+    '-subj', '/CN=rstorage test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign')
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1')
+  fs.writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n')
+  openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
+    '-out', file('server.pem'), '-days', '2', '-extfile', file('server.ext'))
+  return { dir, caPem: fs.readFileSync(file('ca.pem'), 'utf8'), certFile: file('server.pem'), keyFile: file('server.key') }
+}
+
+/**
+ * Azurite over HTTPS with a certificate of `ca` (from makeTestCa), taking Microsoft Entra ID
+ * bearer tokens too (`--oauth basic`: it checks a token's audience, issuer and times, not its
+ * signature). The container is made with the account key.
+ */
+export async function startAzuriteTls(container, ca) {
+  const port = await freePort()
+  const server = new ServerProcess('azurite (TLS)', binary('azurite/node_modules/.bin/azurite-blob', 'Azurite'), [
+    '--blobHost', '127.0.0.1', '--blobPort', String(port), '--inMemoryPersistence', '--silent', '--disableTelemetry',
+    '--skipApiVersionCheck', '--cert', ca.certFile, '--key', ca.keyFile, '--oauth', 'basic',
+  ])
+  server.port = port
+  server.endpoint = `https://127.0.0.1:${port}/${AZURITE_ACCOUNT}`
+  await server.start()
+  const https = await import('node:https')
+  const { BlobServiceClient, StorageSharedKeyCredential } = await import('@azure/storage-blob')
+  const agent = new https.Agent({ ca: ca.caPem })
+  const service = new BlobServiceClient(server.endpoint, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), {
+    httpClient: undefined,
+    proxyOptions: undefined,
+    agent,
+  })
+  await service.getContainerClient(container).create()
+  return server
+}
+
+/** A Microsoft Entra ID access token as Azurite's basic OAuth checks it (unsigned). */
+export function entraToken({ minutes = 60 } = {}) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const now = Math.floor(Date.now() / 1000)
+  const claims = {
+    aud: 'https://storage.azure.com',
+    iss: 'https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/',
+    iat: now - 60,
+    nbf: now - 60,
+    exp: now + minutes * 60,
+    oid: '23657296-5cd5-45b0-a809-d972a7f4dfe1',
+    tid: 'ab1f708d-50f6-404c-a006-d71b2ac7a606',
+  }
+  return `${encode({ alg: 'RS256', typ: 'JWT' })}.${encode(claims)}.c2lnbmF0dXJl`
+}

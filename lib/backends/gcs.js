@@ -38,6 +38,7 @@ function createNative(settings) {
       partSize: settings.partSize ?? undefined,
       queueSize: settings.queueSize ?? undefined,
       stallTimeout: settings.stallTimeout ?? undefined,
+      caCertificates: settings.caCertificates ?? undefined,
     }),
   )
 }

@@ -84,6 +84,7 @@ function createNative(settings) {
       queueSize: settings.queueSize ?? undefined,
       stallTimeout: settings.stallTimeout ?? undefined,
       signPayload: settings.signPayload ?? undefined,
+      caCertificates: settings.caCertificates ?? undefined,
     }),
   )
 }

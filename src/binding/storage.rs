@@ -65,6 +65,8 @@ pub struct S3Options {
     pub stall_timeout: Option<u32>,
     /// Sign each body's SHA-256 (default: over plain HTTP only).
     pub sign_payload: Option<bool>,
+    /// PEM certificates to trust beyond the system's.
+    pub ca_certificates: Option<String>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -85,6 +87,8 @@ pub struct AzureOptions {
     pub queue_size: Option<u32>,
     /// Seconds a transfer may move no bytes before it fails (default 20).
     pub stall_timeout: Option<u32>,
+    /// PEM certificates to trust beyond the system's.
+    pub ca_certificates: Option<String>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -101,6 +105,8 @@ pub struct GcsOptions {
     pub queue_size: Option<u32>,
     /// Seconds a transfer may move no bytes before it fails (default 20).
     pub stall_timeout: Option<u32>,
+    /// PEM certificates to trust beyond the system's.
+    pub ca_certificates: Option<String>,
 }
 
 /// The fields of a request to a signed URL, as the HTTP handler parsed them.
@@ -180,6 +186,7 @@ impl NativeStorage {
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
                 stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
                 sign_payload: options.sign_payload,
+                ca_certificates: options.ca_certificates,
             })?;
             Ok(Self::wrap(Arc::new(backend)))
         })
@@ -220,6 +227,7 @@ impl NativeStorage {
                 part_size: options.part_size.map_or(8 << 20, |n| n as usize),
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
                 stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
+                ca_certificates: options.ca_certificates,
             })?;
             Ok(Self::wrap(Arc::new(backend)))
         })
@@ -240,6 +248,7 @@ impl NativeStorage {
                 part_size: options.part_size.map_or(8 << 20, |n| n as usize),
                 concurrency: options.queue_size.map_or(4, |n| n as usize),
                 stall_timeout: Duration::from_secs(options.stall_timeout.map_or(20, u64::from)),
+                ca_certificates: options.ca_certificates,
             })?;
             Ok(Self::wrap(Arc::new(backend)))
         })

@@ -81,6 +81,14 @@ impl HttpClient {
                     after_doubt |= !matches!(status, 429 | 503);
                 }
                 Some(Err(error)) => {
+                    if let Some(problem) = untrusted_certificate(&error) {
+                        // Trying again changes nothing: the set-up must.
+                        return Err(Error::Configuration(format!(
+                            "{} presented a certificate this machine does not trust ({problem}): add its CA with \
+                             caCertificates or NODE_EXTRA_CA_CERTS",
+                            self.service
+                        )));
+                    }
                     if last || error.is_user() {
                         return Err(unreachable(self.service, operation, error.is_timeout(), root_cause(&error)));
                     }
@@ -249,6 +257,22 @@ pub fn build_request<'a>(
         request.headers_mut().try_insert(name.to_owned(), value.to_owned()).map_err(|e| invalid(&e))?;
     }
     Ok(request)
+}
+
+/// What is wrong with the server's certificate, when that is why the connection failed.
+fn untrusted_certificate(error: &ConnectorError) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(rustls::Error::InvalidCertificate(problem)) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!("{problem:?}"));
+        }
+        // An io::Error's source() skips the error it wraps: step into that instead.
+        source = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// Whether a failed attempt certainly never reached the server (the connection was refused).

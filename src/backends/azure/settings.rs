@@ -8,7 +8,7 @@ use super::auth::AzureCredentials;
 use super::token::ClientSecret;
 use super::client::Container;
 use super::{AzureBackend, MAX_BLOCKS};
-use crate::client::connector::pooled_connector;
+use crate::client::connector::{pooled_connector, Trust};
 use crate::client::request::HttpClient;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
@@ -30,6 +30,8 @@ pub struct AzureSettings {
     pub part_size: usize,
     pub concurrency: usize,
     pub stall_timeout: Duration,
+    /// PEM certificates to trust beyond the system's (and NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE).
+    pub ca_certificates: Option<String>,
 }
 
 /// What a connection string gives: the account, its endpoint and its credentials.
@@ -107,7 +109,7 @@ impl AzureBackend {
         if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
             return Err(Error::Configuration(format!("the Azure endpoint {endpoint:?} is not an http(s) URL")));
         }
-        let connector = pooled_connector();
+        let connector = pooled_connector(&Trust::with_environment(settings.ca_certificates.as_deref())?);
         let credentials = match settings.credentials {
             Some(credentials) => credentials,
             None => {

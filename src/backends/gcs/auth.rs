@@ -333,7 +333,8 @@ mod tests {
             request
         });
         let http = || {
-            HttpClient::new(crate::client::connector::pooled_connector(), "the metadata server", Duration::from_secs(2))
+            let connector = crate::client::connector::pooled_connector(&Default::default());
+            HttpClient::new(connector, "the metadata server", Duration::from_secs(2))
         };
         let token = MetadataServer { http: http(), host }.fetch().await.unwrap();
         assert_eq!(token.bearer.as_deref(), Some("from-metadata"));

@@ -10,7 +10,7 @@ use super::auth::{anonymous, GcsCredentials, GcsTokens, MetadataServer, TokenExc
 use super::signer::Endpoint;
 use super::upload::CHUNK_GRANULE;
 use super::GcsBackend;
-use crate::client::connector::pooled_connector;
+use crate::client::connector::{pooled_connector, Trust};
 use crate::client::credentials::CredentialCache;
 use crate::client::request::HttpClient;
 use crate::core::error::{Error, Result};
@@ -37,6 +37,8 @@ pub struct GcsSettings {
     pub concurrency: usize,
     /// A transfer that moves no bytes for this long fails (StorageTimeoutError).
     pub stall_timeout: Duration,
+    /// PEM certificates to trust beyond the system's (and NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE).
+    pub ca_certificates: Option<String>,
 }
 
 impl GcsCredentialsFrom {
@@ -81,7 +83,7 @@ impl GcsBackend {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
         }
         let endpoint = Endpoint::parse(settings.endpoint.as_deref().unwrap_or(Endpoint::GOOGLE))?;
-        let connector = pooled_connector();
+        let connector = pooled_connector(&Trust::with_environment(settings.ca_certificates.as_deref())?);
         let credentials = settings.credentials.resolve(settings.endpoint.is_some())?;
         let signing_key = credentials.as_ref().and_then(GcsCredentials::signing_key);
         let tokens: GcsTokens = match credentials {

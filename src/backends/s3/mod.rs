@@ -390,6 +390,7 @@ mod tests {
             concurrency: 1,
             stall_timeout: Duration::from_secs(1),
             sign_payload: None,
+            ca_certificates: None,
         }
     }
 

@@ -16,7 +16,7 @@ use super::credentials::{CachedForSdk, CredentialsFrom};
 use super::direct::Direct;
 use super::signer::Signer;
 use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
-use crate::client::connector::pooled_connector;
+use crate::client::connector::{pooled_connector, Trust};
 use crate::client::request::HttpClient;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
@@ -36,6 +36,8 @@ pub struct S3Settings {
     pub stall_timeout: Duration,
     /// Sign each body's SHA-256. Default: over plain HTTP only; TLS protects bodies in transit.
     pub sign_payload: Option<bool>,
+    /// PEM certificates to trust beyond the system's (and NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE).
+    pub ca_certificates: Option<String>,
 }
 
 impl S3Backend {
@@ -49,7 +51,7 @@ impl S3Backend {
         if settings.concurrency == 0 {
             return Err(Error::Configuration("queueSize must be at least 1".into()));
         }
-        let connector = pooled_connector();
+        let connector = pooled_connector(&Trust::with_environment(settings.ca_certificates.as_deref())?);
         let sdk_http = http_client_fn({
             let connector = connector.clone();
             move |_, _| connector.clone()
