@@ -289,7 +289,7 @@ export interface AzureBlobStorageBackendOptions {
   /**
    * Microsoft Entra ID instead of a key: a TokenCredential (e.g. @azure/identity's
    * DefaultAzureCredential: managed identity, workload identity, the Azure CLI), asked again
-   * shortly before its token expires. Cannot sign URLs. With no key, token nor credential, a
+   * shortly before its token expires; signed URLs then use a user delegation key. With no key, token nor credential, a
    * service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET is used.
    */
   credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -275,7 +276,6 @@ describe('Azure', () => {
         assert.equal(await backend.exists('b'), false)
         assert.deepEqual(calls, ['https://storage.azure.com/.default'], 'one token for both calls')
         assert.deepEqual(seen, ['Bearer token-1', 'Bearer token-1'])
-        await assert.rejects(backend.getSignedUrl('a'), ConfigurationError)
         const failing = azureBackend(`${proxy.endpoint}/${AZURITE_ACCOUNT}`, {
           accountKey: undefined,
           credential: { getToken: async () => Promise.reject(new Error('no managed identity here')) },
@@ -395,5 +395,35 @@ describe('Azure over HTTPS, with a CA of its own and Microsoft Entra ID tokens',
     assert.equal(await backend.exists('entra/a.bin'), false)
     const expired = open({ credential: tokenCredential({ minutes: -10 }), caCertificates: ca.caPem })
     await assert.rejects(expired.exists('entra/b.bin'), PermissionDeniedError)
+  })
+
+  it('signs URLs on Entra ID tokens with a user delegation key, fetched once and kept', async () => {
+    let asked = 0
+    const credential = { getToken: async () => (asked++, { token: entraToken(), expiresOnTimestamp: Date.now() + 3_600_000 }) }
+    const backend = open({ credential, caCertificates: ca.caPem })
+    await backend.put('delegated/a.txt', 'signed without a key', { contentType: 'text/plain' })
+    const agent = new https.Agent({ ca: ca.caPem })
+    const request = (url, { method = 'GET', headers = {}, body } = {}) =>
+      new Promise((resolve, reject) => {
+        const req = https.request(url, { method, headers, agent }, (res) => {
+          const parts = []
+          res.on('data', (c) => parts.push(c))
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString() }))
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+    const first = await backend.getSignedUrl('delegated/a.txt', { responseContentDisposition: 'attachment; filename="a.txt"' })
+    const url = new URL(first.url)
+    assert.ok(url.searchParams.has('skoid') && url.searchParams.has('ske'), first.url)
+    const got = await request(first.url)
+    assert.deepEqual([got.status, got.text, got.headers['content-disposition']], [200, 'signed without a key', 'attachment; filename="a.txt"'])
+    url.searchParams.set('sig', url.searchParams.get('sig').replace(/^./, (c) => (c === 'A' ? 'B' : 'A')))
+    assert.equal((await request(url.toString())).status, 403, 'a tampered signature is refused')
+    const put = await backend.getSignedUrl('delegated/b.json', { method: 'PUT', contentType: 'application/json' })
+    assert.equal((await request(put.url, { method: 'PUT', headers: put.headers, body: '{"b":2}' })).status, 201)
+    assert.equal((await backend.get('delegated/b.json')).toString(), '{"b":2}')
+    const week = await backend.getSignedUrl('delegated/a.txt', { expiresIn: 604_800 })
+    assert.equal((await request(week.url)).status, 200, 'a week-long URL gets a key that outlives it')
   })
 })

@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::token::AccessToken;
 use super::API_VERSION;
-use crate::client::credentials::{CredentialCache, CredentialSource};
+use crate::client::credentials::{CredentialCache, CredentialSource, Expiring};
 use crate::core::backend::{Method, SignOptions};
 use crate::core::error::{Error, Result};
 use crate::core::key::encode_component;
@@ -103,11 +103,37 @@ fn hmac(key: &[u8], text: &str) -> String {
     base64::encode(mac.finalize().into_bytes())
 }
 
-/// A service SAS for one blob: read for GET (with the response overrides), create and write
-/// for PUT. Its fields, in the URL's query, without the leading `?`.
+/// A user delegation key: what a principal on Entra ID tokens signs SAS URLs with (Get User
+/// Delegation Key), valid until `expiry`.
+#[derive(Clone)]
+pub struct DelegationKey {
+    pub object_id: String,
+    pub tenant_id: String,
+    pub start: String,
+    pub expiry: String,
+    pub service: String,
+    pub version: String,
+    pub value: Vec<u8>,
+    pub expires_at: SystemTime,
+}
+
+impl Expiring for DelegationKey {
+    fn expires(&self) -> Option<SystemTime> {
+        Some(self.expires_at)
+    }
+}
+
+/// What signs a SAS: the account key (a service SAS) or a user delegation key.
+pub enum SasKey<'a> {
+    Account(&'a [u8]),
+    Delegation(&'a DelegationKey),
+}
+
+/// A SAS for one blob: read for GET (with the response overrides), create and write for PUT.
+/// Its fields, in the URL's query, without the leading `?`.
 pub fn blob_sas(
     account: &str,
-    key: &[u8],
+    key: SasKey<'_>,
     container: &str,
     blob: &str,
     options: &SignOptions,
@@ -130,19 +156,36 @@ pub fn blob_sas(
         Method::Put => ("", ""),
     };
     let resource = format!("/blob/{account}/{container}/{blob}");
-    // Fields in the order of the version's string-to-sign; empty ones stay as empty lines.
-    let text = [
-        permissions, "", &expiry, &resource, "", "", "", API_VERSION, "b", "", "", "", disposition, "", "", content_type,
-    ]
-    .join("\n");
     let mut fields = vec![("sv", API_VERSION), ("se", expiry.as_str()), ("sr", "b"), ("sp", permissions)];
+    // Fields in the order of the version's string-to-sign; empty ones stay as empty lines.
+    let (text, secret) = match key {
+        SasKey::Account(secret) => {
+            let text = [permissions, "", &expiry, &resource, "", "", "", API_VERSION, "b", "", "", "", disposition, "", "", content_type];
+            (text.join("\n"), secret)
+        }
+        SasKey::Delegation(key) => {
+            fields.extend([
+                ("skoid", key.object_id.as_str()),
+                ("sktid", key.tenant_id.as_str()),
+                ("skt", key.start.as_str()),
+                ("ske", key.expiry.as_str()),
+                ("sks", key.service.as_str()),
+                ("skv", key.version.as_str()),
+            ]);
+            let text = [
+                permissions, "", &expiry, &resource, &key.object_id, &key.tenant_id, &key.start, &key.expiry, &key.service,
+                &key.version, "", "", "", "", "", API_VERSION, "b", "", "", "", disposition, "", "", content_type,
+            ];
+            (text.join("\n"), key.value.as_slice())
+        }
+    };
     if !disposition.is_empty() {
         fields.push(("rscd", disposition));
     }
     if !content_type.is_empty() {
         fields.push(("rsct", content_type));
     }
-    let signature = hmac(key, &text);
+    let signature = hmac(secret, &text);
     fields.push(("sig", &signature));
     Ok(fields.iter().map(|(name, value)| format!("{name}={}", encode_component(value))).collect::<Vec<_>>().join("&"))
 }
@@ -175,9 +218,9 @@ mod tests {
             response_content_disposition: Some("attachment; filename=\"a b.csv\"".into()),
             ..SignOptions::new(Method::Get, Duration::from_secs(60))
         };
-        let sas = blob_sas("acct", b"key", "c", "d/a%20b", &options, now).unwrap();
+        let sas = blob_sas("acct", SasKey::Account(b"key"), "c", "d/a%20b", &options, now).unwrap();
         assert!(sas.starts_with("sv=2021-12-02&se=2023-11-14T22%3A14%3A20Z&sr=b&sp=r&rscd=attachment%3B%20filename%3D%22a%20b.csv%22&sig="), "{sas}");
-        let put = blob_sas("acct", b"key", "c", "d", &SignOptions::new(Method::Put, Duration::from_secs(60)), now).unwrap();
+        let put = blob_sas("acct", SasKey::Account(b"key"), "c", "d", &SignOptions::new(Method::Put, Duration::from_secs(60)), now).unwrap();
         assert!(put.contains("&sp=cw&sig="), "{put}");
         assert!(AzureCredentials::account_key("not base64!").is_err());
         assert!(AzureCredentials::sas("sv=1&se=2").is_err());

@@ -27,12 +27,21 @@ pub struct Container {
     pub credentials: AzureCredentials,
 }
 
-/// One call: the blob it is about (none: the container), its query (not encoded), its headers
-/// (names lowercase) and its body.
+/// What a call is about.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// The account's blob service (user delegation keys).
+    Service,
+    Container,
+    Blob(&'a Key),
+}
+
+/// One call: what it is about, its query (not encoded), its headers (names lowercase) and its
+/// body.
 pub struct Call<'a> {
     pub operation: &'static str,
     pub method: &'static str,
-    pub key: Option<&'a Key>,
+    pub target: Target<'a>,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
@@ -40,36 +49,44 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn blob(operation: &'static str, method: &'static str, key: &'a Key) -> Call<'a> {
-        Call { operation, method, key: Some(key), query: Vec::new(), headers: Vec::new(), body: Bytes::new() }
+        Call { operation, method, target: Target::Blob(key), query: Vec::new(), headers: Vec::new(), body: Bytes::new() }
     }
 
     pub fn container(operation: &'static str, method: &'static str, query: Vec<(String, String)>) -> Call<'a> {
-        Call { operation, method, key: None, query, headers: Vec::new(), body: Bytes::new() }
+        Call { operation, method, target: Target::Container, query, headers: Vec::new(), body: Bytes::new() }
     }
 
-    /// The key errors name: the blob's, or the container's listing.
+    pub fn service(operation: &'static str, method: &'static str, query: Vec<(String, String)>) -> Call<'a> {
+        Call { operation, method, target: Target::Service, query, headers: Vec::new(), body: Bytes::new() }
+    }
+
+    /// The key errors name: the blob's, or none.
     fn subject(&self) -> &str {
-        self.key.map_or("", Key::as_str)
+        match self.target {
+            Target::Blob(key) => key.as_str(),
+            Target::Service | Target::Container => "",
+        }
     }
 }
 
 impl Container {
-    /// The URL path of a blob (or of the container), encoded as sent.
-    pub fn path(&self, key: Option<&Key>) -> String {
+    /// The URL path of what a call is about, encoded as sent.
+    pub fn path(&self, target: Target<'_>) -> String {
         let base = self.endpoint.split_once("://").map_or("", |(_, rest)| rest);
         let base_path = base.find('/').map_or("", |at| &base[at..]);
-        match key {
-            Some(key) => format!("{base_path}/{}/{}", self.name, percent_encode_path(key.as_str())),
-            None => format!("{base_path}/{}", self.name),
+        match target {
+            Target::Blob(key) => format!("{base_path}/{}/{}", self.name, percent_encode_path(key.as_str())),
+            Target::Container => format!("{base_path}/{}", self.name),
+            Target::Service => format!("{base_path}/"),
         }
     }
 
-    pub fn url(&self, key: Option<&Key>) -> String {
+    pub fn url(&self, target: Target<'_>) -> String {
         let origin = match self.endpoint.split_once("://") {
             Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
             None => self.endpoint.clone(),
         };
-        format!("{origin}{}", self.path(key))
+        format!("{origin}{}", self.path(target))
     }
 
     pub async fn send(&self, call: &Call<'_>) -> Result<Answer> {
@@ -87,8 +104,8 @@ impl Container {
             })
             .collect::<Vec<_>>()
             .join("&");
-        let path = self.path(call.key);
-        let url = if query.is_empty() { self.url(call.key) } else { format!("{}?{query}", self.url(call.key)) };
+        let path = self.path(call.target);
+        let url = if query.is_empty() { self.url(call.target) } else { format!("{}?{query}", self.url(call.target)) };
         self.http.send(call.operation, &call.body, |body| self.request(call, &url, &path, bearer.as_deref(), body)).await
     }
 

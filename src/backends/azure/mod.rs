@@ -13,10 +13,11 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
+use crate::client::credentials::{CredentialCache, CredentialSource};
 use crate::client::response::{http_date, served, Served};
 use crate::client::xml;
 use crate::core::backend::{
-    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
+    Backend, ByteRange, GetOptions, GetResult, Method, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
@@ -31,12 +32,13 @@ mod error;
 mod settings;
 mod token;
 pub use auth::AzureCredentials;
-use auth::blob_sas;
+use auth::{blob_sas, DelegationKey, SasKey};
 use blocks::Blocks;
-use client::{Call, Container};
+use client::{Call, Container, Target};
 use error::refused_create;
 pub use settings::{AzureSettings, ConnectionString};
 pub use token::{AccessToken, STORAGE_SCOPE};
+use token::DelegationKeys;
 
 /// The REST API version every request and SAS names.
 const API_VERSION: &str = "2021-12-02";
@@ -48,6 +50,8 @@ const COPY_WAIT: Duration = Duration::from_secs(600);
 pub struct AzureBackend {
     container: Arc<Container>,
     limits: PartLimits,
+    /// What signs URLs on Entra ID tokens (none with a key or a SAS token).
+    delegation: Option<Arc<CredentialCache<DelegationKey>>>,
 }
 
 impl Container {
@@ -157,6 +161,17 @@ impl AzureBackend {
     }
 }
 
+/// A SAS URL for `key`, with the headers its request must carry.
+fn signed_url(container: &Container, secret: SasKey<'_>, key: &Key, options: &SignOptions, now: SystemTime) -> Result<SignedUrl> {
+    let sas = blob_sas(&container.account, secret, &container.name, key.as_str(), options, now)?;
+    let mut signed = SignedUrl::new(format!("{}?{sas}", container.url(Target::Blob(key))), now + options.expires_in, options);
+    if options.method == Method::Put {
+        // Azure's Put Blob needs the blob type; the type the app signed is the blob's.
+        signed.headers.insert(0, ("x-ms-blob-type".to_owned(), "BlockBlob".to_owned()));
+    }
+    Ok(signed)
+}
+
 #[async_trait]
 impl Backend for AzureBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
@@ -255,28 +270,35 @@ impl Backend for AzureBackend {
                 "Azure cannot bound a SAS upload's size or type: check the object once uploaded".into(),
             )));
         }
-        let AzureCredentials::AccountKey(account_key) = &self.container.credentials else {
-            return Signing::Ready(Err(Error::Configuration(
-                "Azure signed URLs need the account key: a store reached with a SAS token or Entra ID tokens cannot sign them".into(),
-            )));
-        };
         let now = SystemTime::now();
-        let container = &self.container;
-        Signing::Ready(blob_sas(&container.account, account_key, &container.name, key.as_str(), options, now).map(|sas| {
-            let mut headers = Vec::new();
-            if options.method == crate::core::backend::Method::Put {
-                // Azure's Put Blob needs the blob type; the type the app signed is the blob's.
-                headers.push(("x-ms-blob-type".to_owned(), "BlockBlob".to_owned()));
-                if let Some(content_type) = &options.content_type {
-                    headers.push(("content-type".to_owned(), content_type.clone()));
-                }
+        match (&self.container.credentials, &self.delegation) {
+            (AzureCredentials::AccountKey(secret), _) => {
+                Signing::Ready(signed_url(&self.container, SasKey::Account(secret), key, options, now))
             }
-            SignedUrl { url: format!("{}?{sas}", container.url(Some(key))), expires_at: now + options.expires_in, headers }
-        }))
+            (AzureCredentials::Token(_), Some(delegation)) => {
+                // A cached key signs at once if it outlives the URL; otherwise one is fetched.
+                let ends = now + options.expires_in;
+                if let Some(fresh) = delegation.fresh(now).filter(|k| k.expires_at >= ends) {
+                    return Signing::Ready(signed_url(&self.container, SasKey::Delegation(&fresh), key, options, now));
+                }
+                let (container, delegation, key, options) =
+                    (Arc::clone(&self.container), Arc::clone(delegation), key.clone(), options.clone());
+                Signing::Pending(Box::pin(async move {
+                    let mut delegation_key = delegation.get().await?;
+                    if delegation_key.expires_at < ends {
+                        delegation_key = DelegationKeys { container: Arc::clone(&container) }.fetch().await?;
+                    }
+                    signed_url(&container, SasKey::Delegation(&delegation_key), &key, &options, now)
+                }))
+            }
+            _ => Signing::Ready(Err(Error::Configuration(
+                "a store reached with a SAS token cannot sign URLs: give it the account key or Entra ID credentials".into(),
+            ))),
+        }
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
-        let mut source = self.container.url(Some(from));
+        let mut source = self.container.url(Target::Blob(from));
         let mut headers = Vec::new();
         match &self.container.credentials {
             AzureCredentials::Sas(token) => source = format!("{source}?{token}"),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::AzureCredentials;
-use super::token::ClientSecret;
+use super::token::{ClientSecret, DelegationKeys};
+use crate::client::credentials::CredentialCache;
 use super::client::Container;
 use super::{AzureBackend, MAX_BLOCKS};
 use crate::client::connector::{pooled_connector, Trust};
@@ -129,8 +130,13 @@ impl AzureBackend {
             endpoint,
             credentials,
         };
+        let container = Arc::new(container);
+        let delegation = matches!(container.credentials, AzureCredentials::Token(_)).then(|| {
+            Arc::new(CredentialCache::new(Box::new(DelegationKeys { container: Arc::clone(&container) }) as Box<_>))
+        });
         Ok(AzureBackend {
-            container: Arc::new(container),
+            container,
+            delegation,
             limits: PartLimits { part_size: settings.part_size, concurrency: settings.concurrency, max_parts: MAX_BLOCKS },
         })
     }

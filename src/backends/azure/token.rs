@@ -1,13 +1,20 @@
 //! Microsoft Entra ID (Azure AD) access tokens for the storage service, cached and fetched
 //! again before they expire: from a service principal's secret in the environment (as the
-//! Azure SDKs' environment credential reads it), or from the app's own `TokenCredential`.
+//! Azure SDKs' environment credential reads it), or from the app's own `TokenCredential`; and
+//! the user delegation keys that sign SAS URLs on those tokens.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use aws_smithy_types::base64;
+use aws_smithy_types::date_time::{DateTime, Format};
 use bytes::Bytes;
 
+use super::auth::DelegationKey;
+use super::client::{Call, Container};
 use crate::client::credentials::{CredentialSource, Expiring};
+use crate::client::xml;
 use crate::client::request::{build_request, HttpClient};
 use crate::core::error::{Error, Result};
 use crate::core::key::encode_component;
@@ -88,5 +95,58 @@ impl CredentialSource<AccessToken> for ClientSecret {
         })?;
         let expires = answer.expires_in.map(|s| SystemTime::now() + Duration::from_secs(s));
         Ok(AccessToken { token: answer.access_token, expires })
+    }
+}
+
+/// User delegation keys, asked of the blob service on the store's own tokens: what signs SAS
+/// URLs when there is no account key. Each is valid for a week, the longest Azure grants.
+pub struct DelegationKeys {
+    pub container: Arc<Container>,
+}
+
+/// The longest a user delegation key may be valid (and a SAS it signs).
+const DELEGATION_KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[async_trait]
+impl CredentialSource<DelegationKey> for DelegationKeys {
+    async fn fetch(&self) -> Result<DelegationKey> {
+        let now = SystemTime::now();
+        // Starting a little before now, for clocks that differ; ending a week from now, so that a
+        // URL signed just before this fetch, for the longest time allowed, ends within the key.
+        let (start, expiry) = (now - Duration::from_secs(300), now + DELEGATION_KEY_LIFETIME);
+        let time = |t: SystemTime| {
+            let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+            DateTime::from_secs(secs).fmt(Format::DateTime).map_err(|e| Error::Internal(format!("a key time: {e}")))
+        };
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><KeyInfo><Start>{}</Start><Expiry>{}</Expiry></KeyInfo>",
+            time(start)?,
+            time(expiry)?
+        );
+        let query = vec![("restype".into(), "service".into()), ("comp".into(), "userdelegationkey".into())];
+        let call = Call { body: Bytes::from(body), ..Call::service("GetUserDelegationKey", "POST", query) };
+        let answer = self.container.send_ok(&call).await?;
+        let document = self.container.read_capped(answer.response).await;
+        let field = |tag: &str| {
+            xml::text(&document, tag).ok_or_else(|| Error::Service {
+                status: 200,
+                message: format!("Azure answered GetUserDelegationKey without {tag}"),
+            })
+        };
+        let value = base64::decode(field("Value")?).map_err(|_| Error::Service {
+            status: 200,
+            message: "Azure answered GetUserDelegationKey with a key that is not base64".into(),
+        })?;
+        let expiry_text = field("SignedExpiry")?;
+        Ok(DelegationKey {
+            object_id: field("SignedOid")?,
+            tenant_id: field("SignedTid")?,
+            start: field("SignedStart")?,
+            expires_at: crate::client::response::rfc3339(Some(&expiry_text)),
+            expiry: expiry_text,
+            service: field("SignedService")?,
+            version: field("SignedVersion")?,
+            value,
+        })
     }
 }
