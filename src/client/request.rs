@@ -19,7 +19,11 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
+use aws_smithy_runtime_api::http::Headers;
+
+use crate::client::response::{served, Served};
 use crate::client::retry::RetryPolicy;
+use crate::core::backend::{ByteRange, GetResult, ObjectMeta};
 use crate::core::body::{rechunk, ByteStream};
 use crate::core::error::{Error, Result};
 
@@ -149,6 +153,41 @@ impl HttpClient {
             }
             read.extend_from_slice(&chunk);
         }
+    }
+
+    /// The object a successful GET answer (or a 416 to its `range`) carries: its description
+    /// from `describe` (the answer's headers, and the object's size when a span was served),
+    /// the span, and the body as a stream. A 416, or a span that starts at the end, serves
+    /// nothing; `stat` then describes the object (a 416 carries the error's headers).
+    pub async fn object_answer<Stat>(
+        &self,
+        operation: &str,
+        response: HttpResponse,
+        range: Option<ByteRange>,
+        describe: impl Fn(&Headers, Option<u64>) -> ObjectMeta,
+        stat: impl FnOnce() -> Stat,
+    ) -> Result<GetResult>
+    where
+        Stat: std::future::Future<Output = Result<ObjectMeta>>,
+    {
+        let status = response.status().as_u16();
+        let ranged = match served(status, response.headers().get("content-range"), range, self.service, operation)? {
+            Served::Whole => None,
+            Served::Span(span, size) => Some((span, size)),
+            Served::Unsatisfiable(size) => {
+                let meta = match size {
+                    Some(size) if status != 416 => describe(response.headers(), Some(size)),
+                    _ => stat().await?,
+                };
+                let _ = self.read_capped(response).await;
+                let span = range.map_or(Ok((0, 0)), |r| r.resolve(meta.size))?;
+                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
+            }
+        };
+        let meta = describe(response.headers(), ranged.map(|(_, size)| size));
+        let span = ranged.map_or((0, meta.size), |(span, _)| span);
+        let stream = self.body_stream(response.into_body(), span.1 - span.0);
+        Ok(GetResult { meta, span, stream })
     }
 
     /// A response body (of `length` bytes) as a stream of chunks; a body that moves nothing for

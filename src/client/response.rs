@@ -20,6 +20,12 @@ pub enum Served {
     Unsatisfiable(Option<u64>),
 }
 
+/// Whether a GET answer carries (part of) the object, or says a range is beyond it: any other
+/// answer is the store's error to read.
+pub fn answers_get(status: u16, range: Option<ByteRange>) -> bool {
+    (200..300).contains(&status) || status == 416 && range.is_some()
+}
+
 /// Reads a GET answer's status and Content-Range; `service` and `operation` name a
 /// Content-Range that is no range.
 pub fn served(

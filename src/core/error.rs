@@ -155,6 +155,14 @@ impl Error {
     }
 }
 
+/// A delete (or an abort) of what is already gone has done its work.
+pub fn done_if_missing<T>(result: Result<T>) -> Result<()> {
+    match result {
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

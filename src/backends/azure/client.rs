@@ -13,7 +13,6 @@ use super::auth::{shared_key, AzureCredentials, SignedParts};
 use super::error::service_error;
 use super::API_VERSION;
 use crate::client::request::{build_request, Answer, HttpClient};
-use crate::core::body::ByteStream;
 use crate::core::error::{Error, Result};
 use crate::core::key::{encode_component, percent_encode_path, Key};
 
@@ -128,10 +127,6 @@ impl Container {
 
     pub async fn read_capped(&self, response: HttpResponse) -> Bytes {
         self.http.read_capped(response).await
-    }
-
-    pub fn body_stream(&self, body: SdkBody, length: u64) -> ByteStream {
-        self.http.body_stream(body, length)
     }
 
     fn request(

@@ -10,18 +10,17 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::Headers;
 use aws_smithy_types::base64;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
 use crate::client::credentials::{CredentialCache, CredentialSource};
-use crate::client::response::{http_date, served, Served};
+use crate::client::response::{answers_get, http_date};
 use crate::client::xml;
 use crate::core::backend::{
     Backend, ByteRange, GetOptions, GetResult, Method, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
-use crate::core::error::{Error, Result};
+use crate::core::error::{done_if_missing, Error, Result};
 use crate::core::key::Key;
 use crate::core::multipart::{send_parts, Cut, PartLimits};
 
@@ -192,28 +191,11 @@ impl Backend for AzureBackend {
         let headers = range.map(|r| ("x-ms-range".to_owned(), r.header())).into_iter().collect();
         let call = Call { headers, ..Call::blob("GetBlob", "GET", key) };
         let response = self.container.send(&call).await?.response;
-        let status = response.status().as_u16();
-        if !(status == 416 && range.is_some()) && !response.status().is_success() {
+        if !answers_get(response.status().as_u16(), range) {
             return Err(self.container.failure(&call, response).await);
         }
-        let ranged = match served(status, response.headers().get("content-range"), range, "Azure", call.operation)? {
-            Served::Whole => None,
-            Served::Span(span, size) => Some((span, size)),
-            Served::Unsatisfiable(size) => {
-                // A 416 carries the error's headers, not the blob's.
-                let meta = match size {
-                    Some(size) if status != 416 => object_meta(key, response.headers(), Some(size)),
-                    _ => self.container.stat(key).await?,
-                };
-                let _ = self.container.read_capped(response).await;
-                let span = range.map_or(Ok((0, 0)), |r| r.resolve(meta.size))?;
-                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-            }
-        };
-        let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
-        let span = ranged.map_or((0, meta.size), |(span, _)| span);
-        let stream = self.container.body_stream(response.into_body(), span.1 - span.0);
-        Ok(GetResult { meta, span, stream })
+        let describe = |headers: &Headers, size| object_meta(key, headers, size);
+        self.container.http.object_answer(call.operation, response, range, describe, || self.container.stat(key)).await
     }
 
     async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
@@ -221,10 +203,7 @@ impl Backend for AzureBackend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self.container.send_ok(&Call::blob("DeleteBlob", "DELETE", key)).await {
-            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(other) => Err(other),
-        }
+        done_if_missing(self.container.send_ok(&Call::blob("DeleteBlob", "DELETE", key)).await)
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {

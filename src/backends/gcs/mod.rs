@@ -15,7 +15,7 @@ use crate::core::backend::{
     Signing, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
-use crate::core::error::{Error, Result};
+use crate::core::error::{done_if_missing, Error, Result};
 use crate::core::key::Key;
 use crate::core::multipart::{send_parts, Cut, PartLimits};
 
@@ -102,10 +102,7 @@ impl Backend for GcsBackend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self.api.send_ok(&Call::new("the delete", "DELETE", key, self.api.object_url(key))).await {
-            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(other) => Err(other),
-        }
+        done_if_missing(self.api.send_ok(&Call::new("the delete", "DELETE", key, self.api.object_url(key))).await)
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {

@@ -74,7 +74,7 @@ impl GcsBackend {
         if settings.bucket.is_empty() {
             return Err(Error::Configuration("GCS needs a bucket".into()));
         }
-        if settings.part_size < CHUNK_GRANULE || settings.part_size % CHUNK_GRANULE != 0 {
+        if settings.part_size < CHUNK_GRANULE || !settings.part_size.is_multiple_of(CHUNK_GRANULE) {
             return Err(Error::Configuration(format!(
                 "partSize must be a multiple of {CHUNK_GRANULE} bytes (256 KiB)"
             )));

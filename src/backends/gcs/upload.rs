@@ -182,7 +182,7 @@ impl Resumable {
             Ok(p) if !p.failed => p.offset,
             _ => return Err(Error::Aborted("an earlier part of the upload failed".into())),
         };
-        let last = data.len() % CHUNK_GRANULE != 0;
+        let last = !data.len().is_multiple_of(CHUNK_GRANULE);
         let end = offset + data.len() as u64;
         let (held, done) = self.send_chunk(offset, data, last.then_some(end)).await?;
         if held != end {

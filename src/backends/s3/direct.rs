@@ -18,7 +18,6 @@ use super::error::service_error;
 use super::signer::Signer;
 use crate::client::request::{build_request, Answer, HttpClient};
 use crate::client::xml;
-use crate::core::body::ByteStream;
 use crate::core::error::{Error, Result};
 use crate::core::key::Key;
 
@@ -81,8 +80,9 @@ impl Direct {
         self.http.read_capped(response).await
     }
 
-    pub fn body_stream(&self, body: SdkBody, length: u64) -> ByteStream {
-        self.http.body_stream(body, length)
+    /// The shared request path these calls go over.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     fn request(&self, call: &Call<'_>, url: &str, credentials: &Credentials, body: SdkBody) -> Result<HttpRequest> {

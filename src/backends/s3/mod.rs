@@ -16,18 +16,17 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::http::Headers;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use md5::{Digest, Md5};
 
 use crate::client::request::{root_cause, unreachable, Answer};
-use crate::client::response::{http_date, served, system_time, Served};
+use crate::client::response::{answers_get, http_date, system_time};
 use crate::client::xml;
 use crate::core::backend::{
     Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
     SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
-use crate::core::error::{Error, Result};
+use crate::core::error::{done_if_missing, Error, Result};
 use crate::core::key::{percent_encode_path, Key};
 use crate::core::multipart::{send_parts, Cut, PartLimits};
 
@@ -162,24 +161,11 @@ impl Backend for S3Backend {
         let headers = range.map(|r| ("range".to_owned(), r.header())).into_iter().collect();
         let call = Call { headers, ..Call::new("GetObject", "GET", key) };
         let response = self.direct.send(&call).await?.response;
-        let status = response.status().as_u16();
-        if !(status == 416 && range.is_some()) && !response.status().is_success() {
+        if !answers_get(response.status().as_u16(), range) {
             return Err(self.direct.failure(&call, response).await);
         }
-        let ranged = match served(status, response.headers().get("content-range"), range, "S3", call.operation)? {
-            Served::Whole => None,
-            Served::Span(span, size) => Some((span, size)),
-            Served::Unsatisfiable(_) => {
-                // S3 gives no size with a 416.
-                let meta = self.head_object(key).await?;
-                let span = range.map_or(Ok((0, 0)), |r| r.resolve(meta.size))?;
-                return Ok(GetResult { meta, span, stream: stream::empty().boxed() });
-            }
-        };
-        let meta = object_meta(key, response.headers(), ranged.map(|(_, size)| size));
-        let span = ranged.map_or((0, meta.size), |(span, _)| span);
-        let stream = self.direct.body_stream(response.into_body(), span.1 - span.0);
-        Ok(GetResult { meta, span, stream })
+        let describe = |headers: &Headers, size| object_meta(key, headers, size);
+        self.direct.http().object_answer(call.operation, response, range, describe, || self.head_object(key)).await
     }
 
     async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
@@ -187,10 +173,7 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {
-        match self.direct.send_ok(&Call::new("DeleteObject", "DELETE", key)).await {
-            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(other) => Err(other),
-        }
+        done_if_missing(self.direct.send_ok(&Call::new("DeleteObject", "DELETE", key)).await)
     }
 
     async fn list(&self, options: &ListOptions) -> Result<ListPage> {

@@ -13,7 +13,7 @@ use super::signer::encode;
 use super::{object_headers, refused_or_ours};
 use crate::client::xml;
 use crate::core::backend::{PutOptions, PutResult};
-use crate::core::error::{Error, Result};
+use crate::core::error::{done_if_missing, Error, Result};
 use crate::core::key::Key;
 use crate::core::multipart::Parts;
 
@@ -106,10 +106,7 @@ impl Parts for S3Parts {
 
 pub async fn abort_upload(direct: &Direct, key: &Key, upload_id: &str) -> Result<()> {
     let query = format!("?uploadId={}", encode(upload_id, true));
-    match direct.send_ok(&Call { query, ..Call::new("AbortMultipartUpload", "DELETE", key) }).await {
-        Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
+    done_if_missing(direct.send_ok(&Call { query, ..Call::new("AbortMultipartUpload", "DELETE", key) }).await)
 }
 
 /// The ETag S3 gives a multipart object: the MD5 of its parts' MD5s, and the part count; an
