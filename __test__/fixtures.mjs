@@ -73,6 +73,15 @@ export function azureBackend(endpoint, options = {}) {
   })
 }
 
+/**
+ * `create()` of the fixtures whose store is a server: a backend on a fresh server, whose
+ * downloads hold connections to it.
+ */
+async function createOnServer(options) {
+  const { place, server, cleanup } = await this.provision()
+  return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
+}
+
 /** What the stores that serve their own URLs (local, memory) do, with no server in between. */
 const SELF_SERVED = {
   checksSignatures: true,
@@ -182,10 +191,7 @@ const allFixtures = [
     open({ endpoint }, options) {
       return s3Backend(endpoint, options)
     },
-    async create(options) {
-      const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
-    },
+    create: createOnServer,
   },
   {
     name: 'moto',
@@ -206,10 +212,7 @@ const allFixtures = [
     open({ endpoint }, options) {
       return s3Backend(endpoint, options)
     },
-    async create(options) {
-      const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
-    },
+    create: createOnServer,
   },
   {
     name: 'azurite',
@@ -230,10 +233,7 @@ const allFixtures = [
     open({ endpoint }, options) {
       return azureBackend(endpoint, options)
     },
-    async create(options) {
-      const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
-    },
+    create: createOnServer,
   },
   /**
    * fake-gcs-server, with the test service account's tokens from a local token endpoint (the
@@ -270,10 +270,7 @@ const allFixtures = [
     open({ endpoint, credentials }, options) {
       return new GcsStorageBackend({ bucket: BUCKET, endpoint, credentials, ...options })
     },
-    async create(options) {
-      const { place, server, cleanup } = await this.provision()
-      return { backend: this.open(place, options), server, cleanup, held: () => connectionsTo(server.port) }
-    },
+    create: createOnServer,
   },
 ]
 
