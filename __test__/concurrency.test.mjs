@@ -40,13 +40,13 @@ for (const fixture of fixtures) {
       assert.deepEqual(failures, [], explain(figures))
     })
 
-    it(`open descriptors level off (fitted growth over rounds 3–6 ≤ ${LIMITS.fdGrowth})`, async () => {
+    it(`open descriptors level off (fitted growth over rounds 5–8 ≤ ${LIMITS.fdGrowth})`, async () => {
       const figures = await run()
       assert.ok(figures.levelOff, 'the rounds did not all run')
       assert.ok(figures.levelOff.fdsLevelOff, `fds after each round: ${figures.fds}; growth ${figures.levelOff.fdGrowth}`)
     })
 
-    it(`RSS levels off (fitted growth over rounds 3–6 < ${LIMITS.rssGrowthMB} MB)`, async () => {
+    it(`RSS levels off (fitted growth over rounds 5–8 < ${LIMITS.rssGrowthMB} MB)`, async () => {
       const figures = await run()
       assert.ok(figures.levelOff, 'the rounds did not all run')
       assert.ok(figures.levelOff.rssLevelsOff, `RSS MB after each round: ${figures.rssMB}; growth ${figures.levelOff.rssGrowthMB} MB`)

@@ -28,18 +28,20 @@ const MAX_EXAMPLES = 12
 
 const RACE_ROUNDS = 5
 const CREATE_RACE_BODIES = ['buffer', 'stream', 'mixed', 'buffer', 'stream', 'mixed']
-/** Case 1 runs this many times, in a child process; the level-off verdict reads rounds 3 to the last. */
-const BURST_ROUNDS = 6
+/** Case 1 runs this many times, in a child process; the level-off verdict reads rounds 5 to the last. */
+const BURST_ROUNDS = 8
 /** Rounds that warm up connection pools, thread pools and allocator arenas: one-offs, not leaks. */
-const WARM_ROUNDS = 2
+const WARM_ROUNDS = 4
 const CHILD_TIMEOUT_MS = 360_000
 /** Let closed sockets and finished blocking threads go before sampling. */
 const SETTLE_MS = 1_000
 /**
- * Level-off limits on the growth from round 3 to the last (the first two warm connection
+ * Level-off limits on the growth from round 5 to the last (the first rounds warm connection
  * pools, thread pools and allocator arenas, and the allocator may hand memory back between
- * them: on moto, round 2 once read 157 MB between 181 and 191), read off a least-squares line
- * through rounds 3…6 so that one noisy sample can neither make nor hide a trend.
+ * them: on moto, round 2 once read 157 MB between 181 and 191, and once the warm-up lasted
+ * four rounds, 163, 165, 170, 184, 210, 212, where every other store starts near 210), read off
+ * a least-squares line through rounds 5…8 so that one noisy sample can neither make nor hide
+ * a trend.
  * Descriptors are exact: healthy stores show the same count every round, while a leak of one
  * descriptor per hundred operations adds 50 a round (150 over three). RSS after a GC moves
  * by up to ~20 MB from round to round on a healthy store (fitted growth measured on memory
@@ -347,7 +349,7 @@ async function burstRoundsInChild({ fixtureName, rounds, scale }) {
   return JSON.parse(stdout.trim().split('\n').at(-1))
 }
 
-/** Growth from round 2 to the last along a least-squares line through those rounds. */
+/** Growth over the rounds after the warm ones, along a least-squares line through them. */
 function fittedGrowth(series) {
   const ys = series.slice(WARM_ROUNDS)
   const meanX = (ys.length - 1) / 2
