@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import {
@@ -357,6 +358,28 @@ describe('S3 failures', () => {
       viaProxy = s3Backend(proxy.endpoint, { stallTimeout: 2 })
     })
     after(() => proxy.close())
+
+    it('an abort while the server holds the last answer ends the upload at once and still aborts its parts', { timeout: 60_000 }, async () => {
+      const uploadFiles = async () => (await fs.readdir(server.root)).filter((name) => name.startsWith('.upload'))
+      let held = 0
+      // The completion reaches the server's proxy and is never answered.
+      proxy.faults.intercept = (req) =>
+        req.method === 'POST' && req.url.includes('uploadId=') && (held++, { respond: { status: 200, body: (async function* () { await new Promise(() => {}) })() } })
+      const controller = new AbortController()
+      try {
+        const uploading = viaProxy.upload({ key: 'abort/held.bin', body: patterned(11 * MiB), contentType: 'x/y', signal: controller.signal })
+        while (held === 0) await sleep(20)
+        const aborted = Date.now()
+        controller.abort()
+        await assert.rejects(uploading, AbortError)
+        assert.ok(Date.now() - aborted < 1000, `settled ${Date.now() - aborted} ms after the abort`)
+        for (let i = 0; i < 100 && (await uploadFiles()).length > 0; i++) await sleep(50)
+        assert.deepEqual(await uploadFiles(), [], 'the parts were aborted in the background')
+        assert.equal(await backend.exists('abort/held.bin'), false)
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
 
     it('retries transient 503s and 500s, then gives up with a retryable error', async () => {
       await backend.put('retry/a.txt', 'still here')

@@ -37,6 +37,10 @@ function toObjectInfo(info) {
 }
 
 /** Rejects once `signal` aborts; `dispose()` stops listening. */
+async function* oneChunk(buffer) {
+  yield buffer
+}
+
 function abortion(signal) {
   let onAbort
   const promise = new Promise((_resolve, reject) => {
@@ -137,20 +141,23 @@ class StorageBackend {
     if (signal?.aborted) throw abortErrorFor(signal)
     const settings = options.uploadSettings(params)
     const buffer = asBuffer(params.body)
-    if (buffer !== null) {
+    // With a signal, a buffer goes the streamed way, where an abort ends the upload at once.
+    if (buffer !== null && !signal) {
       const native = await this.#store()
       const result = await callNative(() => native.put(key, buffer, settings))
       onProgress?.({ loaded: buffer.length, total: buffer.length })
       return { key, etag: result.etag ?? undefined }
     }
-    if (!isStreamBody(params.body)) {
+    const body = buffer !== null ? oneChunk(buffer) : params.body
+    if (buffer !== null) settings.contentLength ??= buffer.length
+    if (!isStreamBody(body)) {
       throw new InvalidArgumentError(
         'body must be a Buffer, Uint8Array, string, Readable, ReadableStream or AsyncIterable',
         { key },
       )
     }
     // Taken before any await, so that a stream already flowing is held still (see bodyChunks).
-    const { chunks, stop } = bodyChunks(params.body)
+    const { chunks, stop } = bodyChunks(body)
     let writer
     try {
       const native = await this.#store()
@@ -165,7 +172,10 @@ class StorageBackend {
       const pumping = pump(chunks, writer, (loaded) => onProgress?.({ loaded, total: settings.contentLength }))
       pumping.catch(() => {}) // after an abort, its late failure is no news
       await (aborted ? Promise.race([pumping, aborted.promise]) : pumping)
-      const result = await callNative(() => writer.close())
+      // The store may still be sending (a server slow to answer): the abort ends that too.
+      const closing = callNative(() => writer.close())
+      closing.catch(() => {})
+      const result = await (aborted ? Promise.race([closing, aborted.promise]) : closing)
       return { key, etag: result.etag ?? undefined }
     } catch (error) {
       writer.abort()
@@ -186,7 +196,23 @@ class StorageBackend {
     const onProgress = options.optionalFunction(downloadOptions.onProgress, 'onProgress')
     const range = options.range(downloadOptions.range)
     if (signal?.aborted) throw abortErrorFor(signal)
-    const reader = await callNative(async () => (await this.#store()).download(key, range))
+    const opening = callNative(async () => (await this.#store()).download(key, range))
+    let reader
+    if (signal) {
+      // The server may be slow to answer: an abort rejects at once, and a reader that opens
+      // after it is let go.
+      const aborted = abortion(signal)
+      try {
+        reader = await Promise.race([opening, aborted.promise])
+      } catch (error) {
+        if (signal.aborted) opening.then((late) => late.cancel(), () => {})
+        throw error
+      } finally {
+        aborted.dispose()
+      }
+    } else {
+      reader = await opening
+    }
     const stream = new NativeReadable(reader, onProgress)
     if (signal) {
       if (signal.aborted) stream.destroy(abortErrorFor(signal))

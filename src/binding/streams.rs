@@ -39,8 +39,16 @@ impl NativeWriter {
         let abort = CancellationToken::new();
         let body = Body::stream(incoming(receiver, abort.clone()), options.content_length);
         let (done, outcome) = tokio::sync::oneshot::channel();
+        let aborted = abort.clone();
         napi::bindgen_prelude::spawn(async move {
-            let _ = done.send(contained(storage.put(&key, body, options)).await);
+            // An abort ends the upload even while the store waits for the server: the put is
+            // dropped (a multipart upload then aborts itself in the background).
+            let result = tokio::select! {
+                biased;
+                _ = aborted.cancelled() => Err(Error::Aborted("the upload was aborted".into())),
+                result = contained(storage.put(&key, body, options)) => result,
+            };
+            let _ = done.send(result);
         });
         let outcome = async move {
             match outcome.await {

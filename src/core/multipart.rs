@@ -61,25 +61,35 @@ impl PartLimits {
 }
 
 /// Sends `first` and the rest of `reader` as parts of `upload`, at most `concurrency` at once,
-/// and completes it; after any failure, aborts it and reports the failure.
+/// and completes it; after any failure, aborts it and reports the failure. Dropped before it
+/// ends (the caller gave up: an abort, a worker torn down), it aborts the upload in the
+/// background, so no parts are left behind then either.
 pub async fn send_parts(
     upload: Arc<dyn Parts>,
     first: Bytes,
     reader: PartReader,
     concurrency: usize,
 ) -> Result<PutResult> {
+    let mut unfinished = AbortOnDrop(Some(Arc::clone(&upload)));
     let sent = send_all(Arc::clone(&upload), first, reader, concurrency).await;
-    match sent {
-        Ok(parts) => match upload.complete(parts).await {
-            Ok(done) => Ok(done),
-            Err(e) => {
-                upload.abort().await;
-                Err(e)
-            }
-        },
-        Err(e) => {
-            upload.abort().await;
-            Err(e)
+    let outcome = match sent {
+        Ok(parts) => upload.complete(parts).await,
+        Err(e) => Err(e),
+    };
+    unfinished.0 = None;
+    if outcome.is_err() {
+        upload.abort().await;
+    }
+    outcome
+}
+
+/// Aborts an upload that was given up on mid-way, without waiting for the abort.
+struct AbortOnDrop(Option<Arc<dyn Parts>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let (Some(upload), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { upload.abort().await });
         }
     }
 }
