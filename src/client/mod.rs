@@ -2,6 +2,7 @@
 
 pub mod connector;
 pub mod credentials;
+pub mod header_value;
 pub mod request;
 pub mod response;
 pub mod retry;

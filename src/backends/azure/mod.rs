@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 
 use crate::client::credentials::{CredentialCache, CredentialSource};
 use crate::client::response::{answers_get, http_date};
-use crate::client::xml;
+use crate::client::{header_value, xml};
 use crate::core::backend::{
     Backend, ByteRange, GetOptions, GetResult, Method, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
@@ -64,7 +64,9 @@ impl Container {
 fn blob_headers(options: &PutOptions) -> Vec<(String, String)> {
     let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
     let mut headers = vec![("x-ms-blob-content-type".to_owned(), content_type)];
-    headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-ms-meta-{}", metadata_name(name)), value.clone())));
+    headers.extend(
+        options.metadata.iter().map(|(name, value)| (format!("x-ms-meta-{}", metadata_name(name)), header_value::encode(value))),
+    );
     if options.if_not_exists {
         headers.push(("if-none-match".to_owned(), "*".to_owned()));
     }
@@ -102,7 +104,7 @@ fn original_name(stored: &str) -> String {
 fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
     let metadata: Metadata = headers
         .iter()
-        .filter_map(|(name, value)| Some((original_name(name.strip_prefix("x-ms-meta-")?), value.to_owned())))
+        .filter_map(|(name, value)| Some((original_name(name.strip_prefix("x-ms-meta-")?), header_value::decode(value))))
         .collect();
     ObjectMeta {
         key: key.to_string(),

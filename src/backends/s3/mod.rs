@@ -20,7 +20,7 @@ use md5::{Digest, Md5};
 
 use crate::client::request::{root_cause, unreachable, Answer};
 use crate::client::response::{answers_get, http_date, system_time};
-use crate::client::xml;
+use crate::client::{header_value, xml};
 use crate::core::backend::{
     Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
     SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
@@ -127,7 +127,7 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
         last_modified: http_date(headers.get("last-modified")),
         metadata: headers
             .iter()
-            .filter_map(|(name, value)| Some((name.strip_prefix("x-amz-meta-")?.to_owned(), value.to_owned())))
+            .filter_map(|(name, value)| Some((name.strip_prefix("x-amz-meta-")?.to_owned(), header_value::decode(value))))
             .collect(),
     }
 }
@@ -136,7 +136,7 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
 fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
     let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
     let mut headers = vec![("content-type".to_owned(), content_type)];
-    headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())));
+    headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), header_value::encode(value))));
     headers
 }
 
