@@ -12,6 +12,10 @@ import {
   StorageUnavailableError,
   StorageTimeoutError,
   InvalidKeyError,
+  InvalidArgumentError,
+  AzureBlobStorageBackend,
+  GcsStorageBackend,
+  S3StorageBackend,
 } from '../index.mjs'
 
 describe('error classes', () => {
@@ -84,6 +88,41 @@ describe('error classes', () => {
     assert.ok(Object.isFrozen(StorageErrorCode))
     for (const code of ['STORAGE_ERROR', 'QUOTA_EXCEEDED', 'FILE_NOT_FOUND', 'INVALID_FILE_TYPE', 'BACKEND_NOT_REGISTERED', 'CONFIGURATION_ERROR']) {
       assert.equal(StorageErrorCode[code], code)
+    }
+  })
+})
+
+describe('store options of the wrong type', () => {
+  const s3 = { bucket: 'b', region: 'r', credentials: { accessKeyId: 'a', secretAccessKey: 's' } }
+  const azure = { container: 'box', accountName: 'acct', accountKey: 'a2V5' }
+  const gcs = { bucket: 'b', endpoint: 'http://127.0.0.1:9' }
+  it('are an InvalidArgumentError naming the option, for every cloud store', () => {
+    const cases = [
+      [() => new S3StorageBackend({ ...s3, bucket: 1 }), 'bucket', /bucket must be a string, not number/],
+      [() => new S3StorageBackend({ ...s3, partSize: '8MB' }), 'partSize', /partSize must be a whole number, not string/],
+      [() => new AzureBlobStorageBackend({ ...azure, container: 42 }), 'container', /container must be a string, not number/],
+      [() => new AzureBlobStorageBackend({ ...azure, queueSize: '4' }), 'queueSize', /queueSize must be a whole number/],
+      [() => new GcsStorageBackend({ ...gcs, endpoint: 7 }), 'endpoint', /endpoint must be a string/],
+      [() => new GcsStorageBackend({ ...gcs, stallTimeout: 'x' }), 'stallTimeout', /stallTimeout must be a whole number/],
+    ]
+    for (const [make, option, message] of cases) {
+      assert.throws(make, (error) => {
+        assert.ok(error instanceof InvalidArgumentError, `${option}: ${error}`)
+        assert.equal(error.statusCode, 400)
+        assert.match(error.message, message)
+        assert.equal(error.details.option, option)
+        return true
+      })
+    }
+  })
+
+  it('a stall timeout of zero, which would fail every request, is a ConfigurationError', () => {
+    for (const make of [
+      () => new S3StorageBackend({ ...s3, stallTimeout: 0 }),
+      () => new AzureBlobStorageBackend({ ...azure, stallTimeout: 0 }),
+      () => new GcsStorageBackend({ ...gcs, stallTimeout: 0 }),
+    ]) {
+      assert.throws(make, (e) => e instanceof ConfigurationError && /stallTimeout must be at least 1 second/.test(e.message))
     }
   })
 })

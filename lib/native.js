@@ -26,9 +26,24 @@ const errorForCode = {
   [C.ABORTED]: (m, d) => new e.AbortError(m, d),
 }
 
+// napi's own codes for an argument of the wrong type, met before any of our code runs.
+const WRONG_TYPE = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'FunctionExpected', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected'])
+const RUST_TYPES = { String: 'a string', u32: 'a whole number', f64: 'a number', bool: 'true or false', Vec: 'an array' }
+
+/** napi's message about an option of the wrong type, said as this package says it. */
+function wrongType(error) {
+  const found = /(?:JavaScript|napi) value `?(\w+)[^`]*?`? into rust type `(\w+)[^`]*` on \w+\.(\w+)/.exec(error.message)
+  if (!found) return new e.InvalidArgumentError(`an option has the wrong type: ${error.message}`, {})
+  const [, given, rust, field] = found
+  const option = field.replace(/_(\w)/g, (_m, c) => c.toUpperCase())
+  const wanted = RUST_TYPES[rust] ?? rust
+  return new e.InvalidArgumentError(`${option} must be ${wanted}, not ${given.toLowerCase()}`, { option })
+}
+
 /** Turns an error rejected by the native addon into its class; other errors pass through. */
 function fromNative(error) {
   const message = error?.message
+  if (WRONG_TYPE.has(error?.code) && typeof message === 'string') return wrongType(error)
   if (typeof message !== 'string' || !message.startsWith(NATIVE_ERROR_MARKER)) return error
   const { code, message: text, details } = JSON.parse(message.slice(NATIVE_ERROR_MARKER.length))
   const make = errorForCode[code] ?? ((m, d) => new e.StorageError(m, d))

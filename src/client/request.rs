@@ -280,6 +280,18 @@ impl HttpBody for SlicedBody {
     }
 }
 
+/// The transfer settings every HTTP store takes: parts in flight, and how long a transfer may
+/// move no bytes (zero would fail every request at once).
+pub fn check_transfer_settings(concurrency: usize, stall_timeout: Duration) -> Result<()> {
+    if concurrency == 0 {
+        return Err(Error::Configuration("queueSize must be at least 1".into()));
+    }
+    if stall_timeout < Duration::from_secs(1) {
+        return Err(Error::Configuration("stallTimeout must be at least 1 second".into()));
+    }
+    Ok(())
+}
+
 /// A request from its parts; a URL or header the HTTP layer cannot carry is an invalid argument.
 pub fn build_request<'a>(
     operation: &str,

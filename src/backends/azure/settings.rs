@@ -10,7 +10,7 @@ use crate::client::credentials::CredentialCache;
 use super::client::Container;
 use super::{AzureBackend, MAX_BLOCKS};
 use crate::client::connector::{pooled_connector, Trust};
-use crate::client::request::HttpClient;
+use crate::client::request::{check_transfer_settings, HttpClient};
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -100,9 +100,10 @@ impl AzureBackend {
                 "the Azure container name must be 3 to 63 lowercase letters, digits and single hyphens".into(),
             ));
         }
-        if settings.part_size == 0 || settings.concurrency == 0 {
-            return Err(Error::Configuration("partSize and queueSize must be at least 1".into()));
+        if settings.part_size == 0 {
+            return Err(Error::Configuration("partSize must be at least 1".into()));
         }
+        check_transfer_settings(settings.concurrency, settings.stall_timeout)?;
         let endpoint = settings
             .endpoint
             .map(|e| e.trim_end_matches('/').to_owned())

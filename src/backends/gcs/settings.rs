@@ -12,7 +12,7 @@ use super::upload::CHUNK_GRANULE;
 use super::GcsBackend;
 use crate::client::connector::{pooled_connector, Trust};
 use crate::client::credentials::CredentialCache;
-use crate::client::request::HttpClient;
+use crate::client::request::{check_transfer_settings, HttpClient};
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -79,9 +79,7 @@ impl GcsBackend {
                 "partSize must be a multiple of {CHUNK_GRANULE} bytes (256 KiB)"
             )));
         }
-        if settings.concurrency == 0 {
-            return Err(Error::Configuration("queueSize must be at least 1".into()));
-        }
+        check_transfer_settings(settings.concurrency, settings.stall_timeout)?;
         let endpoint = Endpoint::parse(settings.endpoint.as_deref().unwrap_or(Endpoint::GOOGLE))?;
         let connector = pooled_connector(&Trust::with_environment(settings.ca_certificates.as_deref())?);
         let credentials = settings.credentials.resolve(settings.endpoint.is_some())?;

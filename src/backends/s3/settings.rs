@@ -17,7 +17,7 @@ use super::direct::Direct;
 use super::signer::Signer;
 use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
 use crate::client::connector::{pooled_connector, Trust};
-use crate::client::request::HttpClient;
+use crate::client::request::{check_transfer_settings, HttpClient};
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -48,9 +48,7 @@ impl S3Backend {
         if settings.part_size < MIN_PART_SIZE {
             return Err(Error::Configuration(format!("partSize must be at least {MIN_PART_SIZE} bytes")));
         }
-        if settings.concurrency == 0 {
-            return Err(Error::Configuration("queueSize must be at least 1".into()));
-        }
+        check_transfer_settings(settings.concurrency, settings.stall_timeout)?;
         let connector = pooled_connector(&Trust::with_environment(settings.ca_certificates.as_deref())?);
         let sdk_http = http_client_fn({
             let connector = connector.clone();
