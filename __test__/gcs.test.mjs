@@ -225,6 +225,22 @@ for (const fixture of fixtures.filter((f) => f.name === 'fake-gcs-server')) {
       }
     })
 
+    it('doctor passes anonymously on the emulator, the signed URL check marked not applicable, and leaves nothing', { timeout: 60_000 }, async () => {
+      const cli = new URL('../bin/cli.js', import.meta.url).pathname
+      const env = {
+        ...process.env,
+        STORAGE_BACKEND: 'gcs',
+        STORAGE_GCS_PROJECT_ID: 'test-project',
+        STORAGE_GCS_BUCKET: BUCKET,
+        STORAGE_GCS_ENDPOINT: place.endpoint,
+      }
+      const { stdout } = await promisify(execFile)(process.execPath, [cli, 'doctor'], { env })
+      assert.match(stdout, /^N\/A   signed URL .*service-account key/m)
+      assert.match(stdout, /doctor: all checks passed/)
+      const left = await sdk.bucket(BUCKET).getFiles({ prefix: 'raptscallions-doctor/' })
+      assert.deepEqual(left[0].map((f) => f.name), [])
+    })
+
     it('doctor passes with a key file (STORAGE_GCS_KEY_FILE_PATH) on the emulator', { timeout: 60_000 }, async () => {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rstorage-gcs-key-'))
       const keyFile = path.join(dir, 'key.json')

@@ -381,6 +381,28 @@ describe('S3 failures', () => {
       }
     })
 
+    it('doctor that fails a check after writing removes its test object', { timeout: 60_000 }, async () => {
+      // The signed GET (and only it) fails.
+      proxy.faults.intercept = (req) => req.method === 'GET' && req.url.includes('X-Amz-Signature=') && { respond: { status: 500 } }
+      try {
+        const env = {
+          ...process.env,
+          STORAGE_BACKEND: 's3',
+          STORAGE_S3_ENDPOINT: proxy.endpoint,
+          STORAGE_S3_REGION: 'us-east-1',
+          STORAGE_S3_BUCKET: BUCKET,
+          STORAGE_S3_ACCESS_KEY_ID: ACCESS_KEY,
+          STORAGE_S3_SECRET_ACCESS_KEY: SECRET_KEY,
+        }
+        const run = await promisify(execFile)(process.execPath, [cli, 'doctor'], { env }).catch((failure) => failure)
+        assert.match(run.stdout, /^FAIL  signed URL/m)
+        assert.match(run.stdout, /^CLEAN removed raptscallions-doctor\//m)
+        assert.deepEqual((await backend.list({ prefix: 'raptscallions-doctor/' })).objects, [])
+      } finally {
+        proxy.faults.intercept = undefined
+      }
+    })
+
     it('retries transient 503s and 500s, then gives up with a retryable error', async () => {
       await backend.put('retry/a.txt', 'still here')
       for (const status of [503, 500]) {
