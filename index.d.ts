@@ -406,7 +406,8 @@ export declare function getBackendFactory(identifier: string): BackendFactory
 export declare function isBackendRegistered(identifier: string): boolean
 export declare function getRegisteredBackends(): string[]
 export declare function resetRegistry(): void
-export declare function getBackend(identifier: string): IStorageBackend
+/** The backend for an id; without one, the id STORAGE_BACKEND names (default "local"). */
+export declare function getBackend(identifier?: string): IStorageBackend
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void
 export declare function resetAll(): void

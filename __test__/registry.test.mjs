@@ -15,7 +15,9 @@ import {
   resetAll,
   resetFactory,
   resetRegistry,
+  resetStorageConfig,
 } from '../index.mjs'
+import { withEnv } from './env.mjs'
 
 function plainBackend(label) {
   return {
@@ -36,6 +38,16 @@ describe('registry and factory', () => {
 
   it('registers the built-in stores on load', () => {
     assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3', 'azure', 'aliyun', 'gcs'])
+  })
+
+  it('without an id, builds the backend STORAGE_BACKEND names', async () => {
+    await withEnv({ STORAGE_BACKEND: 'memory' }, async () => {
+      resetStorageConfig()
+      resetFactory()
+      assert.ok(getBackend() instanceof MemoryStorageBackend)
+      assert.equal(getBackend(), getBackend('memory'))
+    })
+    resetStorageConfig()
   })
 
   it('registers, overwrites and lists backends side by side', () => {

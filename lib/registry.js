@@ -47,8 +47,11 @@ function checkBackend(identifier, instance) {
   return instance
 }
 
-/** The backend for an id: its factory runs on first use only, then the same instance is returned. */
-function getBackend(identifier) {
+/**
+ * The backend for an id (default: the one STORAGE_BACKEND names): its factory runs on first use
+ * only, then the same instance is returned.
+ */
+function getBackend(identifier = require('./config').storageConfig.STORAGE_BACKEND) {
   const cached = instanceCache.get(identifier)
   if (cached) return cached
   const instance = checkBackend(identifier, getBackendFactory(identifier)())
