@@ -530,7 +530,7 @@ export declare const azureConfigSchema: z.ZodEffects<z.ZodObject<{
   STORAGE_AZURE_ACCESS_KEY: z.ZodOptional<z.ZodString>
   STORAGE_AZURE_SAS_TOKEN: z.ZodOptional<z.ZodString>
   STORAGE_AZURE_CONNECTION_STRING: z.ZodOptional<z.ZodString>
-  STORAGE_AZURE_CONTAINER: z.ZodString
+  STORAGE_AZURE_CONTAINER: z.ZodOptional<z.ZodString>
   STORAGE_AZURE_ENDPOINT: z.ZodOptional<z.ZodString>
   AZURE_TENANT_ID: z.ZodOptional<z.ZodString>
   AZURE_CLIENT_ID: z.ZodOptional<z.ZodString>

@@ -56,6 +56,19 @@ describe('configuration from the environment', () => {
     assert.throws(() => storageConfig.STORAGE_BACKEND, ConfigurationError)
   })
 
+  it('reports every missing Azure field at once, and refuses a default expiry longer than signed URLs may last', () => {
+    setEnv({ STORAGE_BACKEND: 'azure' })
+    assert.throws(() => storageConfig.STORAGE_BACKEND, (error) => {
+      const fields = error.details.issues.map((i) => i.field).sort()
+      assert.deepEqual(fields, ['STORAGE_AZURE_ACCESS_KEY', 'STORAGE_AZURE_ACCOUNT_NAME', 'STORAGE_AZURE_CONTAINER'])
+      return true
+    })
+    setEnv({ STORAGE_BACKEND: 'azure', STORAGE_AZURE_CONTAINER: 'box', STORAGE_AZURE_CONNECTION_STRING: 'UseDevelopmentStorage=true' })
+    assert.equal(storageConfig.STORAGE_BACKEND, 'azure')
+    setEnv({ STORAGE_SIGNED_URL_EXPIRATION_SECONDS: '604801' })
+    assert.throws(() => storageConfig.STORAGE_BACKEND, (e) => e instanceof ConfigurationError && /at most 604800/.test(e.message))
+  })
+
   it('reports every failing field at once, common and backend alike', () => {
     setEnv({ STORAGE_BACKEND: 's3', STORAGE_MAX_FILE_SIZE_BYTES: '-5', STORAGE_S3_ENDPOINT: 'not a url', STORAGE_S3_REGION: 'eu-west-1' })
     assert.throws(() => storageConfig.STORAGE_BACKEND, (e) => {

@@ -716,6 +716,18 @@ for (const fixture of fixtures) {
     })
 
     describe('arguments of the wrong type', () => {
+      it('refuses a Readable already read to its end (a body parser got there first), and stores nothing', async () => {
+        const key = fresh()
+        const consumed = Readable.from([Buffer.from('abc')])
+        for await (const _chunk of consumed);
+        await assert.rejects(backend.upload({ key, body: consumed }), (error) => {
+          assert.ok(error instanceof InvalidArgumentError, `${error}`)
+          assert.match(error.message, /already read to its end/)
+          return true
+        })
+        assert.equal(await backend.exists(key), false)
+      })
+
       const BAD_OPTIONS = {
         contentLength: { contentLength: '5' },
         contentType: { contentType: 123 },

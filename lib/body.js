@@ -29,6 +29,14 @@ function bodyChunks(body) {
     const stop = () => reader.cancel().catch(() => {})
     return { chunks: asBuffers(webStreamChunks(reader)), stop }
   }
+  // A Readable read to its end before the upload (a framework's body parser got there first)
+  // would store an empty object: refused instead.
+  if (body.readableEnded === true || (body.readable === false && body.readableLength === 0 && body.destroyed === true)) {
+    throw new InvalidArgumentError(
+      'the body stream was already read to its end (in Fastify or Express, a body parser may have consumed it)',
+      {},
+    )
+  }
   // A Readable already flowing (a 'data' listener attached) would run dry before the upload,
   // which awaits its store first, reads it: held still here, it waits, and its listeners still
   // see every chunk as the upload reads.

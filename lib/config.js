@@ -10,7 +10,8 @@ const commonConfigSchema = z.object({
   STORAGE_BACKEND: z.string().min(1).default('local'),
   STORAGE_MAX_FILE_SIZE_BYTES: positiveInt(10 * 1024 * 1024),
   STORAGE_QUOTA_BYTES: positiveInt(1024 * 1024 * 1024),
-  STORAGE_SIGNED_URL_EXPIRATION_SECONDS: positiveInt(15 * 60),
+  // The longest a signed URL may last, on every store.
+  STORAGE_SIGNED_URL_EXPIRATION_SECONDS: z.coerce.number().int().positive().max(604_800, 'at most 604800 (7 days)').default(15 * 60),
 })
 
 const localConfigSchema = z.object({
@@ -36,7 +37,9 @@ const azureConfigSchema = z
     STORAGE_AZURE_ACCESS_KEY: z.string().min(1).optional(),
     STORAGE_AZURE_SAS_TOKEN: z.string().min(1).optional(),
     STORAGE_AZURE_CONNECTION_STRING: z.string().min(1).optional(),
-    STORAGE_AZURE_CONTAINER: z.string().min(1, 'Azure container name is required'),
+    // Optional here and required below, so that every missing field is reported in one pass
+    // (zod runs the refinement only when the object itself parsed).
+    STORAGE_AZURE_CONTAINER: z.string().optional(),
     /** Azurite or a sovereign cloud, e.g. http://127.0.0.1:10000/devstoreaccount1. */
     STORAGE_AZURE_ENDPOINT: z.string().url().optional(),
     /** A service principal (Microsoft Entra ID), as the Azure SDKs read it: instead of a key. */
@@ -45,6 +48,9 @@ const azureConfigSchema = z
     AZURE_CLIENT_SECRET: z.string().optional(),
   })
   .superRefine((env, ctx) => {
+    if (!env.STORAGE_AZURE_CONTAINER) {
+      ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_CONTAINER'], message: 'Azure container name is required' })
+    }
     if (env.STORAGE_AZURE_CONNECTION_STRING) return
     if (!env.STORAGE_AZURE_ACCOUNT_NAME) {
       ctx.addIssue({ code: 'custom', path: ['STORAGE_AZURE_ACCOUNT_NAME'], message: 'Azure account name is required' })

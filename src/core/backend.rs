@@ -55,7 +55,7 @@ impl ByteRange {
     pub fn resolve(&self, size: u64) -> Result<(u64, u64)> {
         let end = self.end.map_or(size, |e| e.saturating_add(1).min(size));
         if self.end.is_some_and(|e| e < self.start) || self.start >= size && size > 0 || self.start > size {
-            return Err(Error::InvalidRange { start: self.start, end: self.end.unwrap_or(size), size });
+            return Err(Error::InvalidRange { start: self.start, end: self.end, size });
         }
         Ok((self.start, end.max(self.start)))
     }

@@ -41,8 +41,9 @@ pub enum Error {
     #[error("Content length mismatch: {expected} bytes were declared but the body {}", length_outcome(*.expected, *.actual))]
     LengthMismatch { expected: u64, actual: u64 },
 
-    #[error("Range {start}-{end} is not satisfiable for an object of {size} bytes")]
-    InvalidRange { start: u64, end: u64, size: u64 },
+    /// `end` as asked, inclusive; none for a range to the end.
+    #[error("Range {start}-{} is not satisfiable for an object of {size} bytes", .end.map(|e| e.to_string()).unwrap_or_default())]
+    InvalidRange { start: u64, end: Option<u64>, size: u64 },
 
     #[error("Invalid argument: {0}")]
     InvalidArgument(String),
