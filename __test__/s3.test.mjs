@@ -36,7 +36,7 @@ import {
 } from '../index.mjs'
 import { withEnv } from './env.mjs'
 import { fixtures, s3Backend } from './fixtures.mjs'
-import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy } from './servers.mjs'
+import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy, startMoto } from './servers.mjs'
 
 const MiB = 1024 * 1024
 const BUCKET = 'conformance-bucket'
@@ -289,6 +289,25 @@ describe('S3 failures', () => {
         return true
       })
     }
+  })
+
+  it('a bucket that does not exist is a ConfigurationError for every call, exists included', { timeout: 60_000 }, async (t) => {
+    // On moto: s3s-fs makes a bucket's folder on the first write to it.
+    const moto = await startMoto(BUCKET)
+    t.after(() => moto.stop())
+    const missing = s3Backend(moto.endpoint, { bucket: 'no-such-bucket' })
+    const calls = [
+      () => missing.put('k', 'v'),
+      () => missing.exists('k'),
+      () => missing.stat('k'),
+      () => missing.get('k'),
+      () => missing.list(),
+      () => missing.upload({ key: 'big', body: patterned(6 * MiB) }),
+    ]
+    for (const call of calls) {
+      await assert.rejects(call(), (e) => e instanceof ConfigurationError && /bucket does not exist/.test(e.message))
+    }
+    assert.equal(await s3Backend(moto.endpoint).exists('no/such/key'), false, 'a missing key in a bucket that exists')
   })
 
   it('a dead endpoint fails fast with a retryable StorageUnavailableError', { timeout: 30_000 }, async () => {

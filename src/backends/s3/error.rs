@@ -11,8 +11,11 @@ use crate::core::key::Key;
 
 /// What an S3 error answer means, from its status and error code.
 pub fn service_error(operation: &str, key: &Key, status: u16, code: &str) -> Error {
+    if code == "NoSuchBucket" {
+        return missing_bucket(operation);
+    }
     match status {
-        404 if code != "NoSuchBucket" => Error::NotFound { key: key.to_string() },
+        404 => Error::NotFound { key: key.to_string() },
         401 | 403 => Error::PermissionDenied(format!(
             "S3 refused {operation} ({code}): check the access key, secret and bucket policy"
         )),
@@ -20,6 +23,11 @@ pub fn service_error(operation: &str, key: &Key, status: u16, code: &str) -> Err
         429 | 500..=599 => Error::Unavailable(format!("S3 answered {status} {code} to {operation}")),
         _ => Error::Service { status, message: format!("S3 answered {status} {code} to {operation}") },
     }
+}
+
+/// The bucket named in the settings does not exist.
+pub fn missing_bucket(operation: &str) -> Error {
+    Error::Configuration(format!("the S3 bucket does not exist ({operation}): check the bucket name and region"))
 }
 
 /// The status an error code stands for where S3 gives only the code (in a DeleteObjects reply,

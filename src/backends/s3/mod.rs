@@ -6,6 +6,7 @@
 //! the core multipart driver (`multipart` is S3's side of it), in bounded memory and aborted on
 //! any failure, so no parts are left behind.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
@@ -39,7 +40,7 @@ mod signer;
 pub use credentials::CredentialsFrom;
 use credentials::S3Credentials;
 use direct::{Call, Direct};
-use error::{code_status, refused_put, s3_error, service_error};
+use error::{code_status, missing_bucket, refused_put, s3_error, service_error};
 use multipart::{abort_upload, S3Parts, Unaborted};
 pub use settings::S3Settings;
 use signer::Signer;
@@ -60,6 +61,8 @@ pub struct S3Backend {
     credentials: Arc<S3Credentials>,
     direct: Arc<Direct>,
     unaborted: Unaborted,
+    /// Whether the bucket was seen to exist (see `head_object`).
+    bucket_seen: AtomicBool,
 }
 
 impl S3Backend {
@@ -77,8 +80,22 @@ impl S3Backend {
         refused_or_ours(&self.direct, &call, answer, options, expected).await
     }
 
+    /// HEAD answers a missing bucket as it answers a missing key (a bare 404): the first time
+    /// a key is missing, the bucket is looked at once, so that a wrong bucket name is a
+    /// ConfigurationError and not a store that looks empty.
     async fn head_object(&self, key: &Key) -> Result<ObjectMeta> {
-        head_object(&self.direct, key).await
+        match head_object(&self.direct, key).await {
+            Err(Error::NotFound { .. }) if !self.bucket_seen.load(Ordering::Relaxed) => {
+                let bucket = Key::listed(String::new());
+                self.direct.send_ok(&Call::new("HeadBucket", "HEAD", &bucket)).await.map_err(|e| match e {
+                    Error::NotFound { .. } => missing_bucket("HeadObject"),
+                    other => other,
+                })?;
+                self.bucket_seen.store(true, Ordering::Relaxed);
+                Err(Error::NotFound { key: key.to_string() })
+            }
+            other => other,
+        }
     }
 
     /// The SDK client, once credentials are at hand: a provider that fails is then that

@@ -93,6 +93,7 @@ impl S3Backend {
             credentials,
             direct,
             unaborted: Arc::new(Mutex::new(Vec::new())),
+            bucket_seen: Default::default(),
         })
     }
 }
