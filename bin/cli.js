@@ -205,6 +205,7 @@ const commands = {
   doctor,
 
   async put([key, file = '-'], flags) {
+    if (key === undefined) throw new storage.InvalidArgumentError('put needs a key: put <key> [file|-]', {})
     const backend = openBackend()
     const fromStdin = file === '-'
     const body = fromStdin ? process.stdin : fs.createReadStream(file)
@@ -253,6 +254,8 @@ const commands = {
       contentType: flags['content-type'],
     })
     console.log(signed.url)
+    // What the request must carry besides (the signed content type; Azure's blob type).
+    for (const [name, value] of Object.entries(signed.headers ?? {})) console.error(`header ${name}: ${value}`)
     console.error(`expires ${signed.expiresAt}`)
   },
 
