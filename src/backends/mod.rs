@@ -1,10 +1,10 @@
 //! One module per store; each implements `core::backend::Backend` and nothing else.
 
 pub mod azure;
+pub mod gcs;
 pub mod local;
 pub mod memory;
 pub mod s3;
-pub mod gcs;
 
 /// What the JS conformance suite cannot reach: many random bodies, cut anywhere, through every
 /// guard, on the stores that need no server. The behaviours it checks one by one run once,

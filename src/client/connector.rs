@@ -39,7 +39,11 @@ impl Trust {
         for variable in ["NODE_EXTRA_CA_CERTS", "AWS_CA_BUNDLE"] {
             if let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) {
                 let pem = std::fs::read(&path).map_err(|e| {
-                    Error::Configuration(format!("{variable} names {}, which cannot be read: {}", path.to_string_lossy(), e.kind()))
+                    Error::Configuration(format!(
+                        "{variable} names {}, which cannot be read: {}",
+                        path.to_string_lossy(),
+                        e.kind()
+                    ))
                 })?;
                 trust.add(&pem, variable)?;
             }
@@ -49,7 +53,9 @@ impl Trust {
 
     fn add(&mut self, pem: &[u8], origin: &str) -> Result<()> {
         let unreadable = || Error::Configuration(format!("{origin} holds no PEM certificate that can be read"));
-        let certificates = CertificateDer::pem_slice_iter(pem).collect::<std::result::Result<Vec<_>, _>>().map_err(|_| unreadable())?;
+        let certificates = CertificateDer::pem_slice_iter(pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| unreadable())?;
         let mut roots = rustls::RootCertStore::empty();
         for certificate in &certificates {
             roots.add(certificate.clone()).map_err(|_| unreadable())?;
@@ -64,7 +70,8 @@ impl Trust {
 
 /// A new connection pool; one per store.
 pub fn pooled_connector(trust: &Trust) -> SharedHttpConnector {
-    let roots = trust.certificates.iter().fold(TrustStore::default(), |roots, pem| roots.with_pem_certificate(pem.clone()));
+    let roots =
+        trust.certificates.iter().fold(TrustStore::default(), |roots, pem| roots.with_pem_certificate(pem.clone()));
     SharedHttpConnector::new(
         Connector::builder()
             .connector_settings(

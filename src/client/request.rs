@@ -141,9 +141,7 @@ impl HttpClient {
                         root_cause(&e)
                     )))
                 }
-                Err(_) => {
-                    return Err(Error::Timeout(format!("the answer of {} to {operation} stalled", self.service)))
-                }
+                Err(_) => return Err(Error::Timeout(format!("the answer of {} to {operation} stalled", self.service))),
             };
             if read.len() + chunk.len() > MAX_DOCUMENT {
                 return Err(Error::Service {

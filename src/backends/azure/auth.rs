@@ -62,9 +62,7 @@ pub struct SignedParts<'a> {
 /// `SharedKey account:signature` over the request's canonical form (Shared Key for the Blob
 /// service, version 2015-02-21 and later).
 pub fn shared_key(account: &str, key: &[u8], request: &SignedParts<'_>) -> String {
-    let header = |name: &str| {
-        request.headers.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str())
-    };
+    let header = |name: &str| request.headers.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
     let length = match header("content-length") {
         "0" => "",
         other => other,
@@ -88,7 +86,8 @@ pub fn shared_key(account: &str, key: &[u8], request: &SignedParts<'_>) -> Strin
         text.push_str(&format!("{name}:{}\n", value.trim()));
     }
     text.push_str(&format!("/{account}{}", request.path));
-    let mut query: Vec<(String, &str)> = request.query.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.as_str())).collect();
+    let mut query: Vec<(String, &str)> =
+        request.query.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.as_str())).collect();
     query.sort();
     for (name, value) in query {
         text.push_str(&format!("\n{name}:{value}"));
@@ -160,7 +159,24 @@ pub fn blob_sas(
     // Fields in the order of the version's string-to-sign; empty ones stay as empty lines.
     let (text, secret) = match key {
         SasKey::Account(secret) => {
-            let text = [permissions, "", &expiry, &resource, "", "", "", API_VERSION, "b", "", "", "", disposition, "", "", content_type];
+            let text = [
+                permissions,
+                "",
+                &expiry,
+                &resource,
+                "",
+                "",
+                "",
+                API_VERSION,
+                "b",
+                "",
+                "",
+                "",
+                disposition,
+                "",
+                "",
+                content_type,
+            ];
             (text.join("\n"), secret)
         }
         SasKey::Delegation(key) => {
@@ -173,8 +189,30 @@ pub fn blob_sas(
                 ("skv", key.version.as_str()),
             ]);
             let text = [
-                permissions, "", &expiry, &resource, &key.object_id, &key.tenant_id, &key.start, &key.expiry, &key.service,
-                &key.version, "", "", "", "", "", API_VERSION, "b", "", "", "", disposition, "", "", content_type,
+                permissions,
+                "",
+                &expiry,
+                &resource,
+                &key.object_id,
+                &key.tenant_id,
+                &key.start,
+                &key.expiry,
+                &key.service,
+                &key.version,
+                "",
+                "",
+                "",
+                "",
+                "",
+                API_VERSION,
+                "b",
+                "",
+                "",
+                "",
+                disposition,
+                "",
+                "",
+                content_type,
             ];
             (text.join("\n"), key.value.as_slice())
         }
@@ -220,7 +258,15 @@ mod tests {
         };
         let sas = blob_sas("acct", SasKey::Account(b"key"), "c", "d/a%20b", &options, now).unwrap();
         assert!(sas.starts_with("sv=2021-12-02&se=2023-11-14T22%3A14%3A20Z&sr=b&sp=r&rscd=attachment%3B%20filename%3D%22a%20b.csv%22&sig="), "{sas}");
-        let put = blob_sas("acct", SasKey::Account(b"key"), "c", "d", &SignOptions::new(Method::Put, Duration::from_secs(60)), now).unwrap();
+        let put = blob_sas(
+            "acct",
+            SasKey::Account(b"key"),
+            "c",
+            "d",
+            &SignOptions::new(Method::Put, Duration::from_secs(60)),
+            now,
+        )
+        .unwrap();
         assert!(put.contains("&sp=cw&sig="), "{put}");
         assert!(AzureCredentials::account_key("not base64!").is_err());
         assert!(AzureCredentials::sas("sv=1&se=2").is_err());

@@ -27,7 +27,12 @@ pub struct Blocks {
 
 impl Blocks {
     pub fn new(container: Arc<Container>, key: &Key, options: &PutOptions) -> Blocks {
-        Blocks { container, key: key.clone(), options: options.clone(), upload: uuid::Uuid::new_v4().simple().to_string() }
+        Blocks {
+            container,
+            key: key.clone(),
+            options: options.clone(),
+            upload: uuid::Uuid::new_v4().simple().to_string(),
+        }
     }
 
     /// Every id of one blob must have the same length: a fixed-width number after the upload's.
@@ -65,7 +70,8 @@ impl Parts for Blocks {
             return Ok(created(&answer.response));
         }
         let after_doubt = answer.after_doubt;
-        let refusal = refused_create(&self.key, self.options.if_not_exists, self.container.failure(&call, answer.response).await);
+        let refusal =
+            refused_create(&self.key, self.options.if_not_exists, self.container.failure(&call, answer.response).await);
         // A commit carried out by an attempt whose answer was lost: the blob is made of our blocks.
         if after_doubt && self.options.if_not_exists && self.committed_ours(&parts).await {
             return self.container.stat(&self.key).await.map(|meta| PutResult { etag: meta.etag });

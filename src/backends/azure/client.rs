@@ -48,7 +48,14 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn blob(operation: &'static str, method: &'static str, key: &'a Key) -> Call<'a> {
-        Call { operation, method, target: Target::Blob(key), query: Vec::new(), headers: Vec::new(), body: Bytes::new() }
+        Call {
+            operation,
+            method,
+            target: Target::Blob(key),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     pub fn container(operation: &'static str, method: &'static str, query: Vec<(String, String)>) -> Call<'a> {
@@ -105,7 +112,9 @@ impl Container {
             .join("&");
         let path = self.path(call.target);
         let url = if query.is_empty() { self.url(call.target) } else { format!("{}?{query}", self.url(call.target)) };
-        self.http.send(call.operation, &call.body, |body| self.request(call, &url, &path, bearer.as_deref(), body)).await
+        self.http
+            .send(call.operation, &call.body, |body| self.request(call, &url, &path, bearer.as_deref(), body))
+            .await
     }
 
     /// `send`, then any answer but a success becomes the error it names.

@@ -16,8 +16,8 @@ use crate::client::credentials::{CredentialCache, CredentialSource};
 use crate::client::response::{answers_get, http_date};
 use crate::client::{header_value, xml};
 use crate::core::backend::{
-    Backend, ByteRange, GetOptions, GetResult, Method, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
-    SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, Method, ObjectMeta,
+    PutOptions, PutResult, SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
 use crate::core::error::{done_if_missing, Error, Result};
@@ -36,8 +36,8 @@ use blocks::Blocks;
 use client::{Call, Container, Target};
 use error::refused_create;
 pub use settings::{AzureSettings, ConnectionString};
-pub use token::{AccessToken, STORAGE_SCOPE};
 use token::DelegationKeys;
+pub use token::{AccessToken, STORAGE_SCOPE};
 
 /// The REST API version every request and SAS names.
 const API_VERSION: &str = "2021-12-02";
@@ -65,7 +65,10 @@ fn blob_headers(options: &PutOptions) -> Vec<(String, String)> {
     let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
     let mut headers = vec![("x-ms-blob-content-type".to_owned(), content_type)];
     headers.extend(
-        options.metadata.iter().map(|(name, value)| (format!("x-ms-meta-{}", metadata_name(name)), header_value::encode(value))),
+        options
+            .metadata
+            .iter()
+            .map(|(name, value)| (format!("x-ms-meta-{}", metadata_name(name)), header_value::encode(value))),
     );
     if options.if_not_exists {
         headers.push(("if-none-match".to_owned(), "*".to_owned()));
@@ -82,7 +85,8 @@ fn created(response: &HttpResponse) -> PutResult {
 const ESCAPED_NAME: &str = "rsc_";
 
 fn metadata_name(name: &str) -> String {
-    let identifier = name.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || i > 0 && b.is_ascii_digit());
+    let identifier =
+        name.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || i > 0 && b.is_ascii_digit());
     if identifier && !name.is_empty() && !name.starts_with(ESCAPED_NAME) {
         name.to_owned()
     } else {
@@ -104,7 +108,9 @@ fn original_name(stored: &str) -> String {
 fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
     let metadata: Metadata = headers
         .iter()
-        .filter_map(|(name, value)| Some((original_name(name.strip_prefix("x-ms-meta-")?), header_value::decode(value))))
+        .filter_map(|(name, value)| {
+            Some((original_name(name.strip_prefix("x-ms-meta-")?), header_value::decode(value)))
+        })
         .collect();
     ObjectMeta {
         key: key.to_string(),
@@ -148,7 +154,10 @@ impl AzureBackend {
         let mut wait = Duration::from_millis(50);
         while status.as_deref() == Some("pending") {
             if started.elapsed() > COPY_WAIT {
-                return Err(Error::Timeout(format!("Azure's copy to {to} did not finish in {} s", COPY_WAIT.as_secs())));
+                return Err(Error::Timeout(format!(
+                    "Azure's copy to {to} did not finish in {} s",
+                    COPY_WAIT.as_secs()
+                )));
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
@@ -163,9 +172,16 @@ impl AzureBackend {
 }
 
 /// A SAS URL for `key`, with the headers its request must carry.
-fn signed_url(container: &Container, secret: SasKey<'_>, key: &Key, options: &SignOptions, now: SystemTime) -> Result<SignedUrl> {
+fn signed_url(
+    container: &Container,
+    secret: SasKey<'_>,
+    key: &Key,
+    options: &SignOptions,
+    now: SystemTime,
+) -> Result<SignedUrl> {
     let sas = blob_sas(&container.account, secret, &container.name, key.as_str(), options, now)?;
-    let mut signed = SignedUrl::new(format!("{}?{sas}", container.url(Target::Blob(key))), now + options.expires_in, options);
+    let mut signed =
+        SignedUrl::new(format!("{}?{sas}", container.url(Target::Blob(key))), now + options.expires_in, options);
     if options.method == Method::Put {
         // Azure's Put Blob needs the blob type; the type the app signed is the blob's.
         signed.headers.insert(0, ("x-ms-blob-type".to_owned(), "BlockBlob".to_owned()));
@@ -273,7 +289,8 @@ impl Backend for AzureBackend {
                 }))
             }
             _ => Signing::Ready(Err(Error::Configuration(
-                "a store reached with a SAS token cannot sign URLs: give it the account key or Entra ID credentials".into(),
+                "a store reached with a SAS token cannot sign URLs: give it the account key or Entra ID credentials"
+                    .into(),
             ))),
         }
     }
@@ -308,7 +325,13 @@ mod tests {
 
     #[test]
     fn metadata_names_azure_refuses_are_escaped_and_read_back() {
-        for (name, stored) in [("owner", "owner"), ("_a1", "_a1"), ("x-trace", "rsc_782d7472616365"), ("1st", "rsc_317374"), ("rsc_x", "rsc_7273635f78")] {
+        for (name, stored) in [
+            ("owner", "owner"),
+            ("_a1", "_a1"),
+            ("x-trace", "rsc_782d7472616365"),
+            ("1st", "rsc_317374"),
+            ("rsc_x", "rsc_7273635f78"),
+        ] {
             assert_eq!(metadata_name(name), stored);
             assert_eq!(original_name(stored), name);
         }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::AzureCredentials;
-use super::token::{ClientSecret, DelegationKeys};
-use crate::client::credentials::CredentialCache;
 use super::client::Container;
+use super::token::{ClientSecret, DelegationKeys};
 use super::{AzureBackend, MAX_BLOCKS};
 use crate::client::connector::{pooled_connector, Trust};
+use crate::client::credentials::CredentialCache;
 use crate::client::request::{check_transfer_settings, HttpClient};
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
@@ -88,14 +88,18 @@ impl ConnectionString {
 impl AzureBackend {
     pub fn new(settings: AzureSettings) -> Result<AzureBackend> {
         let valid_name = |name: &str, max: usize| {
-            (3..=max).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            (3..=max).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
         if !valid_name(&settings.account, 24) || settings.account.contains('-') {
             return Err(Error::Configuration(
                 "the Azure account name must be 3 to 24 lowercase letters and digits".into(),
             ));
         }
-        if !valid_name(&settings.container, 63) || settings.container.starts_with('-') || settings.container.contains("--") {
+        if !valid_name(&settings.container, 63)
+            || settings.container.starts_with('-')
+            || settings.container.contains("--")
+        {
             return Err(Error::Configuration(
                 "the Azure container name must be 3 to 63 lowercase letters, digits and single hyphens".into(),
             ));
@@ -116,7 +120,8 @@ impl AzureBackend {
             Some(credentials) => credentials,
             None => {
                 let http = HttpClient::new(connector.clone(), "Microsoft Entra ID", settings.stall_timeout);
-                let principal = ClientSecret::from_environment(http, |name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+                let principal =
+                    ClientSecret::from_environment(http, |name| std::env::var(name).ok().filter(|v| !v.is_empty()));
                 AzureCredentials::tokens(Box::new(principal.ok_or_else(|| {
                     Error::Configuration(
                         "Azure needs an accountKey, a sasToken, a connectionString, a credential (a TokenCredential such as @azure/identity's DefaultAzureCredential), or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in the environment".into(),
@@ -138,7 +143,11 @@ impl AzureBackend {
         Ok(AzureBackend {
             container,
             delegation,
-            limits: PartLimits { part_size: settings.part_size, concurrency: settings.concurrency, max_parts: MAX_BLOCKS },
+            limits: PartLimits {
+                part_size: settings.part_size,
+                concurrency: settings.concurrency,
+                max_parts: MAX_BLOCKS,
+            },
         })
     }
 }
@@ -157,12 +166,18 @@ mod tests {
         .unwrap();
         assert_eq!(portal.endpoint.as_deref(), Some("https://acct.blob.core.windows.net"));
         assert!(matches!(portal.credentials, AzureCredentials::AccountKey(ref k) if k == b"key"));
-        let sas = ConnectionString::parse("BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=x&sig=y")
-            .unwrap();
+        let sas = ConnectionString::parse(
+            "BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=x&sig=y",
+        )
+        .unwrap();
         assert_eq!(sas.account, "acct");
         assert!(matches!(sas.credentials, AzureCredentials::Sas(ref t) if t == "sv=x&sig=y"));
         for broken in ["", "AccountName=acct", "AccountName=acct;AccountKey=!!", "SharedAccessSignature=sv=x"] {
-            assert_eq!(ConnectionString::parse(broken).err().map(|e| e.code()), Some("CONFIGURATION_ERROR"), "{broken}");
+            assert_eq!(
+                ConnectionString::parse(broken).err().map(|e| e.code()),
+                Some("CONFIGURATION_ERROR"),
+                "{broken}"
+            );
         }
     }
 }

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use super::auth::DelegationKey;
 use super::client::{Call, Container};
 use crate::client::credentials::{CredentialSource, Expiring};
-use crate::client::xml;
 use crate::client::request::{build_request, HttpClient};
+use crate::client::xml;
 use crate::core::error::{Error, Result};
 use crate::core::key::encode_component;
 
@@ -48,7 +48,8 @@ impl ClientSecret {
     /// From `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (and `AZURE_AUTHORITY_HOST`
     /// for sovereign clouds); none when they are not all set.
     pub fn from_environment(http: HttpClient, env: impl Fn(&str) -> Option<String>) -> Option<ClientSecret> {
-        let (tenant, client_id, secret) = (env("AZURE_TENANT_ID")?, env("AZURE_CLIENT_ID")?, env("AZURE_CLIENT_SECRET")?);
+        let (tenant, client_id, secret) =
+            (env("AZURE_TENANT_ID")?, env("AZURE_CLIENT_ID")?, env("AZURE_CLIENT_SECRET")?);
         let authority = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY.to_owned());
         let token_url = format!("{}/{}/oauth2/v2.0/token", authority.trim_end_matches('/'), encode_component(&tenant));
         Some(ClientSecret { http, token_url, client_id, secret })
@@ -70,13 +71,15 @@ impl CredentialSource<AccessToken> for ClientSecret {
             ("client_secret", self.secret.as_str()),
             ("scope", STORAGE_SCOPE),
         ];
-        let body = Bytes::from(
-            form.iter().map(|(n, v)| format!("{n}={}", encode_component(v))).collect::<Vec<_>>().join("&"),
-        );
+        let body =
+            Bytes::from(form.iter().map(|(n, v)| format!("{n}={}", encode_component(v))).collect::<Vec<_>>().join("&"));
         let length = body.len().to_string();
         let headers = [("content-type", "application/x-www-form-urlencoded"), ("content-length", length.as_str())];
         let operation = "a token request to Microsoft Entra ID";
-        let answer = self.http.send(operation, &body, |sent| build_request(operation, "POST", &self.token_url, headers, sent)).await?;
+        let answer = self
+            .http
+            .send(operation, &body, |sent| build_request(operation, "POST", &self.token_url, headers, sent))
+            .await?;
         let status = answer.response.status().as_u16();
         let document = self.http.read_capped(answer.response).await;
         if status != 200 {

@@ -211,7 +211,9 @@ impl CredentialSource<Token> for MetadataServer {
         let status = answer.response.status().as_u16();
         let read = self.http.read_capped(answer.response).await;
         match serde_json::from_slice::<TokenAnswer>(&read) {
-            Ok(TokenAnswer { access_token: Some(token), expires_in, .. }) if status == 200 => Ok(token_for(token, expires_in)),
+            Ok(TokenAnswer { access_token: Some(token), expires_in, .. }) if status == 200 => {
+                Ok(token_for(token, expires_in))
+            }
             _ => Err(nothing_found(format!("the metadata server answered {status} with no token"))),
         }
     }
@@ -328,7 +330,10 @@ mod tests {
             let read = socket.read(&mut request).await.unwrap();
             let request = String::from_utf8_lossy(&request[..read]).to_lowercase();
             let body = r#"{"access_token":"from-metadata","expires_in":3599,"token_type":"Bearer"}"#;
-            let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
             socket.write_all(answer.as_bytes()).await.unwrap();
             request
         });

@@ -23,8 +23,8 @@ use crate::client::request::{root_cause, unreachable, Answer};
 use crate::client::response::{answers_get, http_date, system_time};
 use crate::client::{header_value, xml};
 use crate::core::backend::{
-    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult, SignOptions,
-    SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+    Backend, ByteRange, GetOptions, GetResult, ListEntry, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult,
+    SignOptions, SignedUrl, Signing, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
 };
 use crate::core::body::Body;
 use crate::core::error::{done_if_missing, Error, Result};
@@ -144,7 +144,9 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
         last_modified: http_date(headers.get("last-modified")),
         metadata: headers
             .iter()
-            .filter_map(|(name, value)| Some((name.strip_prefix("x-amz-meta-")?.to_owned(), header_value::decode(value))))
+            .filter_map(|(name, value)| {
+                Some((name.strip_prefix("x-amz-meta-")?.to_owned(), header_value::decode(value)))
+            })
             .collect(),
     }
 }
@@ -153,7 +155,9 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
 fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
     let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
     let mut headers = vec![("content-type".to_owned(), content_type)];
-    headers.extend(options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), header_value::encode(value))));
+    headers.extend(
+        options.metadata.iter().map(|(name, value)| (format!("x-amz-meta-{name}"), header_value::encode(value))),
+    );
     headers
 }
 
