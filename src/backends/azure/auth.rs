@@ -157,28 +157,11 @@ pub fn blob_sas(
     let resource = format!("/blob/{account}/{container}/{blob}");
     let mut fields = vec![("sv", API_VERSION), ("se", expiry.as_str()), ("sr", "b"), ("sp", permissions)];
     // Fields in the order of the version's string-to-sign; empty ones stay as empty lines.
-    let (text, secret) = match key {
-        SasKey::Account(secret) => {
-            let text = [
-                permissions,
-                "",
-                &expiry,
-                &resource,
-                "",
-                "",
-                "",
-                API_VERSION,
-                "b",
-                "",
-                "",
-                "",
-                disposition,
-                "",
-                "",
-                content_type,
-            ];
-            (text.join("\n"), secret)
-        }
+    // The string to sign, in the version's order (empty fields stay as empty lines): what is
+    // allowed on what, then whose signature it is, then the version, kind and overrides.
+    let (whose, secret): (Vec<&str>, &[u8]) = match key {
+        // Signed identifier, IP range, protocol.
+        SasKey::Account(secret) => (vec!["", "", ""], secret),
         SasKey::Delegation(key) => {
             fields.extend([
                 ("skoid", key.object_id.as_str()),
@@ -188,35 +171,16 @@ pub fn blob_sas(
                 ("sks", key.service.as_str()),
                 ("skv", key.version.as_str()),
             ]);
-            let text = [
-                permissions,
-                "",
-                &expiry,
-                &resource,
-                &key.object_id,
-                &key.tenant_id,
-                &key.start,
-                &key.expiry,
-                &key.service,
-                &key.version,
-                "",
-                "",
-                "",
-                "",
-                "",
-                API_VERSION,
-                "b",
-                "",
-                "",
-                "",
-                disposition,
-                "",
-                "",
-                content_type,
-            ];
-            (text.join("\n"), key.value.as_slice())
+            // The key's fields, then authorized and unauthorized user, correlation id, IP range, protocol.
+            let key_fields = [&key.object_id, &key.tenant_id, &key.start, &key.expiry, &key.service, &key.version];
+            let mut whose: Vec<&str> = key_fields.iter().map(|f| f.as_str()).collect();
+            whose.extend(["", "", "", "", ""]);
+            (whose, key.value.as_slice())
         }
     };
+    let head = [permissions, "", &expiry, &resource];
+    let tail = [API_VERSION, "b", "", "", "", disposition, "", "", content_type];
+    let text = [&head[..], &whose, &tail].concat().join("\n");
     if !disposition.is_empty() {
         fields.push(("rscd", disposition));
     }
