@@ -79,6 +79,7 @@ function uploadSettings(params) {
     contentType: optionalString(params.contentType, 'contentType'),
     metadata: optionalMetadata(params.metadata),
     ifNotExists: optionalBoolean(params.ifNotExists, 'ifNotExists'),
+    ifMatch: optionalString(params.ifMatch, 'ifMatch'),
     contentLength: optionalCount(params.contentLength, 'contentLength'),
     maxBytes: optionalCount(params.maxBytes, 'maxBytes'),
     allowedContentTypes: optionalStrings(params.allowedContentTypes, 'allowedContentTypes'),

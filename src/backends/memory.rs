@@ -84,6 +84,14 @@ impl Backend for MemoryBackend {
         if options.if_not_exists && objects.contains_key(key.as_str()) {
             return Err(Error::AlreadyExists { key: key.to_string() });
         }
+        if let Some(expected) = &options.if_match {
+            if objects.get(key.as_str()).is_none_or(|o| &o.etag != expected) {
+                return Err(Error::Precondition {
+                    key: key.to_string(),
+                    reason: "its ETag is not the one given".into(),
+                });
+            }
+        }
         objects.insert(key.to_string(), object);
         Ok(PutResult { etag: Some(etag) })
     }

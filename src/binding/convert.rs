@@ -14,6 +14,8 @@ pub struct UploadSettings {
     pub content_type: Option<String>,
     pub metadata: Option<HashMap<String, String>>,
     pub if_not_exists: Option<bool>,
+    /// Overwrite only the version with this ETag.
+    pub if_match: Option<String>,
     pub content_length: Option<f64>,
     pub max_bytes: Option<f64>,
     pub allowed_content_types: Option<Vec<String>>,
@@ -110,6 +112,7 @@ impl UploadSettings {
                 content_type: self.content_type,
                 metadata: self.metadata.unwrap_or_default(),
                 if_not_exists: self.if_not_exists.unwrap_or(false),
+                if_match: self.if_match,
             },
             content_length: self.content_length.map(|n| whole_number("contentLength", n)).transpose()?,
             max_bytes: self.max_bytes.map(|n| whole_number("maxBytes", n)).transpose()?,

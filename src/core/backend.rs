@@ -23,6 +23,23 @@ pub struct PutOptions {
     pub metadata: Metadata,
     /// Refuse to overwrite: an existing object makes the put fail with `AlreadyExists`.
     pub if_not_exists: bool,
+    /// Overwrite only the version with this ETag (compare-and-swap); another version, or none,
+    /// makes the put fail with `Precondition`.
+    pub if_match: Option<String>,
+}
+
+impl PutOptions {
+    /// What a store's refusal of a conditional put means: the key is taken (create only), or
+    /// holds another version than the one given (some stores answer a missing one with 404).
+    pub fn refusal(&self, key: &Key, error: Error) -> Error {
+        match error {
+            Error::Precondition { .. } if self.if_not_exists => Error::AlreadyExists { key: key.to_string() },
+            Error::NotFound { .. } if self.if_match.is_some() => {
+                Error::Precondition { key: key.to_string(), reason: "there is no object to replace".into() }
+            }
+            other => other,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -224,7 +241,7 @@ pub trait Backend: Send + Sync + 'static {
         let options = PutOptions {
             content_type: Some(source.meta.content_type),
             metadata: source.meta.metadata,
-            if_not_exists: false,
+            ..PutOptions::default()
         };
         let body = Body::stream(source.stream, Some(source.span.1 - source.span.0));
         self.put(to, body, options).await.map(|_| ())

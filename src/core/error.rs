@@ -45,6 +45,21 @@ pub enum Error {
     #[error("Range {start}-{} is not satisfiable for an object of {size} bytes", .end.map(|e| e.to_string()).unwrap_or_default())]
     InvalidRange { start: u64, end: Option<u64>, size: u64 },
 
+    #[error("No resumable upload {id} (it was completed, aborted or never created)")]
+    UploadNotFound { id: String },
+
+    #[error("The resumable upload {id} has expired")]
+    UploadExpired { id: String },
+
+    #[error("The resumable upload {id} is at byte {offset}, not {given}")]
+    OffsetMismatch { id: String, offset: u64, given: u64 },
+
+    #[error("The resumable upload {id} cannot complete: {reason}")]
+    UploadIncomplete { id: String, reason: String },
+
+    #[error("The body's {algorithm} checksum is not the one given")]
+    ChecksumMismatch { algorithm: &'static str },
+
     #[error("Invalid argument: {0}")]
     InvalidArgument(String),
 
@@ -111,6 +126,11 @@ impl Error {
             Error::InvalidFileType { .. } => "INVALID_FILE_TYPE",
             Error::LengthMismatch { .. } => "CONTENT_LENGTH_MISMATCH",
             Error::InvalidRange { .. } => "INVALID_RANGE",
+            Error::UploadNotFound { .. } => "UPLOAD_NOT_FOUND",
+            Error::UploadExpired { .. } => "UPLOAD_EXPIRED",
+            Error::OffsetMismatch { .. } => "UPLOAD_OFFSET_MISMATCH",
+            Error::UploadIncomplete { .. } => "UPLOAD_INCOMPLETE",
+            Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::Configuration(_) => "CONFIGURATION_ERROR",
             Error::Aborted(_) => "ABORTED",
@@ -139,6 +159,10 @@ impl Error {
             Error::InvalidRange { start, end, size } => {
                 json!({ "start": start, "end": end, "size": size })
             }
+            Error::UploadNotFound { id } | Error::UploadExpired { id } => json!({ "uploadId": id }),
+            Error::OffsetMismatch { id, offset, given } => json!({ "uploadId": id, "offset": offset, "given": given }),
+            Error::UploadIncomplete { id, reason } => json!({ "uploadId": id, "reason": reason }),
+            Error::ChecksumMismatch { algorithm } => json!({ "algorithm": algorithm }),
             Error::Timeout(_) | Error::Unavailable(_) => json!({ "retryable": true }),
             Error::Service { status, .. } => json!({ "status": status }),
             Error::Io { context, source } => {

@@ -7,6 +7,9 @@ use crate::core::error::{Error, Result};
 /// Keys longer than this (in UTF-8 bytes) are refused, as S3 does.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// Where resumable uploads keep their state and bytes in the store; no caller's key.
+pub const RESUMABLE_PREFIX: &str = ".resumable-uploads/";
+
 /// A validated object key: relative, `/`-separated, no empty, `.` or `..` segments,
 /// no backslashes, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,6 +63,9 @@ fn check(key: &str, is_prefix: bool) -> Result<()> {
     }
     if key.chars().any(char::is_control) {
         return refuse("a key must not contain NUL or control characters");
+    }
+    if key.starts_with(RESUMABLE_PREFIX) || key == &RESUMABLE_PREFIX[..RESUMABLE_PREFIX.len() - 1] {
+        return refuse("keys under .resumable-uploads/ are reserved for resumable uploads");
     }
     let mut segments: Vec<&str> = key.split('/').collect();
     if is_prefix && segments.len() > 1 && segments.last() == Some(&"") {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod key;
 pub mod listing;
 pub mod multipart;
+pub mod resumable;
 pub mod signing;
 pub mod storage;
 #[cfg(test)]

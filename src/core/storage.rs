@@ -13,7 +13,7 @@ use crate::core::backend::{
 };
 use crate::core::body::{type_allowed, Body, UploadGuard};
 use crate::core::error::{Error, Result};
-use crate::core::key::{check_prefix, Key};
+use crate::core::key::{check_prefix, Key, RESUMABLE_PREFIX};
 use crate::core::listing::{decode_cursor, encode_cursor};
 use crate::core::signing::MAX_EXPIRY;
 
@@ -31,7 +31,7 @@ pub struct UploadOptions {
 
 #[derive(Clone)]
 pub struct Storage {
-    backend: Arc<dyn Backend>,
+    pub(crate) backend: Arc<dyn Backend>,
 }
 
 impl Storage {
@@ -98,6 +98,11 @@ impl Storage {
         let mut options = options;
         options.cursor = options.cursor.as_deref().map(decode_cursor).transpose()?;
         let mut page = self.backend.list(&options).await?;
+        // Resumable uploads keep their parts in the store, out of every listing.
+        if RESUMABLE_PREFIX.starts_with(&options.prefix) {
+            page.objects.retain(|o| !o.key.starts_with(RESUMABLE_PREFIX));
+            page.prefixes.retain(|p| p != RESUMABLE_PREFIX);
+        }
         page.cursor = page.cursor.as_deref().map(encode_cursor);
         Ok(page)
     }
@@ -215,7 +220,7 @@ impl Storage {
 
 /// Content type and metadata become HTTP headers on every cloud store: one set of rules for
 /// all stores. Metadata names are lowercased, as S3 returns them.
-fn checked_put_options(mut put: PutOptions) -> Result<PutOptions> {
+pub(crate) fn checked_put_options(mut put: PutOptions) -> Result<PutOptions> {
     if let Some(content_type) = &put.content_type {
         check_header_value("contentType", content_type)?;
     }

@@ -9,7 +9,6 @@ use aws_smithy_types::base64;
 use bytes::Bytes;
 
 use super::client::{Call, Container};
-use super::error::refused_create;
 use super::{blob_headers, created};
 use crate::client::xml;
 use crate::core::backend::{PutOptions, PutResult};
@@ -70,8 +69,7 @@ impl Parts for Blocks {
             return Ok(created(&answer.response));
         }
         let after_doubt = answer.after_doubt;
-        let refusal =
-            refused_create(&self.key, self.options.if_not_exists, self.container.failure(&call, answer.response).await);
+        let refusal = self.options.refusal(&self.key, self.container.failure(&call, answer.response).await);
         // A commit carried out by an attempt whose answer was lost: the blob is made of our blocks.
         if after_doubt && self.options.if_not_exists && self.committed_ours(&parts).await {
             return self.container.stat(&self.key).await.map(|meta| PutResult { etag: meta.etag });

@@ -2,7 +2,6 @@
 //! `x-ms-error-code` header (HEAD answers have no body).
 
 use crate::core::error::Error;
-use crate::core::key::Key;
 
 pub fn service_error(operation: &str, key: &str, status: u16, code: &str) -> Error {
     match (status, code) {
@@ -15,13 +14,5 @@ pub fn service_error(operation: &str, key: &str, status: u16, code: &str) -> Err
         (416, _) => Error::Service { status, message: format!("Azure answered 416 {code} to {operation}") },
         (429 | 500..=599, _) => Error::Unavailable(format!("Azure answered {status} {code} to {operation}")),
         _ => Error::Service { status, message: format!("Azure answered {status} {code} to {operation}") },
-    }
-}
-
-/// A refused conditional write (`If-None-Match: *`) means the key is taken.
-pub fn refused_create(key: &Key, if_not_exists: bool, error: Error) -> Error {
-    match error {
-        Error::Precondition { .. } if if_not_exists => Error::AlreadyExists { key: key.to_string() },
-        other => other,
     }
 }

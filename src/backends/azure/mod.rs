@@ -34,7 +34,6 @@ pub use auth::AzureCredentials;
 use auth::{blob_sas, DelegationKey, SasKey};
 use blocks::Blocks;
 use client::{Call, Container, Target};
-use error::refused_create;
 pub use settings::{AzureSettings, ConnectionString};
 use token::DelegationKeys;
 pub use token::{AccessToken, STORAGE_SCOPE};
@@ -72,6 +71,9 @@ fn blob_headers(options: &PutOptions) -> Vec<(String, String)> {
     );
     if options.if_not_exists {
         headers.push(("if-none-match".to_owned(), "*".to_owned()));
+    }
+    if let Some(etag) = &options.if_match {
+        headers.push(("if-match".to_owned(), etag.clone()));
     }
     headers
 }
@@ -134,7 +136,7 @@ impl AzureBackend {
             return Ok(created(&answer.response));
         }
         let after_doubt = answer.after_doubt;
-        let refusal = refused_create(key, options.if_not_exists, self.container.failure(&call, answer.response).await);
+        let refusal = options.refusal(key, self.container.failure(&call, answer.response).await);
         // Refused after an attempt whose answer was lost: when the blob there has our bytes'
         // MD5, that attempt made it.
         if after_doubt && options.if_not_exists {

@@ -30,14 +30,6 @@ pub fn service_error(operation: &str, key: &Key, status: u16, reason: &str) -> E
     }
 }
 
-/// A refused `ifGenerationMatch=0` means the key is taken.
-pub fn refused_put(key: &Key, if_not_exists: bool, error: Error) -> Error {
-    match error {
-        Error::Precondition { .. } if if_not_exists => Error::AlreadyExists { key: key.to_string() },
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,7 +40,8 @@ mod tests {
         assert_eq!(error_reason(body), "conditionNotMet");
         assert_eq!(error_reason(b"<html>"), "");
         let key = Key::parse("a").unwrap();
-        let refused = refused_put(&key, true, service_error("the upload", &key, 412, "conditionNotMet"));
+        let create_only = crate::core::backend::PutOptions { if_not_exists: true, ..Default::default() };
+        let refused = create_only.refusal(&key, service_error("the upload", &key, 412, "conditionNotMet"));
         assert_eq!(refused.code(), "FILE_ALREADY_EXISTS");
         assert_eq!(service_error("x", &key, 403, "").code(), "PERMISSION_DENIED");
         assert_eq!(service_error("x", &key, 503, "").code(), "STORAGE_UNAVAILABLE");

@@ -28,7 +28,7 @@ mod signer;
 mod upload;
 use api::{Api, Call};
 use auth::ServiceAccountKey;
-use object::{generation, list_entry, object_meta, OBJECT_FIELDS};
+use object::{generation, list_entry, object_meta, quoted_etag, OBJECT_FIELDS};
 pub use settings::{GcsCredentialsFrom, GcsSettings};
 use signer::{encode, UrlStyle, UrlToSign};
 use upload::{put_whole, Resumable};
@@ -46,6 +46,22 @@ impl GcsBackend {
         let url = format!("{}?fields={}", self.api.object_url(key), encode(OBJECT_FIELDS, true));
         let answer = self.api.send_ok(&Call::new("the metadata lookup", "GET", key, url)).await?;
         self.api.json("the metadata lookup", answer.response).await
+    }
+
+    /// The query that makes an upload conditional: GCS conditions writes on generations, so
+    /// replacing a given ETag is replacing the generation that has it, looked up first.
+    async fn write_condition(&self, key: &Key, options: &PutOptions) -> Result<String> {
+        if let Some(etag) = &options.if_match {
+            let object = self.resource(key).await.map_err(|e| options.refusal(key, e))?;
+            let given = format!("\"{}\"", etag.trim_matches('"'));
+            return match generation(&object) {
+                Some(generation) if quoted_etag(&object).as_ref() == Some(&given) => {
+                    Ok(format!("&ifGenerationMatch={generation}"))
+                }
+                _ => Err(Error::Precondition { key: key.to_string(), reason: "its ETag is not the one given".into() }),
+            };
+        }
+        Ok(if options.if_not_exists { "&ifGenerationMatch=0".to_owned() } else { String::new() })
     }
 
     /// Reads `span` of the generation described by `object`: the bytes always belong to the
@@ -71,10 +87,11 @@ impl GcsBackend {
 #[async_trait]
 impl Backend for GcsBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
+        let condition = self.write_condition(key, &options).await?;
         match self.limits.cut(body).await? {
-            Cut::Whole(data) => put_whole(&self.api, key, data, &options).await,
+            Cut::Whole(data) => put_whole(&self.api, key, data, &options, &condition).await,
             Cut::Parts(first, rest) => {
-                let upload = Resumable::start(Arc::clone(&self.api), key, &options).await?;
+                let upload = Resumable::start(Arc::clone(&self.api), key, &options, &condition).await?;
                 send_parts(Arc::new(upload), first, rest, self.limits.concurrency).await
             }
         }

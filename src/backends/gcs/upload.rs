@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::api::{header, Api, Call};
-use super::error::refused_put;
 use super::object::{object_meta, quoted_etag};
 use super::signer::encode;
 use crate::core::backend::{PutOptions, PutResult, DEFAULT_CONTENT_TYPE};
@@ -36,17 +35,9 @@ fn resource(key: &Key, options: &PutOptions) -> Value {
     json!({ "name": key.as_str(), "contentType": content_type(options), "metadata": options.metadata })
 }
 
-/// `&ifGenerationMatch=0` when the object must not exist yet.
-fn precondition(options: &PutOptions) -> &'static str {
-    if options.if_not_exists {
-        "&ifGenerationMatch=0"
-    } else {
-        ""
-    }
-}
-
-/// One request: the resource and the bytes as `multipart/related`.
-pub async fn put_whole(api: &Api, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
+/// One request: the resource and the bytes as `multipart/related`. `condition` is the
+/// upload's precondition query (see `GcsBackend::write_condition`).
+pub async fn put_whole(api: &Api, key: &Key, data: Bytes, options: &PutOptions, condition: &str) -> Result<PutResult> {
     let boundary = format!("rstorage-{}", uuid::Uuid::new_v4().simple());
     let mut body = BytesMut::with_capacity(data.len() + 512);
     body.extend_from_slice(
@@ -56,7 +47,7 @@ pub async fn put_whole(api: &Api, key: &Key, data: Bytes, options: &PutOptions) 
     body.extend_from_slice(format!("--{boundary}\r\ncontent-type: {}\r\n\r\n", content_type(options)).as_bytes());
     body.extend_from_slice(&data);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let url = format!("{}?uploadType=multipart{}", api.upload_url(), precondition(options));
+    let url = format!("{}?uploadType=multipart{condition}", api.upload_url());
     let call = Call {
         headers: vec![("content-type".into(), format!("multipart/related; boundary={boundary}"))],
         body: body.freeze(),
@@ -67,7 +58,7 @@ pub async fn put_whole(api: &Api, key: &Key, data: Bytes, options: &PutOptions) 
         return finished(api, key, answer.response).await;
     }
     let (status, after_doubt) = (answer.response.status().as_u16(), answer.after_doubt);
-    let refusal = refused_put(key, options.if_not_exists, api.failure(&call, answer.response).await);
+    let refusal = options.refusal(key, api.failure(&call, answer.response).await);
     // A refusal after an attempt that may have been carried out may be our own write.
     if after_doubt && status == 412 {
         let ours = STANDARD.encode(Md5::digest(&data));
@@ -111,13 +102,8 @@ pub struct Resumable {
 
 impl Resumable {
     /// Opens a session for `key` with the object's content type and metadata.
-    pub async fn start(api: Arc<Api>, key: &Key, options: &PutOptions) -> Result<Resumable> {
-        let url = format!(
-            "{}?uploadType=resumable&name={}{}",
-            api.upload_url(),
-            encode(key.as_str(), true),
-            precondition(options)
-        );
+    pub async fn start(api: Arc<Api>, key: &Key, options: &PutOptions, condition: &str) -> Result<Resumable> {
+        let url = format!("{}?uploadType=resumable&name={}{condition}", api.upload_url(), encode(key.as_str(), true));
         let call = Call {
             headers: vec![
                 ("content-type".into(), "application/json; charset=UTF-8".into()),
@@ -126,7 +112,7 @@ impl Resumable {
             body: Bytes::from(resource(key, options).to_string()),
             ..Call::new("the resumable upload's start", "POST", key, url)
         };
-        let answer = api.send_ok(&call).await.map_err(|e| refused_put(key, options.if_not_exists, e))?;
+        let answer = api.send_ok(&call).await.map_err(|e| options.refusal(key, e))?;
         let session = header(&answer.response, "location").map(str::to_owned).ok_or_else(|| Error::Service {
             status: answer.response.status().as_u16(),
             message: "GCS started a resumable upload without a session URI".into(),
@@ -168,7 +154,7 @@ impl Resumable {
             }
             _ => {
                 let error = self.api.failure(&call, answer.response).await;
-                Err(refused_put(&self.key, self.options.if_not_exists, error))
+                Err(self.options.refusal(&self.key, error))
             }
         }
     }

@@ -220,6 +220,14 @@ impl Root {
         // Sidecars are written under the lock too: a concurrent writer cleaning up after its
         // own commit must not see this one's before its data is in place.
         let _lock = self.lock(stripe(key), true)?;
+        if let Some(expected) = &options.if_match {
+            if self.current_etag(path).as_ref() != Some(expected) {
+                return Err(Error::Precondition {
+                    key: key.to_string(),
+                    reason: "its ETag is not the one given".into(),
+                });
+            }
+        }
         if !plain {
             let sidecar = Sidecar { content_type, metadata: options.metadata };
             self.write_sidecar(path, identity, &sidecar).map_err(|e| Error::io(format!("store {key}"), e))?;
@@ -235,6 +243,13 @@ impl Root {
                 Err(e)
             }
         }
+    }
+
+    /// The ETag of the object at `path` now, if there is one; the caller holds its lock.
+    fn current_etag(&self, path: &str) -> Option<String> {
+        let entry = self.entry(self.data(), path, false).ok()?;
+        let stat = rfs::statat(entry.folder(), entry.name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| FileIdentity::of(&stat).etag())
     }
 
     fn remove(&self, key: &Key) -> Result<()> {

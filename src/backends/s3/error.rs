@@ -5,7 +5,6 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::client::request::{root_cause, unreachable};
-use crate::core::backend::PutOptions;
 use crate::core::error::Error;
 use crate::core::key::Key;
 
@@ -56,13 +55,5 @@ where
         SdkError::DispatchFailure(failure) => unreachable("S3", operation, failure.is_timeout(), root_cause(&error)),
         SdkError::ResponseError(_) => unreachable("S3", operation, false, root_cause(&error)),
         _ => Error::InvalidArgument(format!("{operation}: S3 cannot take a request made of these arguments")),
-    }
-}
-
-/// A refused conditional put means the key is taken.
-pub fn refused_put(key: &Key, options: &PutOptions, error: Error) -> Error {
-    match error {
-        Error::Precondition { .. } if options.if_not_exists => Error::AlreadyExists { key: key.to_string() },
-        other => other,
     }
 }

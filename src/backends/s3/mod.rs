@@ -40,7 +40,7 @@ mod signer;
 pub use credentials::CredentialsFrom;
 use credentials::S3Credentials;
 use direct::{Call, Direct};
-use error::{code_status, missing_bucket, refused_put, s3_error, service_error};
+use error::{code_status, missing_bucket, s3_error, service_error};
 use multipart::{abort_upload, S3Parts, Unaborted};
 pub use settings::S3Settings;
 use signer::Signer;
@@ -68,9 +68,7 @@ pub struct S3Backend {
 impl S3Backend {
     async fn put_object(&self, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
         let mut headers = object_headers(options);
-        if options.if_not_exists {
-            headers.push(("if-none-match".to_owned(), "*".to_owned()));
-        }
+        headers.extend(write_conditions(options));
         let call = Call { headers, body: data.clone(), ..Call::new("PutObject", "PUT", key) };
         let answer = self.direct.send(&call).await?;
         if answer.response.status().is_success() {
@@ -122,7 +120,7 @@ async fn refused_or_ours(
     expected_etag: impl FnOnce() -> String,
 ) -> Result<PutResult> {
     let (status, after_doubt) = (answer.response.status().as_u16(), answer.after_doubt);
-    let refusal = refused_put(call.key, options, direct.failure(call, answer.response).await);
+    let refusal = options.refusal(call.key, direct.failure(call, answer.response).await);
     // S3 answers a completion already done with NoSuchUpload (some services with 403).
     if after_doubt && matches!(status, 403 | 404 | 412) {
         let expected = expected_etag();
@@ -152,6 +150,18 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
 }
 
 /// The headers that give a new object its content type and metadata.
+/// The headers that make a put conditional: create only, or replace only a given version.
+fn write_conditions(options: &PutOptions) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if options.if_not_exists {
+        headers.push(("if-none-match".to_owned(), "*".to_owned()));
+    }
+    if let Some(etag) = &options.if_match {
+        headers.push(("if-match".to_owned(), etag.clone()));
+    }
+    headers
+}
+
 fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
     let content_type = options.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
     let mut headers = vec![("content-type".to_owned(), content_type)];

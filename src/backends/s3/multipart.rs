@@ -8,9 +8,9 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::direct::{Call, Direct};
-use super::error::{code_status, refused_put, service_error};
+use super::error::{code_status, service_error};
 use super::signer::encode;
-use super::{object_headers, refused_or_ours};
+use super::{object_headers, refused_or_ours, write_conditions};
 use crate::client::xml;
 use crate::core::backend::{PutOptions, PutResult};
 use crate::core::error::{done_if_missing, Error, Result};
@@ -71,9 +71,7 @@ impl Parts for S3Parts {
         }
         xml.push_str("</CompleteMultipartUpload>");
         let mut headers = vec![("content-type".to_owned(), "application/xml".to_owned())];
-        if self.options.if_not_exists {
-            headers.push(("if-none-match".to_owned(), "*".to_owned()));
-        }
+        headers.extend(write_conditions(&self.options));
         let query = format!("?{}", self.query());
         let body = Bytes::from(xml);
         let call = Call { query, headers, body, ..Call::new("CompleteMultipartUpload", "POST", &self.key) };
@@ -86,7 +84,7 @@ impl Parts for S3Parts {
         let body = self.direct.read_capped(answer.response).await;
         if let Some(code) = xml::text(&body, "Code").filter(|_| xml::text(&body, "ETag").is_none()) {
             let refused = service_error(call.operation, &self.key, code_status(&code), &code);
-            return Err(refused_put(&self.key, &self.options, refused));
+            return Err(self.options.refusal(&self.key, refused));
         }
         Ok(PutResult { etag: xml::text(&body, "ETag") })
     }
