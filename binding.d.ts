@@ -20,6 +20,16 @@ export declare class NativeStorage {
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
   upload(key: string, settings: UploadSettings): NativeWriter
+  /** Starts a resumable upload of `key`; `length` may be stated later. `expiresIn` in seconds. */
+  createUpload(key: string, length: number | undefined | null, expiresIn: number | undefined | null, settings: UploadSettings): Promise<UploadInfo>
+  uploadStatus(id: string): Promise<UploadInfo>
+  /** Appends the writer's body at `offset`; with a checksum, the body must have that digest. */
+  appendUpload(id: string, offset: number, checksumAlgorithm?: string | undefined | null, checksum?: Buffer | undefined | null): NativeWriter
+  declareUploadLength(id: string, length: number): Promise<UploadInfo>
+  completeUpload(id: string): Promise<CompletedUpload>
+  abortUpload(id: string): Promise<void>
+  /** Removes unfinished uploads last changed before `beforeMs`, or else past their expiry. */
+  deleteExpiredUploads(beforeMs?: number | undefined | null): Promise<number>
   /** Rejects with FILE_NOT_FOUND before any stream exists when the key is missing. */
   download(key: string, range?: RangeSettings | undefined | null): Promise<NativeReader>
   get(key: string, range?: RangeSettings | undefined | null): Promise<Buffer>
@@ -53,7 +63,7 @@ export declare class NativeWriter {
   tryWrite(chunk: Buffer): boolean
   /** Resolves once the chunk is queued; rejects with the upload's own error if it has failed. */
   write(chunk: Buffer): Promise<void>
-  /** Ends the body and resolves when the object is stored. */
+  /** Ends the body and resolves when the object (or the appended segment) is stored. */
   close(): Promise<UploadOutcome>
   /** Fails the upload; the store discards what it had received. */
   abort(): void
@@ -78,6 +88,12 @@ export interface AzureOptions {
   stallTimeout?: number
   /** PEM certificates to trust beyond the system's. */
   caCertificates?: string
+}
+
+export interface CompletedUpload {
+  key: string
+  size: number
+  etag?: string
 }
 
 export interface DownloadInfo {
@@ -230,14 +246,29 @@ export interface SignSettings {
   allowedContentTypes?: Array<string>
 }
 
+/** A resumable upload's state. */
+export interface UploadInfo {
+  id: string
+  key: string
+  offset: number
+  length?: number
+  expiresAtMs: number
+  contentType?: string
+  metadata: Record<string, string>
+}
+
 export interface UploadOutcome {
   etag?: string
+  /** After an append: the resumable upload as it now is. */
+  upload?: UploadInfo
 }
 
 export interface UploadSettings {
   contentType?: string
   metadata?: Record<string, string>
   ifNotExists?: boolean
+  /** Overwrite only the version with this ETag. */
+  ifMatch?: string
   contentLength?: number
   maxBytes?: number
   allowedContentTypes?: Array<string>

@@ -36,11 +36,32 @@ function toObjectInfo(info) {
   }
 }
 
-/** Rejects once `signal` aborts; `dispose()` stops listening. */
+function toUploadInfo(info) {
+  return {
+    id: info.id,
+    key: info.key,
+    offset: info.offset,
+    length: info.length ?? undefined,
+    expiresAt: new Date(info.expiresAtMs),
+    contentType: info.contentType ?? undefined,
+    metadata: info.metadata,
+  }
+}
+
+/** The chunks until the source fails; the failure goes to `onError` and the run just ends. */
+async function* untilFailure(chunks, onError) {
+  try {
+    yield* chunks
+  } catch (error) {
+    onError(error)
+  }
+}
+
 async function* oneChunk(buffer) {
   yield buffer
 }
 
+/** Rejects once `signal` aborts; `dispose()` stops listening. */
 function abortion(signal) {
   let onAbort
   const promise = new Promise((_resolve, reject) => {
@@ -150,18 +171,31 @@ class StorageBackend {
     }
     const body = buffer !== null ? oneChunk(buffer) : params.body
     if (buffer !== null) settings.contentLength ??= buffer.length
+    const result = await this.#send(body, (native) => native.upload(key, settings), {
+      signal,
+      onProgress,
+      total: settings.contentLength,
+    })
+    return { key, etag: result.etag ?? undefined }
+  }
+
+  /**
+   * Streams `body` into the native writer `open` makes, with backpressure; resolves to what
+   * the writer's close reports. `keepWhatArrived`: a body that fails part-way still ends the
+   * write normally (an append keeps what arrived), and its error is thrown after.
+   */
+  async #send(body, open, { signal, onProgress, total, keepWhatArrived = false }) {
     if (!isStreamBody(body)) {
-      throw new InvalidArgumentError(
-        'body must be a Buffer, Uint8Array, string, Readable, ReadableStream or AsyncIterable',
-        { key },
-      )
+      throw new InvalidArgumentError('body must be a Buffer, Uint8Array, string, Readable, ReadableStream or AsyncIterable', {})
     }
     // Taken before any await, so that a stream already flowing is held still (see bodyChunks).
-    const { chunks, stop } = bodyChunks(body)
+    let { chunks, stop } = bodyChunks(body)
+    let sourceError
+    if (keepWhatArrived) chunks = untilFailure(chunks, (error) => (sourceError = error))
     let writer
     try {
       const native = await this.#store()
-      writer = callNativeSync(() => native.upload(key, settings))
+      writer = callNativeSync(() => open(native))
     } catch (error) {
       stop()
       throw error
@@ -169,15 +203,17 @@ class StorageBackend {
     // An abort must end the upload even while the body is silent: wait for either.
     const aborted = signal && abortion(signal)
     try {
-      const pumping = pump(chunks, writer, (loaded) => onProgress?.({ loaded, total: settings.contentLength }))
+      const pumping = pump(chunks, writer, (loaded) => onProgress?.({ loaded, total }))
       pumping.catch(() => {}) // after an abort, its late failure is no news
       await (aborted ? Promise.race([pumping, aborted.promise]) : pumping)
       // The store may still be sending (a server slow to answer): the abort ends that too.
       const closing = callNative(() => writer.close())
       closing.catch(() => {})
       const result = await (aborted ? Promise.race([closing, aborted.promise]) : closing)
-      return { key, etag: result.etag ?? undefined }
+      if (sourceError !== undefined) throw Object.assign(sourceError, { upload: toUploadInfo(result.upload) })
+      return result
     } catch (error) {
+      if (error === sourceError) throw error
       writer.abort()
       stop()
       // Settle only once the store has discarded the upload (temp file, multipart parts).
@@ -186,6 +222,90 @@ class StorageBackend {
     } finally {
       aborted?.dispose()
     }
+  }
+
+  /**
+   * Starts a resumable upload of `key` (tus-style): send its bytes in any number of
+   * `appendUpload` calls, from any process, then `completeUpload`. `length` may be left out and
+   * stated later. The upload lives in the store itself for `expiresIn` seconds after its last
+   * change (default 24 hours).
+   */
+  async createUpload(params) {
+    if (params == null || typeof params !== 'object') throw new InvalidArgumentError('createUpload takes { key, length?, … }', {})
+    const key = checkKey(params.key)
+    const length = options.optionalCount(params.length, 'length')
+    const expiresIn = options.optionalCount(params.expiresIn, 'expiresIn', { min: 1 })
+    const settings = options.uploadSettings(params)
+    return toUploadInfo(await callNative(async () => (await this.#store()).createUpload(key, length, expiresIn, settings)))
+  }
+
+  /** A resumable upload's offset, length and expiry; UploadNotFoundError once completed or aborted. */
+  async getUpload(id) {
+    return toUploadInfo(await callNative(async () => (await this.#store()).uploadStatus(options.uploadId(id))))
+  }
+
+  /**
+   * Appends `body` at `offset`, which must be the upload's offset now (else
+   * UploadOffsetMismatchError, whose details give the right one). With `checksum`
+   * ({ algorithm: 'sha1' | 'sha256' | 'md5', digest: Buffer or base64 }), a body with another
+   * digest is refused and nothing of it kept. Without one, a body that fails part-way (a client
+   * that went away) keeps what arrived, and its error (with `upload`, the new state) is thrown.
+   */
+  async appendUpload(id, params) {
+    options.uploadId(id)
+    if (params == null || typeof params !== 'object') throw new InvalidArgumentError('appendUpload takes (id, { offset, body, … })', {})
+    const offset = options.optionalCount(params.offset, 'offset')
+    if (offset === undefined) throw new InvalidArgumentError('appendUpload needs the offset the body starts at', {})
+    const signal = options.optionalSignal(params.signal)
+    const onProgress = options.optionalFunction(params.onProgress, 'onProgress')
+    if (signal?.aborted) throw abortErrorFor(signal)
+    const { algorithm, digest } = options.checksum(params.checksum)
+    const buffer = asBuffer(params.body)
+    const body = buffer !== null ? oneChunk(buffer) : params.body
+    const result = await this.#send(body, (native) => native.appendUpload(id, offset, algorithm, digest), {
+      signal,
+      onProgress,
+      total: buffer?.length,
+      keepWhatArrived: true,
+    })
+    return toUploadInfo(result.upload)
+  }
+
+  /** States the length of an upload created without one. */
+  async declareUploadLength(id, length) {
+    options.uploadId(id)
+    const count = options.optionalCount(length, 'length')
+    if (count === undefined) throw new InvalidArgumentError('declareUploadLength needs a length', {})
+    return toUploadInfo(await callNative(async () => (await this.#store()).declareUploadLength(id, count)))
+  }
+
+  /**
+   * Makes the object of an upload's bytes, under the guards it was created with (type sniffing,
+   * maxBytes, ifNotExists); an upload of deferred length ends where it is. The upload is gone after.
+   */
+  async completeUpload(id) {
+    options.uploadId(id)
+    const done = await callNative(async () => (await this.#store()).completeUpload(id))
+    return { key: done.key, size: done.size, etag: done.etag ?? undefined }
+  }
+
+  /** Discards an upload and every byte it holds. */
+  async abortUpload(id) {
+    options.uploadId(id)
+    await callNative(async () => (await this.#store()).abortUpload(id))
+  }
+
+  /**
+   * Removes resumable uploads left unfinished: with a date, those last changed before it;
+   * without, those past their own expiry. Resolves to how many went.
+   */
+  async deleteExpiredUploads(olderThan) {
+    let time
+    if (olderThan !== undefined) {
+      time = olderThan instanceof Date ? olderThan.getTime() : new Date(olderThan).getTime()
+      if (Number.isNaN(time)) throw new InvalidArgumentError('deleteExpiredUploads takes a valid date', {})
+    }
+    return callNative(async () => (await this.#store()).deleteExpiredUploads(time))
   }
 
   /** A Readable of the object (or a byte range of it); a missing key rejects first. */

@@ -51,6 +51,11 @@ const StorageErrorCode = Object.freeze({
   INVALID_RANGE: 'INVALID_RANGE',
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   ABORTED: 'ABORTED',
+  UPLOAD_NOT_FOUND: 'UPLOAD_NOT_FOUND',
+  UPLOAD_EXPIRED: 'UPLOAD_EXPIRED',
+  UPLOAD_OFFSET_MISMATCH: 'UPLOAD_OFFSET_MISMATCH',
+  UPLOAD_INCOMPLETE: 'UPLOAD_INCOMPLETE',
+  CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH',
 })
 
 class StorageError extends AppError {
@@ -143,6 +148,13 @@ const InvalidArgumentError = storageErrorClass('InvalidArgumentError', StorageEr
 // Named like the platform's abort errors, so `err.name === "AbortError"` checks keep working.
 const AbortError = storageErrorClass('AbortError', StorageErrorCode.ABORTED, 499)
 
+// Resumable uploads: statuses as tus names them.
+const UploadNotFoundError = storageErrorClass('UploadNotFoundError', StorageErrorCode.UPLOAD_NOT_FOUND, 404)
+const UploadExpiredError = storageErrorClass('UploadExpiredError', StorageErrorCode.UPLOAD_EXPIRED, 410)
+const UploadOffsetMismatchError = storageErrorClass('UploadOffsetMismatchError', StorageErrorCode.UPLOAD_OFFSET_MISMATCH, 409)
+const UploadIncompleteError = storageErrorClass('UploadIncompleteError', StorageErrorCode.UPLOAD_INCOMPLETE, 409)
+const ChecksumMismatchError = storageErrorClass('ChecksumMismatchError', StorageErrorCode.CHECKSUM_MISMATCH, 460)
+
 class StorageTimeoutError extends StorageUnavailableError {
   constructor(message, details) {
     super(message, details)
@@ -176,4 +188,9 @@ module.exports = {
   InvalidRangeError,
   InvalidArgumentError,
   AbortError,
+  UploadNotFoundError,
+  UploadExpiredError,
+  UploadOffsetMismatchError,
+  UploadIncompleteError,
+  ChecksumMismatchError,
 }

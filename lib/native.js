@@ -24,6 +24,11 @@ const errorForCode = {
   [C.INVALID_RANGE]: (m, d) => new e.InvalidRangeError(m, d),
   [C.INVALID_ARGUMENT]: (m, d) => new e.InvalidArgumentError(m, d),
   [C.ABORTED]: (m, d) => new e.AbortError(m, d),
+  [C.UPLOAD_NOT_FOUND]: (m, d) => new e.UploadNotFoundError(m, d),
+  [C.UPLOAD_EXPIRED]: (m, d) => new e.UploadExpiredError(m, d),
+  [C.UPLOAD_OFFSET_MISMATCH]: (m, d) => new e.UploadOffsetMismatchError(m, d),
+  [C.UPLOAD_INCOMPLETE]: (m, d) => new e.UploadIncompleteError(m, d),
+  [C.CHECKSUM_MISMATCH]: (m, d) => new e.ChecksumMismatchError(m, d),
 }
 
 // napi's own codes for an argument of the wrong type, met before any of our code runs.

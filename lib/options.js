@@ -86,6 +86,24 @@ function uploadSettings(params) {
   }
 }
 
+/** A resumable upload's id: a string (whether it names an upload is the store's to say). */
+function uploadId(value) {
+  if (typeof value !== 'string') throw invalid(`an upload id must be a string, not ${value === null ? 'null' : typeof value}`)
+  return value
+}
+
+/** `{ algorithm, digest }` with the digest as bytes or base64 (as tus sends it); or none. */
+function checksum(value) {
+  if (value == null) return {}
+  if (typeof value !== 'object') throw invalid('checksum must be { algorithm, digest }')
+  const algorithm = optionalString(value.algorithm, 'checksum.algorithm')
+  const digest = typeof value.digest === 'string' ? Buffer.from(value.digest, 'base64') : value.digest
+  if (algorithm === undefined || !(digest instanceof Uint8Array)) {
+    throw invalid('checksum must be { algorithm: "sha1" | "sha256" | "md5", digest: Buffer or base64 string }')
+  }
+  return { algorithm, digest: Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength) }
+}
+
 function range(value) {
   if (value == null) return undefined
   if (typeof value !== 'object') throw invalid('range must be { start, end? } with integer offsets (end inclusive)')
@@ -130,6 +148,9 @@ function bulkScope(options) {
 
 module.exports = {
   checkKey,
+  uploadId,
+  checksum,
+  optionalCount,
   uploadSettings,
   range,
   signSettings,

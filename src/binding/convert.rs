@@ -7,6 +7,7 @@ use napi_derive::napi;
 
 use crate::core::backend::{ByteRange, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, SignOptions};
 use crate::core::error::{Error, Result};
+use crate::core::resumable::UploadStatus;
 use crate::core::storage::UploadOptions;
 
 #[napi(object)]
@@ -23,6 +24,41 @@ pub struct UploadSettings {
 
 #[napi(object)]
 pub struct UploadOutcome {
+    pub etag: Option<String>,
+    /// After an append: the resumable upload as it now is.
+    pub upload: Option<UploadInfo>,
+}
+
+/// A resumable upload's state.
+#[napi(object)]
+pub struct UploadInfo {
+    pub id: String,
+    pub key: String,
+    pub offset: f64,
+    pub length: Option<f64>,
+    pub expires_at_ms: f64,
+    pub content_type: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl From<UploadStatus> for UploadInfo {
+    fn from(status: UploadStatus) -> UploadInfo {
+        UploadInfo {
+            id: status.id,
+            key: status.key,
+            offset: status.offset as f64,
+            length: status.length.map(|n| n as f64),
+            expires_at_ms: millis(status.expires_at),
+            content_type: status.content_type,
+            metadata: status.metadata,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct CompletedUpload {
+    pub key: String,
+    pub size: f64,
     pub etag: Option<String>,
 }
 

@@ -17,16 +17,17 @@ use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
-    from_millis, millis, ListSettings, ListedPage, ObjectInfo, RangeSettings, SignSettings, SignedUrlInfo,
-    UploadOutcome, UploadSettings,
+    from_millis, millis, whole_number, CompletedUpload, ListSettings, ListedPage, ObjectInfo, RangeSettings,
+    SignSettings, SignedUrlInfo, UploadInfo, UploadOutcome, UploadSettings,
 };
 use crate::binding::credentials::{CredentialsProvider, JsCredentials, JsTokens, TokenProvider};
-use crate::binding::streams::{NativeReader, NativeWriter};
+use crate::binding::streams::{NativeReader, NativeWriter, Written};
 use crate::binding::task::{contained_sync, promise};
 use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
 use crate::core::body::Body;
 use crate::core::error::{Error, Result};
 use crate::core::key::generate_key;
+use crate::core::resumable::{Checksum, ChecksumAlgorithm, NewUpload, DEFAULT_UPLOAD_TTL};
 use crate::core::signing::{SignedFields, UrlSigner, Verdict};
 use crate::core::storage::Storage;
 
@@ -267,14 +268,121 @@ impl NativeStorage {
         let storage = self.storage.clone();
         promise(env, async move {
             let result = storage.put(&key, body, settings.into_core()?).await?;
-            Ok(UploadOutcome { etag: result.etag })
+            Ok(UploadOutcome { etag: result.etag, upload: None })
         })
     }
 
     /// Starts a streamed upload; the store reads chunks as the writer receives them.
     #[napi]
     pub fn upload(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
-        contained_sync(|| Ok(NativeWriter::start(self.storage.clone(), key, settings.into_core()?)))
+        contained_sync(|| {
+            let (storage, options) = (self.storage.clone(), settings.into_core()?);
+            Ok(NativeWriter::start(options.content_length, move |body| async move {
+                storage.put(&key, body, options).await.map(Written::Put)
+            }))
+        })
+    }
+
+    /// Starts a resumable upload of `key`; `length` may be stated later. `expiresIn` in seconds.
+    #[napi(ts_return_type = "Promise<UploadInfo>")]
+    pub fn create_upload<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        length: Option<f64>,
+        expires_in: Option<f64>,
+        settings: UploadSettings,
+    ) -> napi::Result<PromiseRaw<'env, UploadInfo>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let new = NewUpload {
+                key,
+                length: length.map(|n| whole_number("length", n)).transpose()?,
+                options: settings.into_core()?,
+                ttl: match expires_in {
+                    Some(seconds) => Duration::from_secs(whole_number("expiresIn", seconds)?.max(1)),
+                    None => DEFAULT_UPLOAD_TTL,
+                },
+            };
+            Ok(storage.create_upload(new).await?.into())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<UploadInfo>")]
+    pub fn upload_status<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, UploadInfo>> {
+        let storage = self.storage.clone();
+        promise(env, async move { Ok(storage.upload_status(&id).await?.into()) })
+    }
+
+    /// Appends the writer's body at `offset`; with a checksum, the body must have that digest.
+    #[napi]
+    pub fn append_upload(
+        &self,
+        id: String,
+        offset: f64,
+        checksum_algorithm: Option<String>,
+        checksum: Option<Buffer>,
+    ) -> napi::Result<NativeWriter> {
+        contained_sync(|| {
+            let offset = whole_number("offset", offset)?;
+            let checksum = match (checksum_algorithm, checksum) {
+                (Some(algorithm), Some(digest)) => {
+                    Some(Checksum { algorithm: ChecksumAlgorithm::parse(&algorithm)?, digest: digest.to_vec() })
+                }
+                (None, None) => None,
+                _ => return Err(Error::InvalidArgument("a checksum needs both its algorithm and its digest".into())),
+            };
+            let storage = self.storage.clone();
+            Ok(NativeWriter::start(None, move |body| async move {
+                storage.append_upload(&id, offset, body, checksum).await.map(Written::Appended)
+            }))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<UploadInfo>")]
+    pub fn declare_upload_length<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        length: f64,
+    ) -> napi::Result<PromiseRaw<'env, UploadInfo>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            Ok(storage.declare_upload_length(&id, whole_number("length", length)?).await?.into())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<CompletedUpload>")]
+    pub fn complete_upload<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, CompletedUpload>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let done = storage.complete_upload(&id).await?;
+            Ok(CompletedUpload { key: done.key, size: done.size as f64, etag: done.result.etag })
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn abort_upload<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let storage = self.storage.clone();
+        promise(env, async move { storage.abort_upload(&id).await })
+    }
+
+    /// Removes unfinished uploads last changed before `beforeMs`, or else past their expiry.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn delete_expired_uploads<'env>(
+        &self,
+        env: &'env Env,
+        before_ms: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let before = before_ms.map(from_millis).transpose()?;
+            Ok(storage.delete_expired_uploads(before).await? as f64)
+        })
     }
 
     /// Rejects with FILE_NOT_FOUND before any stream exists when the key is missing.

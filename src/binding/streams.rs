@@ -2,6 +2,7 @@
 //! `write` to wait for room: backpressure), the store consumes it as a `Body`. Downloads: JS awaits `read()`
 //! per chunk; `cancel()` drops the Rust stream, which closes the file or connection.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -19,12 +20,19 @@ use crate::binding::task::{contained, promise, promise_js};
 use crate::core::backend::PutResult;
 use crate::core::body::{Body, ByteStream};
 use crate::core::error::Error;
-use crate::core::storage::{Storage, UploadOptions};
+use crate::core::resumable::UploadStatus;
 
 /// Chunks in flight between JS and the store; with JS's own chunk this bounds upload memory.
 const UPLOAD_QUEUE: usize = 4;
 
-type Outcome = Shared<BoxFuture<'static, std::result::Result<PutResult, Arc<Error>>>>;
+/// What a writer's body went into: a plain upload, or an append to a resumable one.
+#[derive(Clone)]
+pub enum Written {
+    Put(PutResult),
+    Appended(UploadStatus),
+}
+
+type Outcome = Shared<BoxFuture<'static, std::result::Result<Written, Arc<Error>>>>;
 
 #[napi]
 pub struct NativeWriter {
@@ -34,10 +42,14 @@ pub struct NativeWriter {
 }
 
 impl NativeWriter {
-    pub fn start(storage: Storage, key: String, options: UploadOptions) -> NativeWriter {
+    /// A writer whose body `consume` stores (a put, an append).
+    pub fn start<F>(length: Option<u64>, consume: impl FnOnce(Body) -> F) -> NativeWriter
+    where
+        F: Future<Output = std::result::Result<Written, Error>> + Send + 'static,
+    {
         let (sender, receiver) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
         let abort = CancellationToken::new();
-        let body = Body::stream(incoming(receiver, abort.clone()), options.content_length);
+        let storing = consume(Body::stream(incoming(receiver, abort.clone()), length));
         let (done, outcome) = tokio::sync::oneshot::channel();
         let aborted = abort.clone();
         napi::bindgen_prelude::spawn(async move {
@@ -46,7 +58,7 @@ impl NativeWriter {
             let result = tokio::select! {
                 biased;
                 _ = aborted.cancelled() => Err(Error::Aborted("the upload was aborted".into())),
-                result = contained(storage.put(&key, body, options)) => result,
+                result = contained(storing) => result,
             };
             let _ = done.send(result);
         });
@@ -114,12 +126,17 @@ impl NativeWriter {
         })
     }
 
-    /// Ends the body and resolves when the object is stored.
+    /// Ends the body and resolves when the object (or the appended segment) is stored.
     #[napi(ts_return_type = "Promise<UploadOutcome>")]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, UploadOutcome>> {
         self.sender().take();
         let outcome = self.outcome.clone();
-        promise_js(env, async move { outcome.await.map(|r| UploadOutcome { etag: r.etag }).map_err(|e| to_js(&e)) })
+        promise_js(env, async move {
+            match outcome.await.map_err(|e| to_js(&e))? {
+                Written::Put(result) => Ok(UploadOutcome { etag: result.etag, upload: None }),
+                Written::Appended(status) => Ok(UploadOutcome { etag: None, upload: Some(status.into()) }),
+            }
+        })
     }
 
     /// Fails the upload; the store discards what it had received.
