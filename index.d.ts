@@ -72,6 +72,8 @@ export interface UploadOptions {
   metadata?: Record<string, string>
   /** Refuse to overwrite an existing object (FileAlreadyExistsError, 409). */
   ifNotExists?: boolean
+  /** Overwrite only the version with this ETag (optimistic concurrency); else PreconditionFailedError (412). */
+  ifMatch?: string
   /** Largest accepted body, enforced while streaming (QuotaExceededError). */
   maxBytes?: number
   /** Allowed MIME types (`image/png`, `image/*`); the content itself is sniffed too (InvalidFileTypeError). */
@@ -184,6 +186,74 @@ export declare class StorageBackend implements IStorageBackend {
   deleteIncompleteUploads(date?: Date | string | number): Promise<number>
   /** Resolves once the store is open; rejects with the reason it cannot be (a folder it cannot create, say). */
   ready(): Promise<void>
+
+  /**
+   * Starts a resumable upload (tus-style): its bytes come in any number of `appendUpload`
+   * calls, from any process, then `completeUpload` stores the object. State lives in the
+   * store itself, so a restarted process or another instance resumes it.
+   */
+  createUpload(params: CreateUploadParams): Promise<ResumableUpload>
+  /** The upload as it is now; UploadNotFoundError once completed or aborted, UploadExpiredError after its expiry. */
+  getUpload(id: string): Promise<ResumableUpload>
+  /**
+   * Appends `body` at `offset`, which must be the upload's offset now (else
+   * UploadOffsetMismatchError, whose `details.offset` is the right one). Of two racing appends
+   * at one offset exactly one wins. A body that fails part-way keeps what arrived (unless a
+   * checksum was given) and its error is thrown with `upload`, the new state.
+   */
+  appendUpload(id: string, params: AppendUploadParams): Promise<ResumableUpload>
+  /** States the length of an upload created without one. */
+  declareUploadLength(id: string, length: number): Promise<ResumableUpload>
+  /**
+   * Stores the object, under the guards the upload was created with (sniffed type, maxBytes,
+   * ifNotExists); an upload of deferred length ends where it is. The upload is gone after.
+   */
+  completeUpload(id: string): Promise<CompletedUpload>
+  /** Discards an upload and every byte it holds. */
+  abortUpload(id: string): Promise<void>
+  /** Removes unfinished uploads: last changed before `olderThan`, or (without it) past their own expiry. Resolves to how many went. */
+  deleteExpiredUploads(olderThan?: Date | string | number): Promise<number>
+}
+
+export interface CreateUploadParams {
+  key: string
+  /** Total bytes; leave out to state it later (declareUploadLength) or at completion. */
+  length?: number
+  /** Seconds the upload lives after its last change (default 86400). */
+  expiresIn?: number
+  contentType?: string
+  metadata?: Record<string, string>
+  ifNotExists?: boolean
+  maxBytes?: number
+  allowedContentTypes?: string[]
+}
+
+export interface AppendUploadParams {
+  offset: number
+  body: UploadBody
+  /** The digest the body must have (tus's checksum extension); digest as bytes or base64. */
+  checksum?: { algorithm: 'sha1' | 'sha256' | 'md5'; digest: Buffer | Uint8Array | string }
+  onProgress?: (progress: Progress) => void
+  /** Aborting keeps nothing of this append. */
+  signal?: AbortSignal
+}
+
+export interface ResumableUpload {
+  /** 128 random bits, hex: knowing it is what lets a client resume. */
+  id: string
+  key: string
+  /** Bytes stored so far. */
+  offset: number
+  length?: number
+  expiresAt: Date
+  contentType?: string
+  metadata: Record<string, string>
+}
+
+export interface CompletedUpload {
+  key: string
+  size: number
+  etag?: string
 }
 
 export interface LocalStorageBackendOptions {
@@ -399,6 +469,34 @@ export declare function createSignedUrlHandler(
   options?: { basePath?: string },
 ): (req: IncomingMessage, res: ServerResponse) => void
 
+export interface TusHandlerOptions {
+  /** Where the handler is mounted (default "/files"); uploads live at `<path>/<id>`. */
+  path?: string
+  /** The key an upload is stored at: the app's choice, never the client's. Default `uploads/YYYY/MM/<uuid>.<ext>`. */
+  keyFor?: (upload: { metadata: Record<string, string>; length?: number; request: IncomingMessage }) => string | Promise<string>
+  /** Runs on every request (`upload` is null on creation); throw to refuse (its `statusCode`, else 403). */
+  authorize?: (request: IncomingMessage, upload: ResumableUpload | null) => void | Promise<void>
+  onUploadFinish?: (
+    request: IncomingMessage,
+    upload: { id: string; key: string; size: number; etag?: string; metadata: Record<string, string>; contentType?: string },
+  ) => void | Promise<void>
+  /** Largest upload in bytes (Tus-Max-Size); default STORAGE_MAX_FILE_SIZE_BYTES when set. */
+  maxSize?: number
+  /** Seconds an upload lives after its last change (default 86400). */
+  expiresIn?: number
+  allowedContentTypes?: string[]
+  ifNotExists?: boolean
+}
+
+/**
+ * A tus 1.0 server (creation, creation-with-upload, creation-defer-length, termination,
+ * expiration, checksum) over any backend, for `http.createServer`, Express or Fastify.
+ */
+export declare function createTusHandler(
+  backend: StorageBackend,
+  options?: TusHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void
+
 // ---------------------------------------------------------------- registry and factory
 
 export declare function registerBackend<T extends IStorageBackend>(identifier: string, factory: BackendFactory<T>): void
@@ -444,6 +542,11 @@ export declare const StorageErrorCode: Readonly<{
   INVALID_RANGE: 'INVALID_RANGE'
   INVALID_ARGUMENT: 'INVALID_ARGUMENT'
   ABORTED: 'ABORTED'
+  UPLOAD_NOT_FOUND: 'UPLOAD_NOT_FOUND'
+  UPLOAD_EXPIRED: 'UPLOAD_EXPIRED'
+  UPLOAD_OFFSET_MISMATCH: 'UPLOAD_OFFSET_MISMATCH'
+  UPLOAD_INCOMPLETE: 'UPLOAD_INCOMPLETE'
+  CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH'
 }>
 
 export type StorageErrorCodeType = (typeof StorageErrorCode)[keyof typeof StorageErrorCode]
@@ -504,6 +607,16 @@ export declare class InvalidRangeError extends StorageError {}
 export declare class InvalidArgumentError extends StorageError {}
 /** An AbortSignal fired; name "AbortError". */
 export declare class AbortError extends StorageError {}
+/** 404: no resumable upload with this id (completed, aborted or never made). */
+export declare class UploadNotFoundError extends StorageError {}
+/** 410: the resumable upload outlived its expiry. */
+export declare class UploadExpiredError extends StorageError {}
+/** 409: an append at another offset than the upload's; `details.offset` is the right one. */
+export declare class UploadOffsetMismatchError extends StorageError {}
+/** 409: completing an upload that lacks bytes, or is being completed. */
+export declare class UploadIncompleteError extends StorageError {}
+/** 460 (tus): the body's digest is not the one given; nothing of it was kept. */
+export declare class ChecksumMismatchError extends StorageError {}
 
 // ---------------------------------------------------------------- configuration
 

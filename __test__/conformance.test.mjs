@@ -16,6 +16,11 @@ import {
   InvalidRangeError,
   QuotaExceededError,
   StorageError,
+  UploadIncompleteError,
+  UploadNotFoundError,
+  UploadOffsetMismatchError,
+  ChecksumMismatchError,
+  PreconditionFailedError,
 } from '../index.mjs'
 import { fixtures } from './fixtures.mjs'
 
@@ -920,6 +925,153 @@ for (const fixture of fixtures) {
         for (const option of ['responseContentDisposition', 'responseContentType', 'contentType']) {
           await assert.rejects(backend.getSignedUrl(key, { [option]: injected }), InvalidArgumentError, option)
         }
+      })
+    })
+
+    describe('resumable uploads', () => {
+      const sha1 = (data) => crypto.createHash('sha1').update(data).digest()
+
+      /** Sends `data` in random pieces (each itself in random chunks), then completes. */
+      async function sendInPieces(key, data, { deferred, random }) {
+        const upload = await backend.createUpload({
+          key,
+          length: deferred ? undefined : data.length,
+          contentType: 'application/x-test',
+          metadata: { filename: 'résumé.bin' },
+        })
+        assert.match(upload.id, /^[0-9a-f]{32}$/)
+        let offset = 0
+        while (offset < data.length || offset === 0) {
+          const size = Math.min(data.length - offset, Math.floor(random() * 120_000))
+          const piece = data.subarray(offset, offset + size)
+          const status = await backend.appendUpload(upload.id, { offset, body: Readable.from(randomChunks(piece, random)) })
+          offset += size
+          assert.equal(status.offset, offset)
+          if (data.length === 0) break
+        }
+        if (deferred) await backend.declareUploadLength(upload.id, data.length)
+        return { upload, done: await backend.completeUpload(upload.id) }
+      }
+
+      for (const size of [0, 1, 64 * 1024 - 1, 64 * 1024 + 1, 300_001]) {
+        it(`${size} bytes in random pieces, length stated or deferred, read back byte for byte`, async () => {
+          const random = seeded(size + 17)
+          const data = crypto.randomBytes(size)
+          for (const deferred of [false, true]) {
+            const key = fresh(`resumable-${size}-${deferred}`)
+            const { upload, done } = await sendInPieces(key, data, { deferred, random })
+            assert.deepEqual({ key: done.key, size: done.size }, { key, size })
+            assert.ok((await readAll(await backend.download(key))).equals(data))
+            const info = await backend.stat(key)
+            assert.equal(info.contentType, 'application/x-test')
+            assert.deepEqual(info.metadata, { filename: 'résumé.bin' })
+            await assert.rejects(backend.getUpload(upload.id), UploadNotFoundError, 'a completed upload is gone')
+          }
+          const listed = []
+          for await (const object of backend.listAll()) listed.push(object.key)
+          assert.ok(!listed.some((k) => k.startsWith('.resumable-uploads')), 'uploads never show in listings')
+          assert.equal(await backend.deleteExpiredUploads(new Date(Date.now() + 3_600_000)), 0, 'no upload state left')
+        })
+      }
+
+      it('a wrong offset is a 409 that names the right one; a body past the length keeps nothing', async () => {
+        const upload = await backend.createUpload({ key: fresh('offsets'), length: 10 })
+        await backend.appendUpload(upload.id, { offset: 0, body: 'abcd' })
+        for (const offset of [0, 3, 5, 1000]) {
+          const refused = await backend.appendUpload(upload.id, { offset, body: 'xy' }).catch((e) => e)
+          assert.ok(refused instanceof UploadOffsetMismatchError, `${offset}: ${refused}`)
+          assert.equal(refused.statusCode, 409)
+          assert.equal(refused.details.offset, 4)
+        }
+        await assert.rejects(backend.appendUpload(upload.id, { offset: 4, body: 'x'.repeat(7) }), QuotaExceededError)
+        await assert.rejects(backend.completeUpload(upload.id), UploadIncompleteError)
+        assert.equal((await backend.getUpload(upload.id)).offset, 4)
+        await backend.appendUpload(upload.id, { offset: 4, body: 'efghij' })
+        await backend.completeUpload(upload.id)
+        assert.equal((await backend.get(upload.key)).toString(), 'abcdefghij')
+      })
+
+      it('of racing appends at one offset exactly one wins, and its bytes are stored once', { skip: !fixture.atomicCreate && 'the server checks If-Match, then writes' }, async () => {
+        const upload = await backend.createUpload({ key: fresh('race') })
+        const racers = Array.from({ length: 6 }, (_, i) => Buffer.alloc(5000 + i, 65 + i))
+        const results = await Promise.allSettled(racers.map((body) => backend.appendUpload(upload.id, { offset: 0, body })))
+        const winners = results.filter((r) => r.status === 'fulfilled')
+        assert.equal(winners.length, 1, results.map((r) => r.reason?.code ?? 'won').join(' '))
+        for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof UploadOffsetMismatchError, String(r.reason))
+        const winner = racers[results.indexOf(winners[0])]
+        await backend.completeUpload(upload.id)
+        assert.ok((await backend.get(upload.key)).equals(winner))
+      })
+
+      it('a body cut short keeps what arrived; a wrong checksum keeps nothing', async () => {
+        const upload = await backend.createUpload({ key: fresh('cut'), length: 20_000 })
+        const cut = await backend.appendUpload(upload.id, { offset: 0, body: failingStream(12_345) }).catch((e) => e)
+        assert.equal(cut.message, 'source failed')
+        assert.equal(cut.upload.offset, 12_345)
+        assert.equal((await backend.getUpload(upload.id)).offset, 12_345)
+        const rest = Buffer.alloc(20_000 - 12_345, 9)
+        const wrong = { algorithm: 'sha1', digest: sha1(Buffer.from('something else')) }
+        const refused = await backend.appendUpload(upload.id, { offset: 12_345, body: rest, checksum: wrong }).catch((e) => e)
+        assert.ok(refused instanceof ChecksumMismatchError, String(refused))
+        assert.equal(refused.statusCode, 460)
+        const cutWithChecksum = await backend
+          .appendUpload(upload.id, { offset: 12_345, body: failingStream(100), checksum: { algorithm: 'sha1', digest: sha1(rest) } })
+          .catch((e) => e)
+        assert.ok(cutWithChecksum instanceof Error)
+        assert.equal((await backend.getUpload(upload.id)).offset, 12_345, 'nothing of a checked body that failed')
+        const right = { algorithm: 'sha1', digest: sha1(rest).toString('base64') }
+        assert.equal((await backend.appendUpload(upload.id, { offset: 12_345, body: rest, checksum: right })).offset, 20_000)
+        await backend.completeUpload(upload.id)
+        assert.ok((await backend.get(upload.key)).equals(Buffer.concat([Buffer.alloc(12_345, 7), rest])))
+      })
+
+      it('an abort or an expiry removes the upload and its bytes', async () => {
+        const aborted = await backend.createUpload({ key: fresh('aborted') })
+        await backend.appendUpload(aborted.id, { offset: 0, body: 'some bytes' })
+        await backend.abortUpload(aborted.id)
+        await assert.rejects(backend.getUpload(aborted.id), UploadNotFoundError)
+        await assert.rejects(backend.abortUpload(aborted.id), UploadNotFoundError)
+        assert.equal(await backend.exists(aborted.key), false)
+        const abandoned = await backend.createUpload({ key: fresh('abandoned') })
+        await backend.appendUpload(abandoned.id, { offset: 0, body: 'more bytes' })
+        assert.equal(await backend.deleteExpiredUploads(new Date(Date.now() - 3_600_000)), 0, 'not abandoned an hour ago')
+        assert.equal(await backend.deleteExpiredUploads(new Date(Date.now() + 3_600_000)), 1)
+        await assert.rejects(backend.getUpload(abandoned.id), UploadNotFoundError)
+      })
+
+      it('completing passes the guards of a plain upload: ifNotExists, sniffed type, maxBytes', async () => {
+        const taken = fresh('taken')
+        await backend.put(taken, 'first')
+        await assert.rejects(backend.createUpload({ key: taken, ifNotExists: true }), FileAlreadyExistsError)
+        const late = await backend.createUpload({ key: fresh('late'), ifNotExists: true })
+        await backend.appendUpload(late.id, { offset: 0, body: 'mine' })
+        await backend.put(late.key, 'someone else got there first')
+        await assert.rejects(backend.completeUpload(late.id), FileAlreadyExistsError)
+        assert.equal((await backend.get(late.key)).toString(), 'someone else got there first')
+        const image = await backend.createUpload({ key: fresh('image.png'), contentType: 'image/png', allowedContentTypes: ['image/png'] })
+        await backend.appendUpload(image.id, { offset: 0, body: ELF_HEADER.subarray(0, 10) })
+        await backend.appendUpload(image.id, { offset: 10, body: ELF_HEADER.subarray(10) })
+        await assert.rejects(backend.completeUpload(image.id), InvalidFileTypeError)
+        assert.equal(await backend.exists(image.key), false)
+        await assert.rejects(backend.createUpload({ key: fresh('big'), length: 11, maxBytes: 10 }), QuotaExceededError)
+        const capped = await backend.createUpload({ key: fresh('capped'), maxBytes: 10 })
+        await assert.rejects(backend.appendUpload(capped.id, { offset: 0, body: 'x'.repeat(11) }), QuotaExceededError)
+        await assert.rejects(backend.createUpload({ key: '../escape' }), InvalidKeyError)
+        await assert.rejects(backend.createUpload({ key: '.resumable-uploads/x' }), InvalidKeyError)
+      })
+
+      it('ids that are not ours name no upload, and conditional puts replace only the version given', async () => {
+        for (const id of ['', '../../etc/passwd', 'A'.repeat(32), '0'.repeat(31), `${'0'.repeat(32)}/x`]) {
+          await assert.rejects(backend.getUpload(id), UploadNotFoundError, JSON.stringify(id))
+        }
+        await assert.rejects(backend.getUpload(42), InvalidArgumentError)
+        const key = fresh('cas')
+        const first = await backend.upload({ key, body: 'one' })
+        const second = await backend.upload({ key, body: 'two', ifMatch: first.etag })
+        await assert.rejects(backend.upload({ key, body: 'three', ifMatch: first.etag }), PreconditionFailedError)
+        await assert.rejects(backend.upload({ key: fresh('none'), body: 'x', ifMatch: first.etag }), PreconditionFailedError)
+        assert.equal((await backend.get(key)).toString(), 'two')
+        assert.equal((await backend.stat(key)).etag, second.etag)
       })
     })
 

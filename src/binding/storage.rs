@@ -347,17 +347,14 @@ impl NativeStorage {
         length: f64,
     ) -> napi::Result<PromiseRaw<'env, UploadInfo>> {
         let storage = self.storage.clone();
-        promise(env, async move {
-            Ok(storage.declare_upload_length(&id, whole_number("length", length)?).await?.into())
-        })
+        promise(
+            env,
+            async move { Ok(storage.declare_upload_length(&id, whole_number("length", length)?).await?.into()) },
+        )
     }
 
     #[napi(ts_return_type = "Promise<CompletedUpload>")]
-    pub fn complete_upload<'env>(
-        &self,
-        env: &'env Env,
-        id: String,
-    ) -> napi::Result<PromiseRaw<'env, CompletedUpload>> {
+    pub fn complete_upload<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, CompletedUpload>> {
         let storage = self.storage.clone();
         promise(env, async move {
             let done = storage.complete_upload(&id).await?;

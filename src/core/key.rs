@@ -16,10 +16,17 @@ pub const RESUMABLE_PREFIX: &str = ".resumable-uploads/";
 pub struct Key(String);
 
 impl Key {
+    /// A caller's key: well formed, and not one the package keeps for itself.
     pub fn parse(key: impl Into<String>) -> Result<Key> {
         let key = key.into();
         check(&key, false)?;
+        check_not_reserved(&key)?;
         Ok(Key(key))
+    }
+
+    /// Whether a name a store found could have been stored under (reserved ones included).
+    pub fn is_well_formed(key: &str) -> bool {
+        check(key, false).is_ok()
     }
 
     /// A key the store listed itself: it exists, so bulk operations act on it even when the
@@ -44,7 +51,18 @@ pub fn check_prefix(prefix: &str) -> Result<()> {
     if prefix.is_empty() {
         return Ok(());
     }
-    check(prefix, true)
+    check(prefix, true)?;
+    check_not_reserved(prefix)
+}
+
+fn check_not_reserved(key: &str) -> Result<()> {
+    if key.starts_with(RESUMABLE_PREFIX) || key == &RESUMABLE_PREFIX[..RESUMABLE_PREFIX.len() - 1] {
+        return Err(Error::InvalidKey {
+            key: key.to_owned(),
+            reason: "keys under .resumable-uploads/ are reserved for resumable uploads",
+        });
+    }
+    Ok(())
 }
 
 fn check(key: &str, is_prefix: bool) -> Result<()> {
@@ -63,9 +81,6 @@ fn check(key: &str, is_prefix: bool) -> Result<()> {
     }
     if key.chars().any(char::is_control) {
         return refuse("a key must not contain NUL or control characters");
-    }
-    if key.starts_with(RESUMABLE_PREFIX) || key == &RESUMABLE_PREFIX[..RESUMABLE_PREFIX.len() - 1] {
-        return refuse("keys under .resumable-uploads/ are reserved for resumable uploads");
     }
     let mut segments: Vec<&str> = key.split('/').collect();
     if is_prefix && segments.len() > 1 && segments.last() == Some(&"") {

@@ -334,7 +334,7 @@ impl Root {
                     if let Ok(child) = open_folder(folder.as_fd(), &[&name], false, false) {
                         pending.push((child, format!("{key}/")));
                     }
-                } else if kind == FileType::RegularFile && key.starts_with(prefix) && Key::parse(key.as_str()).is_ok() {
+                } else if kind == FileType::RegularFile && key.starts_with(prefix) && Key::is_well_formed(&key) {
                     if let Some(stat) = stat() {
                         entries.push(ListEntry {
                             size: stat.st_size as u64,
