@@ -69,6 +69,9 @@ function createTusHandler(backend, settings = {}) {
     expiresIn: settings.expiresIn,
     allowedContentTypes: settings.allowedContentTypes,
     ifNotExists: settings.ifNotExists,
+    // Appends this process is still storing, by upload id: a client whose PATCH was cut asks
+    // for the offset at once, and must hear what that PATCH kept, not what was there before.
+    appending: new Map(),
   }
   if (config.maxSize !== undefined && !(Number.isSafeInteger(config.maxSize) && config.maxSize > 0)) {
     throw new InvalidArgumentError('maxSize must be a positive integer (bytes)', {})
@@ -101,6 +104,7 @@ async function handle(backend, config, req, res) {
   }
   const id = path.startsWith(`${config.base}/`) ? path.slice(config.base.length + 1) : ''
   if (id === '' || id.includes('/')) throw new TusRefusal(404, 'No such upload')
+  if (method === 'HEAD') await config.appending.get(id)
   const upload = await backend.getUpload(id)
   await authorize(config, req, upload)
   switch (method) {
@@ -145,7 +149,11 @@ async function create(backend, config, req, res) {
   const location = `${config.base}/${upload.id}`
   const withBody = req.headers['content-type'] === PATCH_TYPE
   if (withBody) upload = await append(backend, config, req, upload, 0)
-  else req.resume()
+  else {
+    req.resume()
+    // An empty file is complete as soon as it exists.
+    if (upload.length === 0) await finish(backend, config, req, upload)
+  }
   res.writeHead(201, {
     Location: location,
     'Upload-Expires': upload.expiresAt.toUTCString(),
@@ -194,7 +202,14 @@ async function append(backend, config, req, upload, offset) {
   // Iterated without destroying the request when the append stops early, so that a refusal
   // (409, 460) still reaches the client, which is still sending.
   const body = { [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) }
-  const appended = await backend.appendUpload(upload.id, { offset, body, checksum })
+  const appending = backend.appendUpload(upload.id, { offset, body, checksum })
+  const settled = appending.then(
+    () => {},
+    () => {},
+  )
+  config.appending.set(upload.id, settled)
+  settled.then(() => config.appending.get(upload.id) === settled && config.appending.delete(upload.id))
+  const appended = await appending
   if (appended.length !== undefined && appended.offset === appended.length) {
     await finish(backend, config, req, appended)
   }
