@@ -11,6 +11,7 @@ const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/me
 const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend } = require('./lib/backends/s3')
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
 const { createSignedUrlHandler } = require('./lib/handler')
+const { serveObject } = require('./lib/serve')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
@@ -43,6 +44,7 @@ module.exports = {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  serveObject,
   GcsStorageBackend,
   createGcsBackend,
 }

@@ -35,6 +35,7 @@ export const {
   InvalidRangeError,
   InvalidArgumentError,
   AbortError,
+  FileTooLargeError,
   registerBackend,
   getBackendFactory,
   isBackendRegistered,
@@ -73,6 +74,7 @@ export const {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  serveObject,
   GcsStorageBackend,
   createGcsBackend,
 } = storage

@@ -51,6 +51,7 @@ const StorageErrorCode = Object.freeze({
   INVALID_RANGE: 'INVALID_RANGE',
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   ABORTED: 'ABORTED',
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
 })
 
 class StorageError extends AppError {
@@ -142,6 +143,8 @@ const InvalidRangeError = storageErrorClass('InvalidRangeError', StorageErrorCod
 const InvalidArgumentError = storageErrorClass('InvalidArgumentError', StorageErrorCode.INVALID_ARGUMENT, 400)
 // Named like the platform's abort errors, so `err.name === "AbortError"` checks keep working.
 const AbortError = storageErrorClass('AbortError', StorageErrorCode.ABORTED, 499)
+// 413: a body cut short at a size limit, refused rather than stored incomplete; details { maxBytes }.
+const FileTooLargeError = storageErrorClass('FileTooLargeError', StorageErrorCode.FILE_TOO_LARGE, 413)
 
 class StorageTimeoutError extends StorageUnavailableError {
   constructor(message, details) {
@@ -176,4 +179,5 @@ module.exports = {
   InvalidRangeError,
   InvalidArgumentError,
   AbortError,
+  FileTooLargeError,
 }
