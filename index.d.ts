@@ -496,6 +496,32 @@ export declare function createTusHandler(
   backend: StorageBackend,
   options?: TusHandlerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void
+export interface ServeObjectOptions {
+  /** The Content-Type to send instead of the stored one. */
+  contentType?: string
+  /**
+   * Sends the object as a download under this file name: `Content-Disposition: attachment`
+   * (RFC 6266), a non-ASCII name as an RFC 8187 `filename*` with an ASCII fallback.
+   */
+  downloadName?: string
+  /** Headers to add or to put in place of this function's (Cache-Control; a Content-Security-Policy of your own). */
+  headers?: Record<string, string>
+}
+
+/**
+ * Answers a GET or HEAD in plain `http` or Express with the object at `key`: Content-Type,
+ * Content-Length, ETag, Last-Modified; 206 for one range (416 past the end); 304 on
+ * If-None-Match or If-Modified-Since; If-Range; `nosniff` and a sandboxing CSP, so uploaded
+ * HTML or SVG never runs on your origin. Rejects before anything is sent when the object
+ * cannot be read (FileNotFoundError, …): answer that yourself (Express: `.catch(next)`).
+ */
+export declare function serveObject(
+  req: IncomingMessage,
+  res: ServerResponse,
+  backend: StorageBackend,
+  key: string,
+  options?: ServeObjectOptions,
+): Promise<void>
 
 // ---------------------------------------------------------------- registry and factory
 
@@ -547,6 +573,7 @@ export declare const StorageErrorCode: Readonly<{
   UPLOAD_OFFSET_MISMATCH: 'UPLOAD_OFFSET_MISMATCH'
   UPLOAD_INCOMPLETE: 'UPLOAD_INCOMPLETE'
   CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH'
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE'
 }>
 
 export type StorageErrorCodeType = (typeof StorageErrorCode)[keyof typeof StorageErrorCode]
@@ -617,6 +644,10 @@ export declare class UploadOffsetMismatchError extends StorageError {}
 export declare class UploadIncompleteError extends StorageError {}
 /** 460 (tus): the body's digest is not the one given; nothing of it was kept. */
 export declare class ChecksumMismatchError extends StorageError {}
+/** 413: a body cut off at a size limit (a multipart file past @fastify/multipart's `fileSize`); nothing was stored. */
+export declare class FileTooLargeError extends StorageError {
+  constructor(message: string, details: { maxBytes: number })
+}
 
 // ---------------------------------------------------------------- configuration
 

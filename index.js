@@ -12,6 +12,7 @@ const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyun
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
 const { createSignedUrlHandler } = require('./lib/handler')
 const { createTusHandler } = require('./lib/tus')
+const { serveObject } = require('./lib/serve')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
@@ -45,6 +46,7 @@ module.exports = {
   generateKey,
   createSignedUrlHandler,
   createTusHandler,
+  serveObject,
   GcsStorageBackend,
   createGcsBackend,
 }

@@ -40,6 +40,7 @@ export const {
   UploadOffsetMismatchError,
   UploadIncompleteError,
   ChecksumMismatchError,
+  FileTooLargeError,
   registerBackend,
   getBackendFactory,
   isBackendRegistered,
@@ -79,6 +80,7 @@ export const {
   generateKey,
   createSignedUrlHandler,
   createTusHandler,
+  serveObject,
   GcsStorageBackend,
   createGcsBackend,
 } = storage

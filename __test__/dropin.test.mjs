@@ -119,9 +119,10 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
     await exec(npm, ['install', '--install-links', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app })
   }
 
-  it('ships the addon, the loader, both entries and the types', async () => {
+  it('ships the addon, the loader, both entries, the Fastify entry and the types', async () => {
     const { stdout } = await exec('tar', ['-tzf', tarball])
-    for (const file of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'bin/cli.js', 'lib/backend.js']) {
+    const files = ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'bin/cli.js', 'lib/backend.js']
+    for (const file of [...files, 'fastify.mjs', 'fastify.d.ts', 'lib/fastify.js', 'lib/serve.js']) {
       assert.match(stdout, new RegExp(`^package/${file.replace('.', '\\.')}$`, 'm'))
     }
     assert.match(stdout, /^package\/storage\.[\w-]+\.node$/m)

@@ -5,6 +5,7 @@ import {
   BackendNotRegisteredError,
   ConfigurationError,
   FileNotFoundError,
+  FileTooLargeError,
   InvalidFileTypeError,
   QuotaExceededError,
   StorageError,
@@ -57,6 +58,7 @@ describe('error classes', () => {
       { requestedBackend: 'minio', availableBackends: [] },
     ],
     [new ConfigurationError('bad', { issues: [] }), 'ConfigurationError', 500, 'CONFIGURATION_ERROR', 'bad', { issues: [] }],
+    [new FileTooLargeError('cut off', { maxBytes: 1024 }), 'FileTooLargeError', 413, 'FILE_TOO_LARGE', 'cut off', { maxBytes: 1024 }],
   ]
   for (const [error, name, statusCode, code, message, details] of cases) {
     it(`${name}: ${message}`, () => {

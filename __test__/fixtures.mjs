@@ -106,8 +106,8 @@ function localFixture(name, { durable, streamsToDisk }) {
       const root = await tempDir('local')
       return { place: { root }, cleanup: () => fs.rm(root, { recursive: true, force: true }) }
     },
-    open({ root }) {
-      return new LocalStorageBackend({ root, durable })
+    open({ root }, options) {
+      return new LocalStorageBackend({ root, durable, ...options })
     },
     async create() {
       const { place, cleanup } = await this.provision()
@@ -128,8 +128,9 @@ function localFixture(name, { durable, streamsToDisk }) {
  * Each fixture: `create()` → { backend, cleanup, server?, held? }, where `held()` counts what a
  * download holds open (descriptors under a local root, connections to an S3 server; the memory
  * store holds nothing a download could leak); `provision()` → { place, cleanup,
- * server? }, where `place` is plain data (a folder, an endpoint) so that `open(place)` can build
- * more backends on the same storage from other threads or processes; and what its server does:
+ * server? }, where `place` is plain data (a folder, an endpoint) so that `open(place, options?)`
+ * can build more backends on the same storage from other threads or processes (`options` go to
+ * the store's constructor: a local or memory store's `baseUrl`); and what its server does:
  * `checksSignatures` (refuses tampered or expired presigned URLs), `conditionalGets`
  * (answers If-None-Match with 304), `headWithGetUrl` (our handler serves HEAD with a GET URL;
  * S3 signs the method, so it does not), `atomicMetadata` (data and metadata change together;
@@ -158,8 +159,8 @@ const allFixtures = [
     async provision() {
       return { place: {}, cleanup: async () => {} }
     },
-    open() {
-      return new MemoryStorageBackend()
+    open(_place, options) {
+      return new MemoryStorageBackend(options)
     },
     async create() {
       const served = await withSignedUrlServer((baseUrl) => new MemoryStorageBackend({ baseUrl }))

@@ -56,6 +56,7 @@ const StorageErrorCode = Object.freeze({
   UPLOAD_OFFSET_MISMATCH: 'UPLOAD_OFFSET_MISMATCH',
   UPLOAD_INCOMPLETE: 'UPLOAD_INCOMPLETE',
   CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH',
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
 })
 
 class StorageError extends AppError {
@@ -147,6 +148,8 @@ const InvalidRangeError = storageErrorClass('InvalidRangeError', StorageErrorCod
 const InvalidArgumentError = storageErrorClass('InvalidArgumentError', StorageErrorCode.INVALID_ARGUMENT, 400)
 // Named like the platform's abort errors, so `err.name === "AbortError"` checks keep working.
 const AbortError = storageErrorClass('AbortError', StorageErrorCode.ABORTED, 499)
+// 413: a body cut short at a size limit, refused rather than stored incomplete; details { maxBytes }.
+const FileTooLargeError = storageErrorClass('FileTooLargeError', StorageErrorCode.FILE_TOO_LARGE, 413)
 
 // Resumable uploads: statuses as tus names them.
 const UploadNotFoundError = storageErrorClass('UploadNotFoundError', StorageErrorCode.UPLOAD_NOT_FOUND, 404)
@@ -193,4 +196,5 @@ module.exports = {
   UploadOffsetMismatchError,
   UploadIncompleteError,
   ChecksumMismatchError,
+  FileTooLargeError,
 }

@@ -1,23 +1,18 @@
 'use strict'
-// A Node `http` request handler that serves a backend's self-signed URLs (local, memory):
-// it verifies the signature in native code (constant time), then serves GET/HEAD with
-// Range, ETag and Content-Type, and stores PUT bodies as they stream in, under the upload
-// guards the URL was signed with.
+// Serves a backend's self-signed URLs (local, memory), as a Node `http` handler or as answers
+// a framework sends (the Fastify plugin): it verifies the signature in native code (constant
+// time), then serves GET/HEAD as `serve.js` does, and stores PUT bodies as they stream in,
+// under the upload guards the URL was signed with.
 
-const { pipeline } = require('node:stream/promises')
-const parseRange = require('range-parser')
 const { kNative, kBaseUrl } = require('./backend')
-const { InvalidArgumentError, InvalidRangeError } = require('./errors')
+const { InvalidArgumentError } = require('./errors')
 const { callNativeSync } = require('./native')
+const { objectResponse, writeResponse } = require('./serve')
 
 const JSON_TYPE = 'application/json; charset=utf-8'
-// Served objects come from uploaders, on the app's own origin: never let a browser sniff a
-// type or run what they uploaded (an SVG or HTML file with script) in the origin's context.
-const SAFE_SERVING = { 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': "default-src 'none'; sandbox" }
 /** What anonymous clients are told: the code, and a message that gives nothing of the inside away. */
 const PUBLIC_MESSAGES = {
   FILE_NOT_FOUND: 'Not found',
-  INVALID_RANGE: 'Range not satisfiable',
   CONTENT_LENGTH_MISMATCH: 'The body does not match its Content-Length',
   INVALID_FILE_TYPE: 'This type of file is not accepted here',
   QUOTA_EXCEEDED: 'The body is larger than this URL accepts',
@@ -40,21 +35,32 @@ const forbidden = (message) => new HttpRefusal(403, 'SIGNATURE_REJECTED', messag
 
 /**
  * `createSignedUrlHandler(backend, { basePath? })` → `(req, res) => void`, for
- * `http.createServer(handler)` or mounting in Express/Fastify. `basePath` defaults to the
- * path of the backend's `baseUrl`.
+ * `http.createServer(handler)` or mounting in Express. `basePath` defaults to the path of the
+ * backend's `baseUrl`.
  */
-function createSignedUrlHandler(backend, { basePath } = {}) {
+function createSignedUrlHandler(backend, options) {
+  const respond = signedUrlResponder(backend, options)
+  return function signedUrlHandler(req, res) {
+    respond(req)
+      .then((response) => writeResponse(res, response))
+      .catch((error) => writeResponse(res, errorResponse(error)))
+  }
+}
+
+/**
+ * `(req) => Promise<{ statusCode, headers, body? }>`: the answer to a signed request, which a
+ * framework sends its own way (Fastify's reply). It never rejects: a refusal is an answer.
+ */
+function signedUrlResponder(backend, { basePath } = {}) {
   const store = backend?.[kNative]
   if (typeof store !== 'function') {
     throw new InvalidArgumentError('createSignedUrlHandler needs a backend built by this package (local or memory)', {})
   }
   const base = (basePath ?? new URL(backend[kBaseUrl]).pathname).replace(/\/+$/, '')
-  return function signedUrlHandler(req, res) {
-    handle(backend, store, base, req, res).catch((error) => sendError(res, error))
-  }
+  return (req) => handle(backend, store, base, req).catch(errorResponse)
 }
 
-async function handle(backend, store, base, req, res) {
+async function handle(backend, store, base, req) {
   const url = new URL(req.originalUrl ?? req.url, 'http://localhost')
   if (!url.pathname.startsWith(`${base}/`)) throw new HttpRefusal(404, 'NOT_FOUND', 'No signed URL here')
   let key
@@ -85,65 +91,13 @@ async function handle(backend, store, base, req, res) {
   const verdict = callNativeSync(() => native.verifySignedRequest(signed))
   if (verdict === 'expired') throw forbidden('This signed URL has expired')
   if (verdict !== 'valid') throw forbidden('The signature does not match this URL')
-  if (method === 'GET') await serveObject(backend, key, signed, req, res)
-  else await receiveObject(backend, key, signed, req, res)
+  if (method === 'PUT') return receiveObject(backend, key, signed, req)
+  const disposition = signed.responseContentDisposition
+  const headers = disposition === undefined ? undefined : { 'Content-Disposition': disposition }
+  return objectResponse(req, backend, key, { contentType: signed.responseContentType, headers })
 }
 
-/**
- * The range a `Range` header asks for, as RFC 9110 reads it: a malformed or multi-part header
- * is ignored (the whole object is served), an unsatisfiable one is a 416.
- */
-async function requestedRange(backend, key, header) {
-  if (header === undefined) return undefined
-  const { size } = await backend.stat(key)
-  const ranges = parseRange(size, String(header), { combine: true })
-  if (ranges === -1) {
-    throw new HttpRefusal(416, 'INVALID_RANGE', 'Range not satisfiable', { 'Content-Range': `bytes */${size}` })
-  }
-  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined
-  return { start: ranges[0].start, end: ranges[0].end }
-}
-
-async function serveObject(backend, key, signed, req, res) {
-  const range = await requestedRange(backend, key, req.headers.range)
-  let stream
-  try {
-    stream = await backend.download(key, { range })
-  } catch (error) {
-    if (error instanceof InvalidRangeError) {
-      throw new HttpRefusal(416, error.code, 'Range not satisfiable', { 'Content-Range': `bytes */${error.details.size}` })
-    }
-    throw error
-  }
-  const { info } = stream
-  const headers = {
-    ...SAFE_SERVING,
-    'Content-Type': signed.responseContentType ?? info.contentType,
-    'Content-Length': info.contentLength,
-    'Accept-Ranges': 'bytes',
-    'Last-Modified': info.lastModified.toUTCString(),
-  }
-  if (info.etag) headers.ETag = info.etag
-  if (signed.responseContentDisposition) headers['Content-Disposition'] = signed.responseContentDisposition
-  const ifNoneMatch = req.headers['if-none-match']
-  if (info.etag && ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === info.etag || t.trim() === '*')) {
-    stream.destroy()
-    res.writeHead(304, { ETag: info.etag })
-    res.end()
-    return
-  }
-  if (range) headers['Content-Range'] = `bytes ${info.range.start}-${info.range.end}/${info.size}`
-  res.writeHead(range ? 206 : 200, headers)
-  if (req.method === 'HEAD') {
-    stream.destroy()
-    res.end()
-    return
-  }
-  // A client that disconnects destroys the response, which destroys (and cancels) the download.
-  await pipeline(stream, res).catch(() => {})
-}
-
-async function receiveObject(backend, key, signed, req, res) {
+async function receiveObject(backend, key, signed, req) {
   const sentType = req.headers['content-type']
   if (signed.contentType && sentType !== signed.contentType) {
     throw forbidden(`This URL is signed for Content-Type ${signed.contentType}`)
@@ -162,27 +116,22 @@ async function receiveObject(backend, key, signed, req, res) {
     maxBytes: signed.maxBytes === undefined ? undefined : Number(signed.maxBytes),
     allowedContentTypes: signed.allowedTypes?.split(','),
   })
-  res.writeHead(200, result.etag ? { ETag: result.etag } : {})
-  res.end()
+  return { statusCode: 200, headers: result.etag ? { ETag: result.etag } : {} }
 }
 
-function sendError(res, error) {
-  if (res.headersSent) {
-    res.destroy(error)
-    return
-  }
-  let status = 500
+function errorResponse(error) {
+  let statusCode = 500
   let body = { code: 'INTERNAL', message: 'Internal error' }
   if (error instanceof HttpRefusal) {
-    status = error.status
+    statusCode = error.status
     body = { code: error.code, message: error.message }
   } else if (typeof error?.statusCode === 'number' && error.statusCode < 500 && PUBLIC_MESSAGES[error.code]) {
-    status = error.statusCode
+    statusCode = error.statusCode
     body = { code: error.code, message: PUBLIC_MESSAGES[error.code] }
   }
   // A refused upload may still be sending its body: close the connection rather than read it.
-  res.writeHead(status, { 'Content-Type': JSON_TYPE, Connection: 'close', ...(error.headers ?? {}) })
-  res.end(JSON.stringify({ error: body }))
+  const headers = { 'Content-Type': JSON_TYPE, Connection: 'close', ...(error?.headers ?? {}) }
+  return { statusCode, headers, body: JSON.stringify({ error: body }) }
 }
 
-module.exports = { createSignedUrlHandler }
+module.exports = { createSignedUrlHandler, signedUrlResponder }
