@@ -105,13 +105,13 @@ async function handle(backend, config, req, res) {
   const id = path.startsWith(`${config.base}/`) ? path.slice(config.base.length + 1) : ''
   if (id === '' || id.includes('/')) throw new TusRefusal(404, 'No such upload')
   if (method === 'HEAD') await config.appending.get(id)
+  // Known from its first moment (before the lookups below), so that a HEAD waits for it.
+  if (method === 'PATCH') return whileAppending(config, id, patch(backend, config, req, res, id))
   const upload = await backend.getUpload(id)
   await authorize(config, req, upload)
   switch (method) {
     case 'HEAD':
       return head(backend, config, req, res, upload)
-    case 'PATCH':
-      return patch(backend, config, req, res, upload)
     case 'DELETE':
       await backend.abortUpload(id)
       res.writeHead(204)
@@ -180,7 +180,23 @@ async function head(backend, config, req, res, upload) {
   res.end()
 }
 
-async function patch(backend, config, req, res, upload) {
+/** Runs `work` (a PATCH of upload `id`) with the id marked as being appended to. */
+async function whileAppending(config, id, work) {
+  const settled = work.then(
+    () => {},
+    () => {},
+  )
+  config.appending.set(id, settled)
+  try {
+    return await work
+  } finally {
+    if (config.appending.get(id) === settled) config.appending.delete(id)
+  }
+}
+
+async function patch(backend, config, req, res, id) {
+  let upload = await backend.getUpload(id)
+  await authorize(config, req, upload)
   if (req.headers['content-type'] !== PATCH_TYPE) throw new TusRefusal(415, `Content-Type must be ${PATCH_TYPE}`)
   const offset = count(req.headers['upload-offset'], 'Upload-Offset')
   const declared = req.headers['upload-length']
@@ -202,14 +218,7 @@ async function append(backend, config, req, upload, offset) {
   // Iterated without destroying the request when the append stops early, so that a refusal
   // (409, 460) still reaches the client, which is still sending.
   const body = { [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) }
-  const appending = backend.appendUpload(upload.id, { offset, body, checksum })
-  const settled = appending.then(
-    () => {},
-    () => {},
-  )
-  config.appending.set(upload.id, settled)
-  settled.then(() => config.appending.get(upload.id) === settled && config.appending.delete(upload.id))
-  const appended = await appending
+  const appended = await backend.appendUpload(upload.id, { offset, body, checksum })
   if (appended.length !== undefined && appended.offset === appended.length) {
     await finish(backend, config, req, appended)
   }
