@@ -149,6 +149,20 @@ export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
   allowedContentTypes?: string[]
 }
 
+/** What `downloadArchive` puts in the zip: the objects named (in this order), or every object under a prefix (in key order). */
+export type ArchiveSource = { keys: string[] } | { prefix: string }
+
+export interface ArchiveOptions {
+  /** Deflate the entries (zlib level 1, the fastest); default false: stored as they are, no CPU spent. */
+  compress?: boolean
+  /**
+   * With `prefix`: name entries by their whole keys. By default they are named relative to the
+   * prefix's folder (the prefix up to its last `/`): `{ prefix: 'reports/2024/' }` makes
+   * `reports/2024/q1.pdf` the entry `q1.pdf`.
+   */
+  fullKeys?: boolean
+}
+
 /** For deletes that may reach every object: `{ all: true }` lets the empty prefix mean the whole store. */
 export interface BulkScope {
   all?: boolean
@@ -184,6 +198,16 @@ export declare class StorageBackend implements IStorageBackend {
   deleteIncompleteUploads(date?: Date | string | number): Promise<number>
   /** Resolves once the store is open; rejects with the reason it cannot be (a folder it cannot create, say). */
   ready(): Promise<void>
+  /**
+   * A zip of the objects `{ keys }` names (entries named by their keys), or of every object
+   * under `{ prefix }` (named relative to the prefix's folder unless `fullKeys`), each entry
+   * dated by the object's last modification. Objects are read one at a time and the listing a
+   * page at a time, in bounded memory whatever the sizes; ZIP64 records are added where sizes,
+   * offsets or the entry count need them. A failure (a missing key: FileNotFoundError) destroys
+   * the stream with the error, so the archive never ends as a truncated zip; destroying the
+   * stream stops the download in progress and the listing. Rejects only for wrong arguments.
+   */
+  downloadArchive(source: ArchiveSource, options?: ArchiveOptions): Promise<Readable>
 }
 
 export interface LocalStorageBackendOptions {

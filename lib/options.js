@@ -120,6 +120,24 @@ function listSettings(options) {
   }
 }
 
+/**
+ * What `downloadArchive` reads: `{ keys }` (each checked now, and copied, so that changing the
+ * array later changes nothing) or `{ prefix }`, and how.
+ */
+function archiveSettings(source, options) {
+  if (source == null || typeof source !== 'object' || ('keys' in source) === ('prefix' in source)) {
+    throw invalid('downloadArchive takes { keys: [...] } or { prefix }')
+  }
+  if (options == null || typeof options !== 'object') throw invalid('downloadArchive options must be an object')
+  const settings = {
+    compress: optionalBoolean(options.compress, 'compress') ?? false,
+    fullKeys: optionalBoolean(options.fullKeys, 'fullKeys') ?? false,
+  }
+  if ('prefix' in source) return { ...settings, prefix: checkKey(source.prefix ?? '', 'prefix') }
+  if (!Array.isArray(source.keys)) throw invalid('keys must be an array of keys')
+  return { ...settings, keys: source.keys.map((key) => checkKey(key)) }
+}
+
 /** `{ all: true }` is how a bulk delete is told that the empty prefix means the whole store. */
 function bulkScope(options) {
   if (options == null) return false
@@ -134,6 +152,7 @@ module.exports = {
   signSettings,
   listSettings,
   bulkScope,
+  archiveSettings,
   optionalFunction,
   optionalSignal,
 }
