@@ -423,6 +423,33 @@ export declare function createSignedUrlHandler(
   options?: { basePath?: string },
 ): (req: IncomingMessage, res: ServerResponse) => void
 
+export interface SendDownloadOptions {
+  /** The name the client saves the file as (Content-Disposition: attachment); default the key's last segment. */
+  filename?: string
+  /** Seconds the redirect's signed URL lasts (default: the backend's signed URL expiration). */
+  expiresIn?: number
+  /** false: stream the object through this process even where the store could serve it by redirect. Default true. */
+  redirect?: boolean
+}
+
+/**
+ * Answers a download request for `key`: a 302 to a signed GET URL on stores that sign their own
+ * (S3, Azure, GCS: the bytes bypass this process), or the object streamed here (local and memory
+ * stores, or `redirect: false`) with Content-Type, Content-Length, ETag, Range (206) and
+ * If-None-Match (304). Both carry `Content-Disposition: attachment` with the file name (RFC 6266;
+ * a name that is not plain ASCII, or holds `"`, `\` or `%`, in RFC 5987 form too). What the
+ * client caused is answered as the signed-URL handler answers it (a missing key: 404
+ * `{ error: { code: 'FILE_NOT_FOUND', … } }`); anything else (a wrong argument, a store that is
+ * down or cannot sign) rejects with nothing sent. Resolves once the answer is sent.
+ */
+export declare function sendDownload(
+  backend: StorageBackend,
+  key: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options?: SendDownloadOptions,
+): Promise<void>
+
 // ---------------------------------------------------------------- registry and factory
 
 export declare function registerBackend<T extends IStorageBackend>(identifier: string, factory: BackendFactory<T>): void

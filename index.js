@@ -10,7 +10,7 @@ const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/loca
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
 const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend } = require('./lib/backends/s3')
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
-const { createSignedUrlHandler } = require('./lib/handler')
+const { createSignedUrlHandler, sendDownload } = require('./lib/handler')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
@@ -43,6 +43,7 @@ module.exports = {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  sendDownload,
   GcsStorageBackend,
   createGcsBackend,
 }

@@ -73,6 +73,7 @@ export const {
   createAliyunBackend,
   generateKey,
   createSignedUrlHandler,
+  sendDownload,
   GcsStorageBackend,
   createGcsBackend,
 } = storage

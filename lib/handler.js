@@ -2,13 +2,15 @@
 // A Node `http` request handler that serves a backend's self-signed URLs (local, memory):
 // it verifies the signature in native code (constant time), then serves GET/HEAD with
 // Range, ETag and Content-Type, and stores PUT bodies as they stream in, under the upload
-// guards the URL was signed with.
+// guards the URL was signed with. And sendDownload, which answers an app's own download
+// route: a redirect to a signed URL where the store serves it, the same GET serving otherwise.
 
 const { pipeline } = require('node:stream/promises')
 const parseRange = require('range-parser')
 const { kNative, kBaseUrl } = require('./backend')
 const { InvalidArgumentError, InvalidRangeError } = require('./errors')
 const { callNativeSync } = require('./native')
+const { checkKey, sendDownloadSettings } = require('./options')
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 // Served objects come from uploaders, on the app's own origin: never let a browser sniff a
@@ -85,8 +87,14 @@ async function handle(backend, store, base, req, res) {
   const verdict = callNativeSync(() => native.verifySignedRequest(signed))
   if (verdict === 'expired') throw forbidden('This signed URL has expired')
   if (verdict !== 'valid') throw forbidden('The signature does not match this URL')
-  if (method === 'GET') await serveObject(backend, key, signed, req, res)
-  else await receiveObject(backend, key, signed, req, res)
+  if (method === 'GET') {
+    await serveObject(backend, key, req, res, {
+      contentType: signed.responseContentType,
+      contentDisposition: signed.responseContentDisposition,
+    })
+  } else {
+    await receiveObject(backend, key, signed, req, res)
+  }
 }
 
 /**
@@ -104,7 +112,8 @@ async function requestedRange(backend, key, header) {
   return { start: ranges[0].start, end: ranges[0].end }
 }
 
-async function serveObject(backend, key, signed, req, res) {
+/** Answers a GET or HEAD with the object; `contentType` replaces the stored type, `contentDisposition` is sent when given. */
+async function serveObject(backend, key, req, res, { contentType, contentDisposition }) {
   const range = await requestedRange(backend, key, req.headers.range)
   let stream
   try {
@@ -118,13 +127,13 @@ async function serveObject(backend, key, signed, req, res) {
   const { info } = stream
   const headers = {
     ...SAFE_SERVING,
-    'Content-Type': signed.responseContentType ?? info.contentType,
+    'Content-Type': contentType ?? info.contentType,
     'Content-Length': info.contentLength,
     'Accept-Ranges': 'bytes',
     'Last-Modified': info.lastModified.toUTCString(),
   }
   if (info.etag) headers.ETag = info.etag
-  if (signed.responseContentDisposition) headers['Content-Disposition'] = signed.responseContentDisposition
+  if (contentDisposition) headers['Content-Disposition'] = contentDisposition
   const ifNoneMatch = req.headers['if-none-match']
   if (info.etag && ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === info.etag || t.trim() === '*')) {
     stream.destroy()
@@ -166,23 +175,72 @@ async function receiveObject(backend, key, signed, req, res) {
   res.end()
 }
 
+/**
+ * `sendDownload(backend, key, req, res, { filename?, expiresIn?, redirect? })` answers a
+ * download request as a file named `filename` (default: the key's last segment). Stores that
+ * sign their own URLs (S3, Azure, GCS) get a 302 to a signed GET URL, so the bytes bypass this
+ * process; the local and memory stores, whose URLs only this package's handler serves, and
+ * `redirect: false` stream the object here with Range, ETag and Content-Type. What the client
+ * caused is answered as the handler answers it (a missing key: 404 JSON); anything else (a
+ * wrong argument, a store that is down or cannot sign) rejects with nothing sent, for the
+ * app's own error handling. Resolves once the answer is sent.
+ */
+async function sendDownload(backend, key, req, res, options = {}) {
+  if (typeof backend?.[kNative] !== 'function') {
+    throw new InvalidArgumentError('sendDownload needs a backend built by this package', {})
+  }
+  const { filename, expiresIn, redirect } = sendDownloadSettings(options)
+  try {
+    const contentDisposition = attachment(filename ?? checkKey(key).slice(key.lastIndexOf('/') + 1))
+    // Only the stores whose signed URLs this package's handler serves (local, memory) have a
+    // base URL; the others' URLs reach the store itself. HEAD is served here: a signed URL is
+    // signed for GET, and S3 refuses it a HEAD.
+    if (redirect && !backend[kBaseUrl] && req.method !== 'HEAD') {
+      // A missing key is our 404, not the store's own error page behind the redirect.
+      await backend.stat(key)
+      const { url } = await backend.getSignedUrl(key, { expiresIn, responseContentDisposition: contentDisposition })
+      // The URL expires: no cache may keep the redirect.
+      res.writeHead(302, { Location: url, 'Cache-Control': 'no-store' })
+      res.end()
+    } else {
+      await serveObject(backend, key, req, res, { contentDisposition })
+    }
+  } catch (error) {
+    if (!res.headersSent && !clientAnswer(error)) throw error
+    sendError(res, error)
+  }
+}
+
+/**
+ * Content-Disposition for a download named `filename` (RFC 6266): a quoted ASCII name, and
+ * where that had to change anything, the exact name in RFC 5987 form, which clients prefer.
+ */
+function attachment(filename) {
+  const plain = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_')
+  if (plain === filename) return `attachment; filename="${plain}"`
+  // encodeURIComponent leaves ' ( ) * as they are; RFC 5987 allows none of them bare.
+  const exact = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  return `attachment; filename="${plain}"; filename*=UTF-8''${exact}`
+}
+
+/** What a client is told of `error`: a status and a body, or nothing when the failure is not theirs (a 500). */
+function clientAnswer(error) {
+  if (error instanceof HttpRefusal) return { status: error.status, body: { code: error.code, message: error.message } }
+  if (typeof error?.statusCode === 'number' && error.statusCode < 500 && PUBLIC_MESSAGES[error.code]) {
+    return { status: error.statusCode, body: { code: error.code, message: PUBLIC_MESSAGES[error.code] } }
+  }
+  return undefined
+}
+
 function sendError(res, error) {
   if (res.headersSent) {
     res.destroy(error)
     return
   }
-  let status = 500
-  let body = { code: 'INTERNAL', message: 'Internal error' }
-  if (error instanceof HttpRefusal) {
-    status = error.status
-    body = { code: error.code, message: error.message }
-  } else if (typeof error?.statusCode === 'number' && error.statusCode < 500 && PUBLIC_MESSAGES[error.code]) {
-    status = error.statusCode
-    body = { code: error.code, message: PUBLIC_MESSAGES[error.code] }
-  }
+  const { status, body } = clientAnswer(error) ?? { status: 500, body: { code: 'INTERNAL', message: 'Internal error' } }
   // A refused upload may still be sending its body: close the connection rather than read it.
   res.writeHead(status, { 'Content-Type': JSON_TYPE, Connection: 'close', ...(error.headers ?? {}) })
   res.end(JSON.stringify({ error: body }))
 }
 
-module.exports = { createSignedUrlHandler }
+module.exports = { createSignedUrlHandler, sendDownload }

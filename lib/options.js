@@ -138,6 +138,16 @@ function archiveSettings(source, options) {
   return { ...settings, keys: source.keys.map((key) => checkKey(key)) }
 }
 
+/** What `sendDownload` takes besides the request: the download's name, the URL's life, whether to redirect. */
+function sendDownloadSettings(options) {
+  if (options == null || typeof options !== 'object') throw invalid('sendDownload options must be an object')
+  return {
+    filename: optionalString(options.filename, 'filename'),
+    expiresIn: optionalCount(options.expiresIn, 'expiresIn', { min: 1 }),
+    redirect: optionalBoolean(options.redirect, 'redirect') ?? true,
+  }
+}
+
 /** `{ all: true }` is how a bulk delete is told that the empty prefix means the whole store. */
 function bulkScope(options) {
   if (options == null) return false
@@ -153,6 +163,7 @@ module.exports = {
   listSettings,
   bulkScope,
   archiveSettings,
+  sendDownloadSettings,
   optionalFunction,
   optionalSignal,
 }
