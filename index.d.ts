@@ -149,7 +149,10 @@ export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
   allowedContentTypes?: string[]
 }
 
-/** What `downloadArchive` puts in the zip: the objects named (in this order), or every object under a prefix (in key order). */
+/**
+ * What `downloadArchive` puts in the zip: the objects named (in this order), or every object
+ * under a prefix (in key order; `''` is the whole store, and an undefined prefix is refused).
+ */
 export type ArchiveSource = { keys: string[] } | { prefix: string }
 
 export interface ArchiveOptions {

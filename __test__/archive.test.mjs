@@ -220,6 +220,7 @@ describe('archive arguments', () => {
       await assert.rejects(backend.downloadArchive(source), InvalidArgumentError, JSON.stringify(source))
     }
     await assert.rejects(backend.downloadArchive({ keys: ['ok', 7] }), InvalidKeyError)
+    await assert.rejects(backend.downloadArchive({ prefix: undefined }), InvalidKeyError)
     await assert.rejects(backend.downloadArchive({ keys: [] }, { compress: 'yes' }), InvalidArgumentError)
     await assert.rejects(backend.downloadArchive({ keys: [] }, { fullKeys: 1 }), InvalidArgumentError)
   })

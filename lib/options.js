@@ -133,7 +133,8 @@ function archiveSettings(source, options) {
     compress: optionalBoolean(options.compress, 'compress') ?? false,
     fullKeys: optionalBoolean(options.fullKeys, 'fullKeys') ?? false,
   }
-  if ('prefix' in source) return { ...settings, prefix: checkKey(source.prefix ?? '', 'prefix') }
+  // A prefix left undefined (a missing query parameter) must not become '', the whole store.
+  if ('prefix' in source) return { ...settings, prefix: checkKey(source.prefix, 'prefix') }
   if (!Array.isArray(source.keys)) throw invalid('keys must be an array of keys')
   return { ...settings, keys: source.keys.map((key) => checkKey(key)) }
 }
