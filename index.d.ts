@@ -151,6 +151,23 @@ export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
   allowedContentTypes?: string[]
 }
 
+/**
+ * What `downloadArchive` puts in the zip: the objects named (in this order), or every object
+ * under a prefix (in key order; `''` is the whole store, and an undefined prefix is refused).
+ */
+export type ArchiveSource = { keys: string[] } | { prefix: string }
+
+export interface ArchiveOptions {
+  /** Deflate the entries (zlib level 1, the fastest); default false: stored as they are, no CPU spent. */
+  compress?: boolean
+  /**
+   * With `prefix`: name entries by their whole keys. By default they are named relative to the
+   * prefix's folder (the prefix up to its last `/`): `{ prefix: 'reports/2024/' }` makes
+   * `reports/2024/q1.pdf` the entry `q1.pdf`.
+   */
+  fullKeys?: boolean
+}
+
 /** For deletes that may reach every object: `{ all: true }` lets the empty prefix mean the whole store. */
 export interface BulkScope {
   all?: boolean
@@ -254,6 +271,16 @@ export interface CompletedUpload {
   key: string
   size: number
   etag?: string
+  /**
+   * A zip of the objects `{ keys }` names (entries named by their keys), or of every object
+   * under `{ prefix }` (named relative to the prefix's folder unless `fullKeys`), each entry
+   * dated by the object's last modification. Objects are read one at a time and the listing a
+   * page at a time, in bounded memory whatever the sizes; ZIP64 records are added where sizes,
+   * offsets or the entry count need them. A failure (a missing key: FileNotFoundError) destroys
+   * the stream with the error, so the archive never ends as a truncated zip; destroying the
+   * stream stops the download in progress and the listing. Rejects only for wrong arguments.
+   */
+  downloadArchive(source: ArchiveSource, options?: ArchiveOptions): Promise<Readable>
 }
 
 export interface LocalStorageBackendOptions {
@@ -521,6 +548,33 @@ export declare function serveObject(
   backend: StorageBackend,
   key: string,
   options?: ServeObjectOptions,
+): Promise<void>
+
+export interface SendDownloadOptions {
+  /** The name the client saves the file as (Content-Disposition: attachment); default the key's last segment. */
+  filename?: string
+  /** Seconds the redirect's signed URL lasts (default: the backend's signed URL expiration). */
+  expiresIn?: number
+  /** false: stream the object through this process even where the store could serve it by redirect. Default true. */
+  redirect?: boolean
+}
+
+/**
+ * Answers a download request for `key`: a 302 to a signed GET URL on stores that sign their own
+ * (S3, Azure, GCS: the bytes bypass this process), or the object streamed here (local and memory
+ * stores, or `redirect: false`) with Content-Type, Content-Length, ETag, Range (206) and
+ * If-None-Match (304). Both carry `Content-Disposition: attachment` with the file name (RFC 6266;
+ * a name that is not plain ASCII, or holds `"`, `\` or `%`, in RFC 5987 form too). What the
+ * client caused is answered as the signed-URL handler answers it (a missing key: 404
+ * `{ error: { code: 'FILE_NOT_FOUND', … } }`); anything else (a wrong argument, a store that is
+ * down or cannot sign) rejects with nothing sent. Resolves once the answer is sent.
+ */
+export declare function sendDownload(
+  backend: StorageBackend,
+  key: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options?: SendDownloadOptions,
 ): Promise<void>
 
 // ---------------------------------------------------------------- registry and factory

@@ -10,9 +10,9 @@ const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/loca
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
 const { S3StorageBackend, createS3Backend, AliyunOssStorageBackend, createAliyunBackend } = require('./lib/backends/s3')
 const { AzureBlobStorageBackend, createAzureBackend } = require('./lib/backends/azure')
-const { createSignedUrlHandler } = require('./lib/handler')
 const { createTusHandler } = require('./lib/tus')
 const { serveObject } = require('./lib/serve')
+const { createSignedUrlHandler, sendDownload } = require('./lib/handler')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
@@ -47,6 +47,7 @@ module.exports = {
   createSignedUrlHandler,
   createTusHandler,
   serveObject,
+  sendDownload,
   GcsStorageBackend,
   createGcsBackend,
 }

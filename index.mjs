@@ -81,6 +81,7 @@ export const {
   createSignedUrlHandler,
   createTusHandler,
   serveObject,
+  sendDownload,
   GcsStorageBackend,
   createGcsBackend,
 } = storage

@@ -4,6 +4,7 @@
 
 const { Readable } = require('node:stream')
 const { NativeStorage, generateStorageKey } = require('../binding.js')
+const { downloadArchive } = require('./archive')
 const { asBuffer, isStreamBody, bodyChunks } = require('./body')
 const { AbortError, InvalidArgumentError } = require('./errors')
 const { callNative, callNativeSync, fromNative } = require('./native')
@@ -343,6 +344,15 @@ class StorageBackend {
       }
     }
     return stream
+  }
+
+  /**
+   * A zip of the objects `{ keys: [...] }` names, or of every object under `{ prefix }`, as a
+   * Readable that reads one object at a time. Any failure (a missing key) destroys it with the
+   * error; destroying it stops the download in progress and the listing.
+   */
+  async downloadArchive(source, archiveOptions = {}) {
+    return downloadArchive(this, options.archiveSettings(source, archiveOptions))
   }
 
   async delete(key) {

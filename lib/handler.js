@@ -7,6 +7,8 @@
 const { kNative, kBaseUrl } = require('./backend')
 const { InvalidArgumentError } = require('./errors')
 const { callNativeSync } = require('./native')
+const { create: contentDisposition } = require('content-disposition')
+const { checkKey, sendDownloadSettings } = require('./options')
 const { objectResponse, writeResponse } = require('./serve')
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -119,6 +121,44 @@ async function receiveObject(backend, key, signed, req) {
   return { statusCode: 200, headers: result.etag ? { ETag: result.etag } : {} }
 }
 
+/**
+ * `sendDownload(backend, key, req, res, { filename?, expiresIn?, redirect? })` answers a
+ * download request as a file named `filename` (default: the key's last segment). Stores that
+ * sign their own URLs (S3, Azure, GCS) get a 302 to a signed GET URL, so the bytes bypass this
+ * process; the local and memory stores, whose URLs only this package's handler serves, and
+ * `redirect: false` stream the object here with Range, ETag and Content-Type. What the client
+ * caused is answered as the handler answers it (a missing key: 404 JSON); anything else (a
+ * wrong argument, a store that is down or cannot sign) rejects with nothing sent, for the
+ * app's own error handling. Resolves once the answer is sent.
+ */
+async function sendDownload(backend, key, req, res, options = {}) {
+  if (typeof backend?.[kNative] !== 'function') {
+    throw new InvalidArgumentError('sendDownload needs a backend built by this package', {})
+  }
+  const { filename, expiresIn, redirect } = sendDownloadSettings(options)
+  let response
+  try {
+    const downloadName = filename ?? checkKey(key).slice(key.lastIndexOf('/') + 1)
+    // Only the stores whose signed URLs this package's handler serves (local, memory) have a
+    // base URL; the others' URLs reach the store itself. HEAD is served here: a signed URL is
+    // signed for GET, and S3 refuses it a HEAD.
+    if (redirect && !backend[kBaseUrl] && req.method !== 'HEAD') {
+      // A missing key is our 404, not the store's own error page behind the redirect.
+      await backend.stat(key)
+      const responseContentDisposition = contentDisposition(downloadName)
+      const { url } = await backend.getSignedUrl(key, { expiresIn, responseContentDisposition })
+      // The URL expires: no cache may keep the redirect.
+      response = { statusCode: 302, headers: { Location: url, 'Cache-Control': 'no-store' } }
+    } else {
+      response = await objectResponse(req, backend, key, { downloadName })
+    }
+  } catch (error) {
+    response = errorResponse(error)
+    if (response.statusCode >= 500) throw error
+  }
+  await writeResponse(res, response)
+}
+
 function errorResponse(error) {
   let statusCode = 500
   let body = { code: 'INTERNAL', message: 'Internal error' }
@@ -134,4 +174,4 @@ function errorResponse(error) {
   return { statusCode, headers, body: JSON.stringify({ error: body }) }
 }
 
-module.exports = { createSignedUrlHandler, signedUrlResponder }
+module.exports = { createSignedUrlHandler, signedUrlResponder, sendDownload }

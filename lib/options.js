@@ -139,6 +139,35 @@ function listSettings(options) {
   }
 }
 
+/**
+ * What `downloadArchive` reads: `{ keys }` (each checked now, and copied, so that changing the
+ * array later changes nothing) or `{ prefix }`, and how.
+ */
+function archiveSettings(source, options) {
+  if (source == null || typeof source !== 'object' || ('keys' in source) === ('prefix' in source)) {
+    throw invalid('downloadArchive takes { keys: [...] } or { prefix }')
+  }
+  if (options == null || typeof options !== 'object') throw invalid('downloadArchive options must be an object')
+  const settings = {
+    compress: optionalBoolean(options.compress, 'compress') ?? false,
+    fullKeys: optionalBoolean(options.fullKeys, 'fullKeys') ?? false,
+  }
+  // A prefix left undefined (a missing query parameter) must not become '', the whole store.
+  if ('prefix' in source) return { ...settings, prefix: checkKey(source.prefix, 'prefix') }
+  if (!Array.isArray(source.keys)) throw invalid('keys must be an array of keys')
+  return { ...settings, keys: source.keys.map((key) => checkKey(key)) }
+}
+
+/** What `sendDownload` takes besides the request: the download's name, the URL's life, whether to redirect. */
+function sendDownloadSettings(options) {
+  if (options == null || typeof options !== 'object') throw invalid('sendDownload options must be an object')
+  return {
+    filename: optionalString(options.filename, 'filename'),
+    expiresIn: optionalCount(options.expiresIn, 'expiresIn', { min: 1 }),
+    redirect: optionalBoolean(options.redirect, 'redirect') ?? true,
+  }
+}
+
 /** `{ all: true }` is how a bulk delete is told that the empty prefix means the whole store. */
 function bulkScope(options) {
   if (options == null) return false
@@ -156,6 +185,8 @@ module.exports = {
   signSettings,
   listSettings,
   bulkScope,
+  archiveSettings,
+  sendDownloadSettings,
   optionalFunction,
   optionalSignal,
 }

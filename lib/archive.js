@@ -1,0 +1,61 @@
+'use strict'
+// Zip archives of many objects, streamed as they are read. One object is open at a time (the
+// next download starts once the previous entry is written), a prefix is listed a page at a
+// time as the archive needs it, and memory stays bounded by the streams' buffers whatever the
+// sizes. The zip format is zip-stream's: entries past 4 GiB and archives past 4 GiB or 65,535
+// entries get their ZIP64 records as they need them.
+
+const { PassThrough, pipeline } = require('node:stream')
+
+// A Unix mode marks entries as made on Unix, whose names Info-ZIP's unzip takes as the UTF-8
+// bytes they are; from "FAT" entries (zip-stream's default) it reads them as code page 437.
+const FILE_MODE = 0o644
+
+/** The objects to archive, one at a time, with their names in the zip. */
+async function* members(backend, { keys, prefix, fullKeys }) {
+  if (keys) {
+    for (const key of keys) yield { key, name: key }
+    return
+  }
+  // Names are relative to the folder the prefix names: `reports/2024` and `reports/2024/` both
+  // leave `reports/` out, so `reports/2024-old/a.pdf` becomes `2024-old/a.pdf`, never `-old/a.pdf`.
+  const folder = fullKeys ? '' : prefix.slice(0, prefix.lastIndexOf('/') + 1)
+  // listAll asks for the next page only once this one is archived.
+  for await (const { key } of backend.listAll({ prefix })) yield { key, name: key.slice(folder.length) }
+}
+
+/** A Readable of the zip; `settings` come from options.archiveSettings. */
+async function downloadArchive(backend, settings) {
+  // zip-stream is an ES module; import() loads it on every Node 20, where require() may not.
+  const { default: ZipStream } = await import('zip-stream')
+  const zip = new ZipStream({ store: !settings.compress })
+  // A stream of our own rather than zip-stream's, whose entry() and finalize() are not for callers.
+  const archive = new PassThrough()
+  const stop = new AbortController()
+  // Destroying the archive (a client that went away) destroys the zip, ends the download in
+  // progress (it runs under `stop`'s signal) and stops the loop before it lists or opens more.
+  pipeline(zip, archive, () => {})
+  archive.once('close', () => stop.abort())
+  writeEntries(backend, settings, zip, stop.signal).then(
+    () => zip.finalize(),
+    // Never finalized: without its central directory, a cut archive cannot pass for a whole one.
+    (error) => archive.destroy(error),
+  )
+  return archive
+}
+
+async function writeEntries(backend, settings, zip, signal) {
+  const stopped = new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
+  stopped.catch(() => {})
+  for await (const { key, name } of members(backend, settings)) {
+    const object = await backend.download(key, { signal })
+    const written = new Promise((resolve, reject) => {
+      zip.entry(object, { name, date: object.info.lastModified, mode: FILE_MODE }, (error) => (error ? reject(error) : resolve()))
+    })
+    // An entry whose download was stopped may never report back: the abort ends the wait.
+    await Promise.race([written, stopped])
+  }
+  signal.throwIfAborted()
+}
+
+module.exports = { downloadArchive }
