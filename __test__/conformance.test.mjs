@@ -974,6 +974,19 @@ for (const fixture of fixtures) {
         })
       }
 
+      it('appends around the 5 MiB part minimum (4 MiB, 4 MiB, a part plus one, 1 byte) join into one object', async () => {
+        const sizes = [4 * MiB, 4 * MiB, 5 * MiB + 1, 1]
+        const data = crypto.randomBytes(sizes.reduce((a, b) => a + b))
+        const upload = await backend.createUpload({ key: fresh('parts'), length: data.length })
+        let offset = 0
+        for (const size of sizes) {
+          await backend.appendUpload(upload.id, { offset, body: Readable.from(randomChunks(data.subarray(offset, offset + size), seeded(size))) })
+          offset += size
+        }
+        assert.equal((await backend.completeUpload(upload.id)).size, data.length)
+        assert.ok((await backend.get(upload.key)).equals(data))
+      })
+
       it('a wrong offset is a 409 that names the right one; a body past the length keeps nothing', async () => {
         const upload = await backend.createUpload({ key: fresh('offsets'), length: 10 })
         await backend.appendUpload(upload.id, { offset: 0, body: 'abcd' })

@@ -247,6 +247,19 @@ pub trait Backend: Send + Sync + 'static {
         self.put(to, body, options).await.map(|_| ())
     }
 
+    /// Where the store can join objects itself (`concat`): the smallest a piece but the last may
+    /// be. `None`: it cannot, and joined objects are streamed through this process.
+    fn concat_min_part(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes `key` the concatenation of `parts` (each with its size) inside the store; called
+    /// only where `concat_min_part` says it can, with every part but the last at least that big.
+    async fn concat(&self, key: &Key, parts: &[(Key, u64)], options: PutOptions) -> Result<PutResult> {
+        let _ = (key, parts, options);
+        Err(Error::Internal("this store cannot join objects".into()))
+    }
+
     /// JS `move` (`move` is a Rust keyword): copy then delete; stores with an atomic rename
     /// override this.
     async fn move_object(&self, from: &Key, to: &Key) -> Result<()> {

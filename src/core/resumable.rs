@@ -295,9 +295,22 @@ impl Storage {
                 }
             }
         });
-        let name = format!("{offset:020}-{}", random_hex(4)?);
+        // Where the store joins segments itself, each but the last must be big enough to be a
+        // part: a short last segment is rewritten with the new bytes after it.
+        let short = match (self.backend.concat_min_part(), state.segments.last()) {
+            (Some(min), Some(last)) if last.size < min => state.segments.pop(),
+            _ => None,
+        };
+        let (start, stream) = match &short {
+            Some(last) => {
+                let before = self.backend.download(&segment_key(id, &last.name), GetOptions::default()).await?;
+                (offset - last.size, before.stream.chain(stream).boxed())
+            }
+            None => (offset, stream.boxed()),
+        };
+        let name = format!("{start:020}-{}", random_hex(4)?);
         let segment = segment_key(id, &name);
-        let stored = self.backend.put(&segment, Body::stream(stream.boxed(), body.length), PutOptions::default()).await;
+        let stored = self.backend.put(&segment, Body::stream(stream, None), PutOptions::default()).await;
         if let Err(e) = stored {
             return Err(match (e, limit) {
                 // The guard counted from this offset; the caller set a limit on the whole upload.
@@ -318,7 +331,8 @@ impl Storage {
             return Ok(state.status(id));
         }
         state.offset += size;
-        state.segments.push(Segment { name, size });
+        let joined = short.as_ref().map_or(0, |last| last.size);
+        state.segments.push(Segment { name, size: joined + size });
         state.touched();
         if let Err(e) = self.write_state(id, &state, Some(&etag)).await {
             let _ = self.backend.delete(&segment).await;
@@ -329,6 +343,10 @@ impl Storage {
                 },
                 e => e,
             });
+        }
+        if let Some(last) = short {
+            // Rewritten into the new segment; should this delete fail, the sweep removes it.
+            let _ = self.backend.delete(&segment_key(id, &last.name)).await;
         }
         Ok(state.status(id))
     }
@@ -380,23 +398,7 @@ impl Storage {
             e => e,
         })?;
         let key = Key::listed(state.key.clone());
-        let parts = state.segments.iter().map(|s| segment_key(id, &s.name)).collect();
-        let guard = UploadGuard {
-            expected_length: Some(length),
-            max_bytes: state.max_bytes,
-            allowed_content_types: state.allowed_content_types.clone(),
-            content_type: state.content_type.clone(),
-        };
-        let put = PutOptions {
-            content_type: state.content_type.clone(),
-            metadata: state.metadata.clone(),
-            if_not_exists: state.if_not_exists,
-            if_match: None,
-        };
-        let stored = match guard.apply(concatenated(Arc::clone(&self.backend), parts, length)) {
-            Ok(body) => self.backend.put(&key, body, put).await,
-            Err(e) => Err(e),
-        };
+        let stored = self.store_segments(id, &state, &key, length).await;
         match stored {
             Ok(result) => {
                 // What is left behind if this fails is swept by `delete_expired_uploads`.
@@ -410,6 +412,33 @@ impl Storage {
                 Err(e)
             }
         }
+    }
+
+    /// Makes the object of the segments, under the guards of a plain upload: inside the store
+    /// where it can join objects (its first bytes read to sniff their type), else streamed.
+    async fn store_segments(&self, id: &str, state: &State, key: &Key, length: u64) -> Result<PutResult> {
+        let parts: Vec<(Key, u64)> = state.segments.iter().map(|s| (segment_key(id, &s.name), s.size)).collect();
+        let guard = UploadGuard {
+            expected_length: Some(length),
+            max_bytes: state.max_bytes,
+            allowed_content_types: state.allowed_content_types.clone(),
+            content_type: state.content_type.clone(),
+        };
+        let put = PutOptions {
+            content_type: state.content_type.clone(),
+            metadata: state.metadata.clone(),
+            if_not_exists: state.if_not_exists,
+            if_match: None,
+        };
+        let keys = parts.iter().map(|(key, _)| key.clone()).collect();
+        let mut body = guard.apply(concatenated(Arc::clone(&self.backend), keys, length))?;
+        if self.backend.concat_min_part().is_none() || parts.is_empty() {
+            return self.backend.put(key, body, put).await;
+        }
+        // The guard reads what sniffing needs before its first chunk; the rest is never read.
+        body.stream.next().await.transpose()?;
+        drop(body);
+        self.backend.concat(key, &parts, put).await
     }
 
     /// Discards an upload and every byte it holds.
@@ -592,16 +621,63 @@ mod tests {
         storage.get("in/pieces.bin", GetOptions::default()).await.unwrap()
     }
 
+    /// A memory store that joins objects itself, as S3 does, with a minimum part of
+    /// `JOIN_MIN` bytes; it checks that every part it is given but the last is that big.
+    struct Joining(MemoryBackend);
+
+    const JOIN_MIN: u64 = 1000;
+
+    #[async_trait::async_trait]
+    impl Backend for Joining {
+        async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
+            self.0.put(key, body, options).await
+        }
+        async fn download(&self, key: &Key, options: GetOptions) -> Result<crate::core::backend::GetResult> {
+            self.0.download(key, options).await
+        }
+        async fn stat(&self, key: &Key) -> Result<crate::core::backend::ObjectMeta> {
+            self.0.stat(key).await
+        }
+        async fn delete(&self, key: &Key) -> Result<()> {
+            self.0.delete(key).await
+        }
+        async fn list(&self, options: &ListOptions) -> Result<crate::core::backend::ListPage> {
+            self.0.list(options).await
+        }
+        fn sign_url(&self, key: &Key, options: &crate::core::backend::SignOptions) -> crate::core::backend::Signing {
+            self.0.sign_url(key, options)
+        }
+        fn concat_min_part(&self) -> Option<u64> {
+            Some(JOIN_MIN)
+        }
+        async fn concat(&self, key: &Key, parts: &[(Key, u64)], options: PutOptions) -> Result<PutResult> {
+            let mut joined = Vec::new();
+            for (i, (part, size)) in parts.iter().enumerate() {
+                assert!(i + 1 == parts.len() || *size >= JOIN_MIN, "part {i} of {} is {size} bytes", parts.len());
+                let data =
+                    Body::stream(self.0.download(part, GetOptions::default()).await?.stream, None).collect().await?;
+                assert_eq!(data.len() as u64, *size);
+                joined.extend_from_slice(&data);
+            }
+            self.0.put(key, Body::bytes(joined.into()), options).await
+        }
+    }
+
+    fn joining() -> Storage {
+        Storage::new(Arc::new(Joining(MemoryBackend::new(UrlSigner::new(vec![7; 32], BASE).unwrap()))))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// Any body, cut into any pieces (empty ones included), with its length stated or
-        /// deferred, reads back byte for byte, on memory and on a local folder.
+        /// deferred, reads back byte for byte: on memory, on a local folder, and on a store that
+        /// joins the pieces itself (short ones rewritten into the next).
         #[test]
         fn any_body_in_any_pieces_reads_back((data, points) in chunked_body(), deferred: bool) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let dir = tempfile::tempdir().unwrap();
-                for storage in [memory(), local(dir.path()).await] {
+                for storage in [memory(), local(dir.path()).await, joining()] {
                     let stored = upload_in_pieces(&storage, &data, points.clone(), deferred).await;
                     prop_assert_eq!(&stored[..], &data[..]);
                 }

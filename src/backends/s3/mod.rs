@@ -17,6 +17,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::http::Headers;
 use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use crate::client::request::{root_cause, unreachable, Answer};
@@ -29,7 +30,7 @@ use crate::core::backend::{
 use crate::core::body::Body;
 use crate::core::error::{done_if_missing, Error, Result};
 use crate::core::key::{percent_encode_path, Key};
-use crate::core::multipart::{send_parts, Cut, PartLimits};
+use crate::core::multipart::{send_parts, Cut, PartLimits, Parts};
 
 mod credentials;
 mod direct;
@@ -48,6 +49,8 @@ use signer::Signer;
 /// S3 refuses parts under 5 MiB (except the last) and uploads of more than 10,000 parts.
 const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PARTS: u64 = 10_000;
+/// The largest part S3 takes (UploadPartCopy ranges included).
+const MAX_PART: u64 = 5 << 30;
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH: usize = 1000;
 /// Deletes sent at once when a service has no DeleteObjects.
@@ -66,6 +69,11 @@ pub struct S3Backend {
 }
 
 impl S3Backend {
+    /// How a copy names its source object: `/bucket/key`, encoded.
+    fn copy_source(&self, key: &Key) -> String {
+        format!("/{}/{}", self.bucket, percent_encode_path(key.as_str()))
+    }
+
     async fn put_object(&self, key: &Key, data: Bytes, options: &PutOptions) -> Result<PutResult> {
         let mut headers = object_headers(options);
         headers.extend(write_conditions(options));
@@ -258,8 +266,41 @@ impl Backend for S3Backend {
         Signing::Pending(Box::pin(async move { presign(&cache.get().await?, &signer, &key, &options) }))
     }
 
+    fn concat_min_part(&self) -> Option<u64> {
+        Some(MIN_PART_SIZE as u64)
+    }
+
+    /// A multipart upload whose parts are copied, inside S3, from the objects joined.
+    async fn concat(&self, key: &Key, parts: &[(Key, u64)], options: PutOptions) -> Result<PutResult> {
+        let upload = S3Parts::create(Arc::clone(&self.direct), key, &options, Arc::clone(&self.unaborted)).await?;
+        let mut pieces = Vec::new();
+        for (source, size) in parts {
+            // A part is at most 5 GiB: a larger object is copied in equal ranges.
+            let count = size.div_ceil(MAX_PART).max(1);
+            let step = size.div_ceil(count);
+            let source = self.copy_source(source);
+            pieces.extend((0..count).map(|i| (source.clone(), (i * step, ((i + 1) * step).min(*size)))));
+        }
+        let copies = stream::iter(pieces.into_iter().zip(1u32..))
+            .map(|((source, range), number)| {
+                let upload = &upload;
+                async move { upload.copy_part(number, &source, range).await.map(|etag| (number, etag)) }
+            })
+            .buffered(self.limits.concurrency)
+            .try_collect::<Vec<_>>()
+            .await;
+        let done = match copies {
+            Ok(copied) => upload.complete(copied).await,
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            upload.abort().await;
+        }
+        done
+    }
+
     async fn copy(&self, from: &Key, to: &Key) -> Result<()> {
-        let source = format!("/{}/{}", self.bucket, percent_encode_path(from.as_str()));
+        let source = self.copy_source(from);
         let call =
             Call { headers: vec![("x-amz-copy-source".to_owned(), source)], ..Call::new("CopyObject", "PUT", to) };
         let answer = self.direct.send_ok(&call).await.map_err(|e| match e {

@@ -52,6 +52,26 @@ impl S3Parts {
     fn query(&self) -> String {
         format!("uploadId={}", encode(&self.upload_id, true))
     }
+
+    /// Part `number` as bytes `[start, end)` of an object in the same bucket (UploadPartCopy).
+    pub async fn copy_part(&self, number: u32, source: &str, (start, end): (u64, u64)) -> Result<String> {
+        let query = format!("?partNumber={number}&{}", self.query());
+        let headers = vec![
+            ("x-amz-copy-source".to_owned(), source.to_owned()),
+            ("x-amz-copy-source-range".to_owned(), format!("bytes={start}-{}", end - 1)),
+        ];
+        let call = Call { query, headers, ..Call::new("UploadPartCopy", "PUT", &self.key) };
+        let answer = self.direct.send_ok(&call).await?;
+        // S3 may answer 200 and still report an error in the body.
+        let body = self.direct.read_capped(answer.response).await;
+        match (xml::text(&body, "ETag"), xml::text(&body, "Code")) {
+            (Some(etag), _) => Ok(etag),
+            (None, code) => {
+                let code = code.unwrap_or_else(|| "NoETag".into());
+                Err(service_error(call.operation, &self.key, code_status(&code), &code))
+            }
+        }
+    }
 }
 
 #[async_trait]
