@@ -1,7 +1,7 @@
 /// <reference types="node" />
 import type { Readable } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
-import type { ServeObjectOptions, StorageBackend, UploadOptions, UploadResult } from './index'
+import type { ServeObjectOptions, StorageBackend, TusHandlerOptions, UploadOptions, UploadResult } from './index'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -36,6 +36,11 @@ declare namespace fastifyStorage {
      * the backend's baseUrl, which its signed URLs carry). Only for local and memory backends.
      */
     prefix?: string
+    /**
+     * Mounts the tus server (`createTusHandler`) at `tus.path` in the plugin's scope (default
+     * `/files`), request bodies left unread for it; on any backend.
+     */
+    tus?: TusHandlerOptions
   }
 
   export interface SendObjectOptions extends ServeObjectOptions {

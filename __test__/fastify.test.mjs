@@ -15,6 +15,7 @@ import fastifyMultipart from '@fastify/multipart'
 import { parse as parseDisposition } from 'content-disposition'
 import express from 'express'
 import Fastify from 'fastify'
+import * as tus from 'tus-js-client'
 import fastifyStorage from '@raptscallions/storage/fastify'
 import { MemoryStorageBackend, serveObject } from '@raptscallions/storage'
 import { fixtures, tempDir } from './fixtures.mjs'
@@ -351,6 +352,48 @@ for (const fixture of fixtures) {
     })
   })
 }
+
+describe('Fastify plugin: tus', () => {
+  it('serves tus-js-client under a prefix, beside JSON routes, with bodies left to the handler', async () => {
+    const backend = new MemoryStorageBackend({ baseUrl: 'http://127.0.0.1:1/api/signed' })
+    const app = Fastify()
+    app.post('/echo', async (request) => request.body)
+    const finished = []
+    await app.register(
+      async (api) => {
+        await api.register(fastifyStorage, {
+          backend,
+          tus: { path: '/uploads', keyFor: ({ metadata }) => `tus/${metadata.filename}`, onUploadFinish: (_r, u) => finished.push(u.key) },
+        })
+      },
+      { prefix: '/api' },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const base = `http://127.0.0.1:${app.server.address().port}`
+      const data = randomBytes(300_000)
+      await new Promise((resolve, reject) => {
+        const upload = new tus.Upload(data, {
+          endpoint: `${base}/api/uploads`,
+          chunkSize: 100_000,
+          retryDelays: [],
+          metadata: { filename: 'via-fastify.bin' },
+          onError: reject,
+          onSuccess: resolve,
+        })
+        upload.start()
+      })
+      assert.ok((await backend.get('tus/via-fastify.bin')).equals(data))
+      assert.deepEqual(finished, ['tus/via-fastify.bin'])
+      const echoed = await fetch(`${base}/echo`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"a":1}' })
+      assert.deepEqual(await echoed.json(), { a: 1 }, 'the app keeps its own body parsing')
+      const bad = await fetch(`${base}/api/uploads`, { method: 'POST', headers: { 'Upload-Length': '1' } })
+      assert.equal(bad.status, 412, 'the protocol answers as tus says')
+    } finally {
+      await app.close()
+    }
+  })
+})
 
 describe('Fastify plugin: registration', () => {
   it('refuses a self-signing backend whose URLs it could not serve', async () => {

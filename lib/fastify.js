@@ -19,12 +19,13 @@ const {
 } = require('./errors')
 const { signedUrlResponder } = require('./handler')
 const { objectResponse } = require('./serve')
+const { createTusHandler } = require('./tus')
 
 // This package's errors that a client can cause: every StorageError, and the contract's classes
 // beside it that are 4xx.
 const CLIENT_ERROR_CLASSES = [StorageError, QuotaExceededError, FileNotFoundError, InvalidFileTypeError]
 
-async function fastifyStorage(fastify, { backend, prefix } = {}) {
+async function fastifyStorage(fastify, { backend, prefix, tus } = {}) {
   if (!(backend instanceof StorageBackend)) {
     throw new InvalidArgumentError('The storage plugin takes { backend }, a backend of this package', {})
   }
@@ -55,6 +56,26 @@ async function fastifyStorage(fastify, { backend, prefix } = {}) {
 
   if (backend instanceof LocalStorageBackend || backend instanceof MemoryStorageBackend) {
     await fastify.register(signedUrlRoutes, { prefix: routesPrefix(fastify, backend, prefix), backend })
+  }
+  if (tus) await fastify.register(tusRoutes, { backend, tus })
+}
+
+/**
+ * The tus server (`createTusHandler`) at `tus.path` inside the plugin's scope (default
+ * `/files`), with every body left unread for the handler to stream, and the protocol's own
+ * answers (409, 460, …) sent as they are.
+ */
+async function tusRoutes(scope, { backend, tus }) {
+  const path = (tus.path ?? '/files').replace(/\/+$/, '')
+  const handler = createTusHandler(backend, { ...tus, path: `${scope.prefix}${path}` })
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('*', (_request, _payload, done) => done(null))
+  const route = (request, reply) => {
+    reply.hijack()
+    handler(request.raw, reply.raw)
+  }
+  for (const url of [path, `${path}/:id`]) {
+    scope.route({ method: ['OPTIONS', 'POST', 'HEAD', 'PATCH', 'DELETE'], url, handler: route })
   }
 }
 
