@@ -46,7 +46,7 @@ export async function tempDir(name) {
   return fs.mkdtemp(path.join(os.tmpdir(), `rstorage-${name}-`))
 }
 
-const BUCKET = 'conformance-bucket'
+export const BUCKET = 'conformance-bucket'
 
 /** An S3 backend on the test bucket at `endpoint`, with the test servers' credentials. */
 export function s3Backend(endpoint, options = {}) {

@@ -24,3 +24,26 @@ for (const fixture of fixtures.filter((f) => f.streamsToDisk)) {
     })
   })
 }
+
+const resumeWorker = fileURLToPath(new URL('./workers/resume-large.mjs', import.meta.url))
+const RESUMED = {
+  // s3s-fs keeps objects on disk: the full gibibyte, in 100 appends.
+  's3s-fs': { total: 1 << 30, pieces: 100 },
+  // moto keeps them in RAM (and lists multipart uploads): less of it, as many appends.
+  moto: { total: 200 << 20, pieces: 100 },
+}
+for (const fixture of fixtures.filter((f) => RESUMED[f.name])) {
+  const { total, pieces } = RESUMED[fixture.name]
+  describe(`resumable upload at scale: ${fixture.name}`, () => {
+    it(`${total >> 20} MiB in ${pieces} appends: bounded memory, identical bytes, nothing left behind`, { timeout: 900_000 }, async () => {
+      const { stdout } = await run(process.execPath, [resumeWorker, fixture.name, String(total), String(pieces)], { maxBuffer: 1 << 20 })
+      const report = JSON.parse(stdout.trim().split('\n').at(-1))
+      console.log(`# ${fixture.name}: ${JSON.stringify(report)}`)
+      assert.equal(report.downloaded, total)
+      assert.equal(report.identical, true)
+      assert.ok(report.rssGrowthMB < LIMIT_MB, `RSS grew by ${report.rssGrowthMB} MB`)
+      assert.deepEqual(report.objects, ['large/resumed.bin'], 'no segment or state object is left')
+      if (report.multipartUploads !== undefined) assert.equal(report.multipartUploads, 0, 'no multipart upload is left')
+    })
+  })
+}
