@@ -5,7 +5,6 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import http from 'node:http'
-import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
@@ -19,19 +18,12 @@ import * as tus from 'tus-js-client'
 import fastifyStorage from '@raptscallions/storage/fastify'
 import { MemoryStorageBackend, serveObject } from '@raptscallions/storage'
 import { fixtures, tempDir } from './fixtures.mjs'
+import { freePort } from './servers.mjs'
 
 const KiB = 1024
 // @fastify/multipart's own cut-off in these apps, below the uploads' maxBytes.
 const FILE_SIZE_LIMIT = 64 * KiB
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex')
-
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function listen(server) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -16,7 +16,7 @@ function binary(local, name) {
   throw new Error(`${name} is not installed: run \`bash scripts/install-test-servers.sh\` (npm test does)`)
 }
 
-async function freePort() {
+export async function freePort() {
   const server = net.createServer()
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address()

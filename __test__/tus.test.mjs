@@ -25,8 +25,11 @@ async function listen(handler, port = 0) {
 /** Options without the keys left undefined (tus-js-client takes an undefined chunkSize literally). */
 const defined = (options) => Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
 
-/** Uploads `input` with tus-js-client; resolves to the upload URL once done. */
-function send(input, endpoint, options = {}) {
+/**
+ * Uploads `input` with tus-js-client; resolves to the upload URL once done or, with `cut`, once
+ * it failed (a proxy cut it off).
+ */
+function send(input, endpoint, options = {}, { cut = false } = {}) {
   options = defined(options)
   return new Promise((resolve, reject) => {
     const upload = new tus.Upload(input, {
@@ -34,10 +37,9 @@ function send(input, endpoint, options = {}) {
       retryDelays: [],
       metadata: { filename: options.filename ?? 'file.bin', filetype: 'application/x-test' },
       ...options,
-      onError: reject,
-      onSuccess: () => resolve(upload.url),
+      onError: (error) => (cut ? resolve(upload.url) : reject(error)),
+      onSuccess: () => (cut ? reject(new Error('finished before it could be cut')) : resolve(upload.url)),
     })
-    options.started?.(upload)
     upload.start()
   })
 }
@@ -85,22 +87,6 @@ async function cuttingProxy(port) {
       proxy.close()
     },
   }
-}
-
-/** Starts an upload that fails (the proxy cuts it); resolves to its URL. */
-function sendUntilCut(input, endpoint, options = {}) {
-  options = defined(options)
-  return new Promise((resolve, reject) => {
-    const upload = new tus.Upload(input, {
-      endpoint,
-      retryDelays: [],
-      metadata: { filename: options.filename, filetype: 'application/x-test' },
-      ...options,
-      onError: () => resolve(upload.url),
-      onSuccess: () => reject(new Error('finished before it could be cut')),
-    })
-    upload.start()
-  })
 }
 
 /** The offset the server tells a client resuming `url` (a HEAD waits for a cut PATCH to be stored). */
@@ -155,7 +141,7 @@ for (const fixture of fixtures) {
         const data = crypto.randomBytes(400_000 + round)
         const filename = `resumed-${round}.bin`
         proxy.cut(100_000 + Math.floor(Math.random() * 250_000))
-        const url = await sendUntilCut(data, proxy.endpoint, { filename, chunkSize: round === 0 ? 150_000 : undefined })
+        const url = await send(data, proxy.endpoint, { filename, chunkSize: round === 0 ? 150_000 : undefined }, { cut: true })
         const kept = await offsetOf(url)
         assert.ok(kept > 0, 'the bytes before the cut were kept')
         assert.equal((await backend.getUpload(idOf(url))).offset, kept)

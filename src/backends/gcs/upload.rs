@@ -73,6 +73,29 @@ pub async fn put_whole(api: &Api, key: &Key, data: Bytes, options: &PutOptions, 
     Err(refusal)
 }
 
+/// Makes `key` of `sources`, in order, inside GCS (at most `MAX_COMPOSE` of them).
+pub async fn compose(
+    api: &Api,
+    key: &Key,
+    sources: &[Key],
+    options: &PutOptions,
+    condition: &str,
+) -> Result<PutResult> {
+    let sources: Vec<Value> = sources.iter().map(|source| json!({ "name": source.as_str() })).collect();
+    let body = json!({ "sourceObjects": sources, "destination": resource(key, options) });
+    let url = format!("{}/compose?fields=etag{condition}", api.object_url(key));
+    let call = Call {
+        headers: vec![("content-type".into(), "application/json; charset=UTF-8".into())],
+        body: Bytes::from(body.to_string()),
+        ..Call::new("the compose", "POST", key, url)
+    };
+    let answer = api.send_ok(&call).await.map_err(|e| options.refusal(key, e))?;
+    finished(api, key, answer.response).await
+}
+
+/// The most objects one compose joins.
+pub const MAX_COMPOSE: usize = 32;
+
 async fn finished(
     api: &Api,
     key: &Key,
