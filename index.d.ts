@@ -74,7 +74,7 @@ export interface UploadOptions {
   ifNotExists?: boolean
   /** Overwrite only the version with this ETag (optimistic concurrency); else PreconditionFailedError (412). */
   ifMatch?: string
-  /** Largest accepted body, enforced while streaming (QuotaExceededError). */
+  /** Largest accepted body, enforced while streaming (FileTooLargeError, 413). */
   maxBytes?: number
   /** Allowed MIME types (`image/png`, `image/*`); the content itself is sniffed too (InvalidFileTypeError). */
   allowedContentTypes?: string[]

@@ -14,7 +14,7 @@ import {
   InvalidFileTypeError,
   InvalidKeyError,
   InvalidRangeError,
-  QuotaExceededError,
+  FileTooLargeError,
   StorageError,
   UploadIncompleteError,
   UploadNotFoundError,
@@ -373,11 +373,11 @@ for (const fixture of fixtures) {
         const key = fresh()
         const body = generate([Buffer.alloc(MiB), Buffer.alloc(MiB)])
         await assert.rejects(backend.upload({ key, body, contentType: 'x/y', maxBytes: 1.5 * MiB }), (error) => {
-          assert.ok(error instanceof QuotaExceededError)
-          assert.equal(error.statusCode, 403)
+          assert.ok(error instanceof FileTooLargeError)
+          assert.equal(error.statusCode, 413)
           return true
         })
-        await assert.rejects(backend.put(key, Buffer.alloc(10), { maxBytes: 9 }), QuotaExceededError)
+        await assert.rejects(backend.put(key, Buffer.alloc(10), { maxBytes: 9 }), FileTooLargeError)
         assert.equal(await backend.exists(key), false)
         await backend.put(key, Buffer.alloc(10), { maxBytes: 10 })
       })
@@ -1007,7 +1007,7 @@ for (const fixture of fixtures) {
           assert.equal(refused.statusCode, 409)
           assert.equal(refused.details.offset, 4)
         }
-        await assert.rejects(backend.appendUpload(upload.id, { offset: 4, body: 'x'.repeat(7) }), QuotaExceededError)
+        await assert.rejects(backend.appendUpload(upload.id, { offset: 4, body: 'x'.repeat(7) }), FileTooLargeError)
         await assert.rejects(backend.completeUpload(upload.id), UploadIncompleteError)
         assert.equal((await backend.getUpload(upload.id)).offset, 4)
         await backend.appendUpload(upload.id, { offset: 4, body: 'efghij' })
@@ -1077,9 +1077,9 @@ for (const fixture of fixtures) {
         await backend.appendUpload(image.id, { offset: 10, body: ELF_HEADER.subarray(10) })
         await assert.rejects(backend.completeUpload(image.id), InvalidFileTypeError)
         assert.equal(await backend.exists(image.key), false)
-        await assert.rejects(backend.createUpload({ key: fresh('big'), length: 11, maxBytes: 10 }), QuotaExceededError)
+        await assert.rejects(backend.createUpload({ key: fresh('big'), length: 11, maxBytes: 10 }), FileTooLargeError)
         const capped = await backend.createUpload({ key: fresh('capped'), maxBytes: 10 })
-        await assert.rejects(backend.appendUpload(capped.id, { offset: 0, body: 'x'.repeat(11) }), QuotaExceededError)
+        await assert.rejects(backend.appendUpload(capped.id, { offset: 0, body: 'x'.repeat(11) }), FileTooLargeError)
         await assert.rejects(backend.createUpload({ key: '../escape' }), InvalidKeyError)
         await assert.rejects(backend.createUpload({ key: '.resumable-uploads/x' }), InvalidKeyError)
       })

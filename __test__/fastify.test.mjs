@@ -256,8 +256,8 @@ for (const fixture of fixtures) {
 
       it('refuses a file over maxBytes or of a type not allowed, and stores nothing', async () => {
         const tooBig = await request(url('/uploads/quota.bin?maxBytes=1000'), { method: 'POST', body: form(randomBytes(2000)) })
-        assert.equal(tooBig.status, 403)
-        assert.equal(tooBig.json().code, 'QUOTA_EXCEEDED')
+        assert.equal(tooBig.status, 413)
+        assert.equal(tooBig.json().code, 'FILE_TOO_LARGE')
         assert.equal(await backend.exists('up/quota.bin'), false)
         const html = await request(url('/uploads/page.html?type=image/png'), { method: 'POST', body: form('<html>', 'page.html', 'text/html') })
         assert.equal(html.status, 400)
@@ -335,8 +335,8 @@ for (const fixture of fixtures) {
         assert.equal(head.headers.get('content-length'), '10')
         const guarded = await backend.getSignedUrl(fresh('a.png'), { method: 'PUT', maxBytes: 10 })
         const refused = await put(guarded.url, randomBytes(100))
-        assert.equal(refused.status, 403)
-        assert.deepEqual(refused.json(), { error: { code: 'QUOTA_EXCEEDED', message: 'The body is larger than this URL accepts' } })
+        assert.equal(refused.status, 413)
+        assert.deepEqual(refused.json(), { error: { code: 'FILE_TOO_LARGE', message: 'The body is larger than this URL accepts' } })
         const tampered = new URL(url)
         tampered.searchParams.set('X-Expires', String(Number(tampered.searchParams.get('X-Expires')) + 1))
         assert.equal((await request(tampered)).status, 403)

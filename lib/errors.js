@@ -148,7 +148,8 @@ const InvalidRangeError = storageErrorClass('InvalidRangeError', StorageErrorCod
 const InvalidArgumentError = storageErrorClass('InvalidArgumentError', StorageErrorCode.INVALID_ARGUMENT, 400)
 // Named like the platform's abort errors, so `err.name === "AbortError"` checks keep working.
 const AbortError = storageErrorClass('AbortError', StorageErrorCode.ABORTED, 499)
-// 413: a body cut short at a size limit, refused rather than stored incomplete; details { maxBytes }.
+// 413: a body over a size limit (maxBytes, an upload's length, a multipart file cut off at its
+// limit), refused rather than stored; details { maxBytes }.
 const FileTooLargeError = storageErrorClass('FileTooLargeError', StorageErrorCode.FILE_TOO_LARGE, 413)
 
 // Resumable uploads: statuses as tus names them.

@@ -17,7 +17,7 @@ const PUBLIC_MESSAGES = {
   FILE_NOT_FOUND: 'Not found',
   CONTENT_LENGTH_MISMATCH: 'The body does not match its Content-Length',
   INVALID_FILE_TYPE: 'This type of file is not accepted here',
-  QUOTA_EXCEEDED: 'The body is larger than this URL accepts',
+  FILE_TOO_LARGE: 'The body is larger than this URL accepts',
   FILE_ALREADY_EXISTS: 'An object already exists here',
   INVALID_KEY: 'Not a valid object name',
   KEY_CONFLICT: 'This name conflicts with another object',

@@ -12,6 +12,7 @@ const errorForCode = {
   [C.FILE_NOT_FOUND]: (m, d) => new e.FileNotFoundError(d.key),
   [C.FILE_ALREADY_EXISTS]: (m, d) => new e.FileAlreadyExistsError(d.key),
   [C.QUOTA_EXCEEDED]: (m, d) => new e.QuotaExceededError(m, d),
+  [C.FILE_TOO_LARGE]: (m, d) => new e.FileTooLargeError(m, d),
   [C.INVALID_FILE_TYPE]: (m, d) => new e.InvalidFileTypeError(d.providedType, d.allowedTypes?.length ? d.allowedTypes : undefined),
   [C.CONFIGURATION_ERROR]: (m, d) => new e.ConfigurationError(m, d),
   [C.INVALID_KEY]: (m, d) => new e.InvalidKeyError(m, d),

@@ -16,7 +16,7 @@ const PATCH_TYPE = 'application/offset+octet-stream'
 const EXPOSED =
   'Location, Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm'
 /** Statuses the protocol names for our error codes (the rest keep their own statusCode). */
-const TUS_STATUS = { QUOTA_EXCEEDED: 413, UPLOAD_OFFSET_MISMATCH: 409, CHECKSUM_MISMATCH: 460 }
+const TUS_STATUS = { UPLOAD_OFFSET_MISMATCH: 409, CHECKSUM_MISMATCH: 460 }
 /** What clients are told; nothing of the store's inside. */
 const PUBLIC_MESSAGES = {
   UPLOAD_NOT_FOUND: 'No such upload',
@@ -24,7 +24,7 @@ const PUBLIC_MESSAGES = {
   UPLOAD_OFFSET_MISMATCH: 'Upload-Offset does not match the upload',
   UPLOAD_INCOMPLETE: 'The upload is not complete',
   CHECKSUM_MISMATCH: 'The body does not match Upload-Checksum',
-  QUOTA_EXCEEDED: 'The upload is larger than allowed',
+  FILE_TOO_LARGE: 'The upload is larger than allowed',
   INVALID_FILE_TYPE: 'This type of file is not accepted here',
   FILE_ALREADY_EXISTS: 'An object already exists here',
   INVALID_KEY: 'Not a valid object name',

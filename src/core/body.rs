@@ -108,7 +108,7 @@ impl UploadGuard {
         };
         if let (Some(limit), Some(len)) = (self.max_bytes, expected) {
             if len > limit {
-                return Err(Error::QuotaExceeded { limit });
+                return Err(Error::TooLarge { limit });
             }
         }
         if let Some(allowed) = &self.allowed_content_types {
@@ -162,7 +162,7 @@ impl GuardState {
             return Err(Error::LengthMismatch { expected, actual: self.seen });
         }
         if let Some(limit) = self.max_bytes.filter(|&m| self.seen > m) {
-            return Err(Error::QuotaExceeded { limit });
+            return Err(Error::TooLarge { limit });
         }
         Ok(Some((chunk, self)))
     }
@@ -237,7 +237,7 @@ mod tests {
     async fn max_bytes_stops_the_stream() {
         let guard = UploadGuard { max_bytes: Some(4), ..Default::default() };
         let err = run(guard, chunks(&[b"abc", b"def"])).await.unwrap_err();
-        assert!(matches!(err, Error::QuotaExceeded { limit: 4 }));
+        assert!(matches!(err, Error::TooLarge { limit: 4 }));
     }
 
     #[tokio::test]

@@ -32,8 +32,9 @@ pub enum Error {
     #[error("Storage operation timed out: {0}")]
     Timeout(String),
 
-    #[error("Storage quota exceeded: the body is larger than {limit} bytes")]
-    QuotaExceeded { limit: u64 },
+    /// A body over a size limit (`maxBytes`, an upload's length); never stored.
+    #[error("The body is larger than the {limit} bytes accepted")]
+    TooLarge { limit: u64 },
 
     #[error("{}", invalid_file_type_message(.provided, .allowed))]
     InvalidFileType { provided: String, allowed: Vec<String> },
@@ -122,7 +123,7 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Timeout(_) => "STORAGE_TIMEOUT",
-            Error::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Error::TooLarge { .. } => "FILE_TOO_LARGE",
             Error::InvalidFileType { .. } => "INVALID_FILE_TYPE",
             Error::LengthMismatch { .. } => "CONTENT_LENGTH_MISMATCH",
             Error::InvalidRange { .. } => "INVALID_RANGE",
@@ -149,7 +150,7 @@ impl Error {
             Error::NotFound { key } | Error::AlreadyExists { key } => json!({ "key": key }),
             Error::Precondition { key, reason } => json!({ "key": key, "reason": reason }),
             Error::KeyConflict { key, reason } => json!({ "key": key, "reason": reason }),
-            Error::QuotaExceeded { limit } => json!({ "quotaLimit": limit }),
+            Error::TooLarge { limit } => json!({ "maxBytes": limit }),
             Error::InvalidFileType { provided, allowed } => {
                 json!({ "providedType": provided, "allowedTypes": allowed })
             }

@@ -227,7 +227,7 @@ impl Storage {
         let put = checked_put_options(new.options.put)?;
         if let (Some(length), Some(limit)) = (new.length, new.options.max_bytes) {
             if length > limit {
-                return Err(Error::QuotaExceeded { limit });
+                return Err(Error::TooLarge { limit });
             }
         }
         if let Some(allowed) = &new.options.allowed_content_types {
@@ -314,7 +314,7 @@ impl Storage {
         if let Err(e) = stored {
             return Err(match (e, limit) {
                 // The guard counted from this offset; the caller set a limit on the whole upload.
-                (Error::QuotaExceeded { .. }, Some(limit)) => Error::QuotaExceeded { limit },
+                (Error::TooLarge { .. }, Some(limit)) => Error::TooLarge { limit },
                 (e, _) => e,
             });
         }
@@ -367,7 +367,7 @@ impl Storage {
                 return Err(Error::InvalidArgument(format!("the upload already holds {} bytes", state.offset)));
             }
             if let Some(limit) = state.max_bytes.filter(|limit| length > *limit) {
-                return Err(Error::QuotaExceeded { limit });
+                return Err(Error::TooLarge { limit });
             }
             state.length = Some(length);
             match self.write_state(id, &state, Some(&etag)).await {
@@ -731,7 +731,7 @@ mod tests {
         let storage = memory();
         let upload = storage.create_upload(new_upload("guarded", Some(4))).await.unwrap();
         let too_long = storage.append_upload(&upload.id, 0, bytes(b"12345"), None).await;
-        assert_eq!(too_long.err().map(|e| e.code()), Some("QUOTA_EXCEEDED"));
+        assert_eq!(too_long.err().map(|e| e.code()), Some("FILE_TOO_LARGE"));
         let sha1 = |data: &[u8]| {
             let mut hasher = Hasher::new(ChecksumAlgorithm::Sha1);
             hasher.update(data);

@@ -67,7 +67,7 @@ pub fn expected_failures(data: &[u8], guard: &UploadGuard) -> Vec<&'static str> 
     }
     // A stated length over the cap is refused before any byte is read.
     if guard.max_bytes.is_some_and(|m| len.max(guard.expected_length.unwrap_or(0)) > m) {
-        codes.push("QUOTA_EXCEEDED");
+        codes.push("FILE_TOO_LARGE");
     }
     if let Some(allowed) = &guard.allowed_content_types {
         let declared = type_allowed(guard.content_type.as_deref().unwrap_or(""), allowed);
