@@ -313,8 +313,11 @@ export interface MemoryStorageBackendOptions {
 
 export declare class MemoryStorageBackend extends StorageBackend {
   constructor(options?: MemoryStorageBackendOptions)
+  /** Empties the store: every object and unfinished resumable upload (a test's reset). */
+  clear(): Promise<void>
 }
 
+/** A memory backend; its signed URLs point at STORAGE_MEMORY_BASE_URL when set. */
 export declare function createMemoryBackend(): MemoryStorageBackend
 
 export interface S3StorageBackendOptions {
@@ -591,6 +594,12 @@ export declare function resetFactory(): void
 export declare function resetAll(): void
 /** Registers "local", "memory" and "s3" again (they are registered on load). */
 export declare function registerBuiltInBackends(): void
+/**
+ * One call for a test's reset: cached backends dropped, the registry back to the built-in stores,
+ * configuration read again from the environment. (`resetAll()` empties the registry, as the
+ * contract says; tests then had to call `registerBuiltInBackends()` too.)
+ */
+export declare function resetStorage(): void
 
 // ---------------------------------------------------------------- errors
 
@@ -710,6 +719,9 @@ export declare const commonConfigSchema: z.ZodObject<{
   STORAGE_MAX_FILE_SIZE_BYTES: z.ZodDefault<z.ZodNumber>
   STORAGE_QUOTA_BYTES: z.ZodDefault<z.ZodNumber>
   STORAGE_SIGNED_URL_EXPIRATION_SECONDS: z.ZodDefault<z.ZodNumber>
+}>
+export declare const memoryConfigSchema: z.ZodObject<{
+  STORAGE_MEMORY_BASE_URL: z.ZodOptional<z.ZodString>
 }>
 export declare const localConfigSchema: z.ZodObject<{
   STORAGE_LOCAL_PATH: z.ZodDefault<z.ZodString>

@@ -27,10 +27,22 @@ function registerBuiltInBackends() {
 
 registerBuiltInBackends()
 
+/**
+ * What a test's `beforeEach`/`afterEach` wants in one call: the cached backends dropped, the
+ * registry back to the built-in stores alone, configuration read again from the environment.
+ * (`resetAll()` empties the registry, as the contract says.)
+ */
+function resetStorage() {
+  registry.resetAll()
+  registerBuiltInBackends()
+  config.resetStorageConfig()
+}
+
 module.exports = {
   ...errors,
   ...registry,
   registerBuiltInBackends,
+  resetStorage,
   ...config,
   StorageBackend,
   LocalStorageBackend,

@@ -51,6 +51,7 @@ export const {
   resetFactory,
   resetAll,
   registerBuiltInBackends,
+  resetStorage,
   storageConfig,
   resetStorageConfig,
   getBackendConfig,

@@ -116,7 +116,7 @@ describe('configuration from the environment', () => {
   })
 
   it('keeps a registry of backend schemas, accepting any object with parse', () => {
-    assert.deepEqual(getRegisteredBackendConfigs(), ['local', 's3', 'azure', 'gcs', 'aliyun'])
+    assert.deepEqual(getRegisteredBackendConfigs(), ['local', 'memory', 's3', 'azure', 'gcs', 'aliyun'])
     assert.equal(getBackendConfigSchema('s3'), s3ConfigSchema)
     registerBackendConfig('custom', {
       parse(env) {

@@ -13,6 +13,7 @@ import {
   registerBackend,
   registerBuiltInBackends,
   resetAll,
+  resetStorage,
   resetFactory,
   resetRegistry,
   resetStorageConfig,
@@ -113,5 +114,35 @@ describe('registry and factory', () => {
     await native.upload({ key: 'k', body: Buffer.from('v'), contentType: 'text/plain' })
     assert.equal(await native.exists('k'), true)
     assert.deepEqual(await getBackend('plain').upload({ key: 'k', body: Buffer.from('v'), contentType: 'x' }), { key: 'k' })
+  })
+})
+
+describe('resetting between tests', () => {
+  it('resetStorage() is one call: caches dropped, the built-in stores registered again, config read again', async () => {
+    resetAll()
+    assert.deepEqual(getRegisteredBackends(), [], 'resetAll empties the registry, as the contract says')
+    registerBackend('custom', () => plainBackend('c'))
+    process.env.STORAGE_MEMORY_BASE_URL = 'http://127.0.0.1:9/memory-files'
+    try {
+      resetStorage()
+      assert.deepEqual(getRegisteredBackends(), ['local', 'memory', 's3', 'azure', 'aliyun', 'gcs'])
+      const memory = getBackend('memory')
+      assert.match((await memory.getSignedUrl('k')).url, /^http:\/\/127\.0\.0\.1:9\/memory-files\/k\?/)
+      resetStorage()
+      assert.notEqual(getBackend('memory'), memory, 'a new backend after the reset')
+    } finally {
+      delete process.env.STORAGE_MEMORY_BASE_URL
+      resetStorage()
+    }
+  })
+
+  it("MemoryStorageBackend.clear() empties objects and unfinished uploads", async () => {
+    const memory = new MemoryStorageBackend()
+    await memory.put('a/b', 'x')
+    const upload = await memory.createUpload({ key: 'c' })
+    await memory.appendUpload(upload.id, { offset: 0, body: 'partial' })
+    await memory.clear()
+    assert.deepEqual((await memory.list()).objects, [])
+    await assert.rejects(memory.getUpload(upload.id), { code: 'UPLOAD_NOT_FOUND' })
   })
 })

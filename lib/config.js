@@ -22,6 +22,11 @@ const localConfigSchema = z.object({
   STORAGE_LOCAL_SIGNING_SECRET: z.string().min(16, 'a signing secret must be at least 16 characters').optional(),
 })
 
+const memoryConfigSchema = z.object({
+  /** Where the app serves the memory store's signed URLs (createSignedUrlHandler), as for local. */
+  STORAGE_MEMORY_BASE_URL: z.string().url().optional(),
+})
+
 const s3ConfigSchema = z.object({
   STORAGE_S3_ENDPOINT: z.string().url().optional(),
   STORAGE_S3_REGION: z.string().min(1, 'S3 region is required'),
@@ -107,6 +112,7 @@ function resetConfigRegistry() {
 
 function registerBuiltInConfigs() {
   registerBackendConfig('local', localConfigSchema)
+  registerBackendConfig('memory', memoryConfigSchema)
   registerBackendConfig('s3', s3ConfigSchema)
   registerBackendConfig('azure', azureConfigSchema)
   registerBackendConfig('gcs', gcsConfigSchema)
@@ -209,6 +215,7 @@ registerBuiltInConfigs()
 module.exports = {
   commonConfigSchema,
   localConfigSchema,
+  memoryConfigSchema,
   s3ConfigSchema,
   azureConfigSchema,
   gcsConfigSchema,

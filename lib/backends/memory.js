@@ -4,6 +4,7 @@
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { callNativeSync } = require('../native')
+const { memoryConfigSchema, readBackendEnv, storageConfig } = require('../config')
 
 class MemoryStorageBackend extends StorageBackend {
   /** `new MemoryStorageBackend({ baseUrl?, signingSecret?, signedUrlExpiration? })`. */
@@ -14,10 +15,21 @@ class MemoryStorageBackend extends StorageBackend {
     )
     super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
   }
+
+  /** Empties the store (objects and unfinished resumable uploads), as a test's reset wants. */
+  async clear() {
+    await this.deletePrefix('', { all: true })
+    await this.deleteExpiredUploads(new Date(8.64e15))
+  }
 }
 
+/** A memory backend; STORAGE_MEMORY_BASE_URL says where its signed URLs are served. */
 function createMemoryBackend() {
-  return new MemoryStorageBackend()
+  const env = readBackendEnv('memory', memoryConfigSchema)
+  return new MemoryStorageBackend({
+    baseUrl: env.STORAGE_MEMORY_BASE_URL,
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+  })
 }
 
 module.exports = { MemoryStorageBackend, createMemoryBackend }
