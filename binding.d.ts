@@ -43,6 +43,7 @@ export declare class NativeStorage {
   deleteMany(keys: Array<string>): Promise<number>
   /** `all` must be set to delete under the empty prefix (the whole store). */
   deletePrefix(prefix: string, all?: boolean | undefined | null): Promise<number>
+  usage(prefix: string): Promise<UsageInfo>
   deleteOlderThan(prefix: string, beforeMs: number, all?: boolean | undefined | null): Promise<number>
   deleteIncompleteUploads(beforeMs: number): Promise<number>
   /**
@@ -188,6 +189,12 @@ export interface ProvidedToken {
   expiresOnTimestamp?: number
 }
 
+/** The most bytes the objects under `prefix` may take, the upload included. */
+export interface QuotaSettings {
+  prefix: string
+  maxBytes: number
+}
+
 export interface RangeSettings {
   start: number
   end?: number
@@ -272,4 +279,10 @@ export interface UploadSettings {
   contentLength?: number
   maxBytes?: number
   allowedContentTypes?: Array<string>
+  quota?: QuotaSettings
+}
+
+export interface UsageInfo {
+  bytes: number
+  objects: number
 }

@@ -78,6 +78,12 @@ export interface UploadOptions {
   maxBytes?: number
   /** Allowed MIME types (`image/png`, `image/*`); the content itself is sniffed too (InvalidFileTypeError). */
   allowedContentTypes?: string[]
+  /**
+   * Refuse a body that would take the objects under `prefix` (the key's, or a folder above it)
+   * past `maxBytes` together (QuotaExceededError, 403); the object it replaces is not counted.
+   * Checked, not reserved: concurrent uploads can each fit alone and overrun together.
+   */
+  quota?: { prefix: string; maxBytes: number }
   onProgress?: (progress: Progress) => void
   signal?: AbortSignal
 }
@@ -189,6 +195,8 @@ export declare class StorageBackend implements IStorageBackend {
   move(from: string, to: string): Promise<void>
   /** Deletes every key, going on past failures; resolves to the count deleted. */
   deleteMany(keys: string[]): Promise<number>
+  /** What the objects under `prefix` take (the whole store with ''), counted from the listing. */
+  usage(prefix?: string): Promise<{ bytes: number; objects: number }>
   /** Deletes every object under a prefix; the empty prefix needs `{ all: true }`. */
   deletePrefix(prefix: string, scope?: BulkScope): Promise<number>
   /** Deletes the objects under a prefix last modified before `date`; the empty prefix needs `{ all: true }`. */

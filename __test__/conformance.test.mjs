@@ -15,6 +15,7 @@ import {
   InvalidKeyError,
   InvalidRangeError,
   FileTooLargeError,
+  QuotaExceededError,
   StorageError,
   UploadIncompleteError,
   UploadNotFoundError,
@@ -925,6 +926,29 @@ for (const fixture of fixtures) {
         for (const option of ['responseContentDisposition', 'responseContentType', 'contentType']) {
           await assert.rejects(backend.getSignedUrl(key, { [option]: injected }), InvalidArgumentError, option)
         }
+      })
+    })
+
+    describe('usage and quotas', () => {
+      it('usage counts the bytes and objects under a prefix; a quota refuses what would pass it', async () => {
+        const folder = fresh('quota')
+        assert.deepEqual(await backend.usage(`${folder}/`), { bytes: 0, objects: 0 })
+        await backend.put(`${folder}/a`, Buffer.alloc(600))
+        await backend.put(`${folder}/b/c`, Buffer.alloc(300))
+        assert.deepEqual(await backend.usage(`${folder}/`), { bytes: 900, objects: 2 })
+        const quota = { prefix: `${folder}/`, maxBytes: 1000 }
+        await backend.upload({ key: `${folder}/d`, body: Buffer.alloc(100), quota })
+        const over = await backend.upload({ key: `${folder}/e`, body: Readable.from([Buffer.alloc(1)]), quota }).catch((e) => e)
+        assert.ok(over instanceof QuotaExceededError, String(over))
+        assert.equal(over.statusCode, 403)
+        assert.deepEqual({ used: over.details.currentUsage, limit: over.details.quotaLimit }, { used: 1000, limit: 1000 })
+        assert.equal(await backend.exists(`${folder}/e`), false)
+        // Replacing an object counts its new size only; a streamed body is stopped at the quota.
+        await backend.upload({ key: `${folder}/a`, body: Buffer.alloc(500), quota })
+        await assert.rejects(backend.upload({ key: `${folder}/f`, body: Readable.from([Buffer.alloc(60), Buffer.alloc(60)]), quota }), QuotaExceededError)
+        assert.equal(await backend.exists(`${folder}/f`), false)
+        assert.deepEqual(await backend.usage(`${folder}/`), { bytes: 900, objects: 3 })
+        await assert.rejects(backend.upload({ key: 'elsewhere', body: 'x', quota }), InvalidArgumentError)
       })
     })
 

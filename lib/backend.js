@@ -418,6 +418,15 @@ class StorageBackend {
     return callNative(async () => (await this.#store()).deleteMany(keys.map((k) => checkKey(k))))
   }
 
+  /**
+   * What the objects under `prefix` take (the whole store with ''): `{ bytes, objects }`,
+   * counted from the listing, so its cost grows with the number of objects.
+   */
+  async usage(prefix = '') {
+    if (typeof prefix !== 'string') throw new InvalidArgumentError('usage takes a prefix (a string)', {})
+    return callNative(async () => (await this.#store()).usage(prefix))
+  }
+
   /** Deletes every object under a prefix; the empty prefix (everything) needs `{ all: true }`. */
   async deletePrefix(prefix, scope) {
     checkKey(prefix, 'prefix')

@@ -83,7 +83,18 @@ function uploadSettings(params) {
     contentLength: optionalCount(params.contentLength, 'contentLength'),
     maxBytes: optionalCount(params.maxBytes, 'maxBytes'),
     allowedContentTypes: optionalStrings(params.allowedContentTypes, 'allowedContentTypes'),
+    quota: quota(params.quota),
   }
+}
+
+/** `{ prefix, maxBytes }`: the most the objects under `prefix` may take, the upload included. */
+function quota(value) {
+  if (value == null) return undefined
+  if (typeof value !== 'object') throw invalid('quota must be { prefix, maxBytes }')
+  const prefix = optionalString(value.prefix, 'quota.prefix')
+  const maxBytes = optionalCount(value.maxBytes, 'quota.maxBytes')
+  if (prefix === undefined || maxBytes === undefined) throw invalid('quota must be { prefix, maxBytes }')
+  return { prefix, maxBytes }
 }
 
 /** A resumable upload's id: a string (whether it names an upload is the store's to say). */

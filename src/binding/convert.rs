@@ -8,7 +8,7 @@ use napi_derive::napi;
 use crate::core::backend::{ByteRange, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, SignOptions};
 use crate::core::error::{Error, Result};
 use crate::core::resumable::UploadStatus;
-use crate::core::storage::UploadOptions;
+use crate::core::storage::{Quota, UploadOptions};
 
 #[napi(object)]
 pub struct UploadSettings {
@@ -20,6 +20,26 @@ pub struct UploadSettings {
     pub content_length: Option<f64>,
     pub max_bytes: Option<f64>,
     pub allowed_content_types: Option<Vec<String>>,
+    pub quota: Option<QuotaSettings>,
+}
+
+/// The most bytes the objects under `prefix` may take, the upload included.
+#[napi(object)]
+pub struct QuotaSettings {
+    pub prefix: String,
+    pub max_bytes: f64,
+}
+
+impl QuotaSettings {
+    fn into_core(self) -> Result<Quota> {
+        Ok(Quota { prefix: self.prefix, max_bytes: whole_number("quota.maxBytes", self.max_bytes)? })
+    }
+}
+
+#[napi(object)]
+pub struct UsageInfo {
+    pub bytes: f64,
+    pub objects: f64,
 }
 
 #[napi(object)]
@@ -153,6 +173,7 @@ impl UploadSettings {
             content_length: self.content_length.map(|n| whole_number("contentLength", n)).transpose()?,
             max_bytes: self.max_bytes.map(|n| whole_number("maxBytes", n)).transpose()?,
             allowed_content_types: self.allowed_content_types,
+            quota: self.quota.map(QuotaSettings::into_core).transpose()?,
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
     from_millis, millis, whole_number, CompletedUpload, ListSettings, ListedPage, ObjectInfo, RangeSettings,
-    SignSettings, SignedUrlInfo, UploadInfo, UploadOutcome, UploadSettings,
+    SignSettings, SignedUrlInfo, UploadInfo, UploadOutcome, UploadSettings, UsageInfo,
 };
 use crate::binding::credentials::{CredentialsProvider, JsCredentials, JsTokens, TokenProvider};
 use crate::binding::streams::{NativeReader, NativeWriter, Written};
@@ -461,6 +461,15 @@ impl NativeStorage {
     ) -> napi::Result<PromiseRaw<'env, f64>> {
         let storage = self.storage.clone();
         promise(env, async move { storage.delete_prefix(&prefix, all.unwrap_or(false)).await.map(|n| n as f64) })
+    }
+
+    #[napi(ts_return_type = "Promise<UsageInfo>")]
+    pub fn usage<'env>(&self, env: &'env Env, prefix: String) -> napi::Result<PromiseRaw<'env, UsageInfo>> {
+        let storage = self.storage.clone();
+        promise(env, async move {
+            let usage = storage.usage(&prefix).await?;
+            Ok(UsageInfo { bytes: usage.bytes as f64, objects: usage.objects as f64 })
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]

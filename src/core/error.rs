@@ -32,6 +32,10 @@ pub enum Error {
     #[error("Storage operation timed out: {0}")]
     Timeout(String),
 
+    /// An upload that would take a prefix over its quota; never stored.
+    #[error("Storage quota exceeded: {prefix:?} holds {used} of its {quota} bytes")]
+    QuotaExceeded { prefix: String, quota: u64, used: u64 },
+
     /// A body over a size limit (`maxBytes`, an upload's length); never stored.
     #[error("The body is larger than the {limit} bytes accepted")]
     TooLarge { limit: u64 },
@@ -123,6 +127,7 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Timeout(_) => "STORAGE_TIMEOUT",
+            Error::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Error::TooLarge { .. } => "FILE_TOO_LARGE",
             Error::InvalidFileType { .. } => "INVALID_FILE_TYPE",
             Error::LengthMismatch { .. } => "CONTENT_LENGTH_MISMATCH",
@@ -150,6 +155,9 @@ impl Error {
             Error::NotFound { key } | Error::AlreadyExists { key } => json!({ "key": key }),
             Error::Precondition { key, reason } => json!({ "key": key, "reason": reason }),
             Error::KeyConflict { key, reason } => json!({ "key": key, "reason": reason }),
+            Error::QuotaExceeded { prefix, quota, used } => {
+                json!({ "prefix": prefix, "quotaLimit": quota, "currentUsage": used })
+            }
             Error::TooLarge { limit } => json!({ "maxBytes": limit }),
             Error::InvalidFileType { provided, allowed } => {
                 json!({ "providedType": provided, "allowedTypes": allowed })

@@ -27,6 +27,21 @@ pub struct UploadOptions {
     pub content_length: Option<u64>,
     pub max_bytes: Option<u64>,
     pub allowed_content_types: Option<Vec<String>>,
+    pub quota: Option<Quota>,
+}
+
+/// The most bytes the objects under `prefix` may take together, the upload included.
+#[derive(Clone, Debug)]
+pub struct Quota {
+    pub prefix: String,
+    pub max_bytes: u64,
+}
+
+/// What a prefix holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub objects: u64,
 }
 
 #[derive(Clone)]
@@ -48,8 +63,61 @@ impl Storage {
             allowed_content_types: options.allowed_content_types,
             content_type: put.content_type.clone(),
         };
-        let body = guard.apply(body)?;
+        let mut body = guard.apply(body)?;
+        if let Some(quota) = &options.quota {
+            body = self.within_quota(&key, quota, body).await?;
+        }
         self.backend.put(&key, body, put).await
+    }
+
+    /// Bytes and objects under `prefix` (the whole store with ""), counted from its listing.
+    pub async fn usage(&self, prefix: &str) -> Result<Usage> {
+        let mut options = ListOptions { prefix: prefix.to_owned(), ..Default::default() };
+        let mut usage = Usage::default();
+        loop {
+            let page = self.list(options.clone()).await?;
+            usage.objects += page.objects.len() as u64;
+            usage.bytes += page.objects.iter().map(|o| o.size).sum::<u64>();
+            match page.cursor {
+                Some(cursor) => options.cursor = Some(cursor),
+                None => return Ok(usage),
+            }
+        }
+    }
+
+    /// The body, failing with `QuotaExceeded` once it would take the prefix past its quota
+    /// (the object it replaces not counted). Concurrent uploads can each fit alone and overrun
+    /// together: a quota is checked, not reserved.
+    async fn within_quota(&self, key: &Key, quota: &Quota, body: Body) -> Result<Body> {
+        check_prefix(&quota.prefix)?;
+        if !key.as_str().starts_with(&quota.prefix) {
+            return Err(Error::InvalidArgument(format!(
+                "the key {key} is not under the quota's prefix {:?}",
+                quota.prefix
+            )));
+        }
+        let replaced = match self.backend.stat(key).await {
+            Ok(meta) => meta.size,
+            Err(Error::NotFound { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        let used = self.usage(&quota.prefix).await?.bytes.saturating_sub(replaced);
+        let (prefix, max_bytes) = (quota.prefix.clone(), quota.max_bytes);
+        let exceeded = move || Error::QuotaExceeded { prefix: prefix.clone(), quota: max_bytes, used };
+        let room = quota.max_bytes.checked_sub(used).ok_or_else(&exceeded)?;
+        if body.length.is_some_and(|length| length > room) {
+            return Err(exceeded());
+        }
+        let mut seen = 0u64;
+        let stream = body.stream.map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > room {
+                return Err(exceeded());
+            }
+            Ok(chunk)
+        });
+        Ok(Body::stream(stream.boxed(), body.length))
     }
 
     pub async fn download(&self, key: &str, options: GetOptions) -> Result<GetResult> {
