@@ -12,13 +12,17 @@ function median(samples) {
   return sorted[Math.floor(sorted.length / 2)]
 }
 
-/** One peer's figures for one workload: rate is MiB/s for transfers, operations/s otherwise. */
+/**
+ * One peer's figures for one workload: rate is MiB/s for transfers, operations/s otherwise;
+ * tusCpu and tusRss are the tus server's, in the tus rows.
+ */
 function figures(item, peer) {
   const s = median(item.samples[peer])
   const seconds = s.wallMs / 1000
   const rate = item.bytes ? item.bytes / MiB / seconds : s.ops / seconds
   const server = s.serverCpuMs === undefined ? undefined : s.serverCpuMs / 1000
-  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, server, rss: s.maxRssMB, ops: s.ops }
+  const tusCpu = s.tusCpuMs === undefined ? undefined : s.tusCpuMs / 1000
+  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, server, rss: s.maxRssMB, ops: s.ops, tusCpu, tusRss: s.tusRssMB }
 }
 
 function targets(results) {
@@ -26,11 +30,14 @@ function targets(results) {
   const find = (group, label) => results.find((r) => r.group === group && (!label || r.name.includes(label)))
   const ratio = (item, a, b, key) => figures(item, a)[key] / figures(item, b)[key]
   const add = (label, value, target, atLeast = true, unit = 'x') => out.push({ label, value, target, atLeast, unit, pass: atLeast ? value >= target : value <= target })
+  // A run with --only has some groups and not others.
   const small = find('small')
-  add('small objects: ops/s vs OpenDAL', ratio(small, 'raptscallions', 'opendal', 'rate'), 1.25)
-  add('small objects: ops/s vs AWS SDK', ratio(small, 'raptscallions', 'aws-sdk', 'rate'), 4)
-  const own = figures(small, 'raptscallions')
-  add('small objects: client CPU per op', (own.cpu * 1000) / own.ops, 0.15, false, ' ms')
+  if (small) {
+    add('small objects: ops/s vs OpenDAL', ratio(small, 'raptscallions', 'opendal', 'rate'), 1.25)
+    add('small objects: ops/s vs AWS SDK', ratio(small, 'raptscallions', 'aws-sdk', 'rate'), 4)
+    const own = figures(small, 'raptscallions')
+    add('small objects: client CPU per op', (own.cpu * 1000) / own.ops, 0.15, false, ' ms')
+  }
   const uploads = results.filter((r) => r.group === 'upload')
   for (const up of uploads) {
     const size = up.name.replace('upload ', '')
@@ -41,19 +48,26 @@ function targets(results) {
     }
   }
   const largest = uploads.at(-1)
-  add(`upload ${largest.name.replace('upload ', '')}: peak RSS`, figures(largest, 'raptscallions').rss, 100, false, ' MB')
+  if (largest) add(`upload ${largest.name.replace('upload ', '')}: peak RSS`, figures(largest, 'raptscallions').rss, 100, false, ' MB')
   for (const down of results.filter((r) => r.group === 'download')) {
     const size = down.name.replace('download ', '')
     add(`download ${size}: throughput vs curl`, ratio(down, 'raptscallions', 'curl', 'rate'), 0.95)
     add(`download ${size}: client CPU vs curl`, ratio(down, 'raptscallions', 'curl', 'cpu'), 2, false)
   }
-  add('signed URLs: rate vs OpenDAL', ratio(find('presign'), 'raptscallions', 'opendal', 'rate'), 2)
+  const presign = find('presign')
+  if (presign) add('signed URLs: rate vs OpenDAL', ratio(presign, 'raptscallions', 'opendal', 'rate'), 2)
   // Each further store beside its official SDK, on the same emulator: no target, but not behind.
   for (const [store, ours, sdk] of [['azure', 'raptscallions-azure', 'azure-sdk'], ['gcs', 'raptscallions-gcs', 'gcs-sdk']]) {
     for (const item of results.filter((r) => r.group.startsWith(`${store} `))) {
       add(`${item.name}: vs ${sdk}`, ratio(item, ours, sdk, 'rate'), 1.0)
       if (!item.group.endsWith('presign')) add(`${item.name}: client CPU vs ${sdk}`, ratio(item, ours, sdk, 'cpu'), 1.0, false)
     }
+  }
+  // The tus handler beside @tus/server with @tus/s3-store, on the same s3s-fs: the same.
+  for (const item of results.filter((r) => r.group === 'tus')) {
+    add(`${item.name}: vs @tus/server`, ratio(item, 'raptscallions-tus', 'tus-server', 'rate'), 1.0)
+    add(`${item.name}: tus server CPU vs @tus/server`, ratio(item, 'raptscallions-tus', 'tus-server', 'tusCpu'), 1.0, false)
+    add(`${item.name}: tus server peak RSS vs @tus/server`, ratio(item, 'raptscallions-tus', 'tus-server', 'tusRss'), 1.0, false)
   }
   for (const item of results.filter((r) => r.group.startsWith('local'))) {
     if (item.group === 'local small') {
@@ -68,13 +82,19 @@ function targets(results) {
 
 function table(item) {
   const rows = item.peers.map((p) => figures(item, p))
-  const withServer = rows.some((r) => r.server !== undefined)
-  const head = `| ${item.name} | wall s | ${rows[0].unit} | CPU s |${withServer ? ' server CPU s |' : ''} peak RSS MB |`
-  const lines = [head, `|---|---:|---:|---:|${withServer ? '---:|' : ''}---:|`]
-  for (const r of rows) {
-    const server = withServer ? ` ${r.server?.toFixed(2) ?? '–'} |` : ''
-    lines.push(`| ${r.peer} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(r.rate < 100 ? 1 : 0)} | ${r.cpu.toFixed(2)} |${server} ${r.rss} |`)
-  }
+  const orDash = (value) => value ?? '–'
+  // [heading, cell, the figure it needs]: a column shows when some peer has that figure.
+  const columns = [
+    ['wall s', (r) => r.seconds.toFixed(2)],
+    [rows[0].unit, (r) => r.rate.toFixed(r.rate < 100 ? 1 : 0)],
+    ['tus server CPU s', (r) => orDash(r.tusCpu?.toFixed(2)), 'tusCpu'],
+    ['tus server peak RSS MB', (r) => orDash(r.tusRss), 'tusRss'],
+    ['CPU s', (r) => r.cpu.toFixed(2)],
+    ['server CPU s', (r) => orDash(r.server?.toFixed(2)), 'server'],
+    ['peak RSS MB', (r) => r.rss],
+  ].filter(([, , figure]) => !figure || rows.some((r) => r[figure] !== undefined))
+  const lines = [`| ${item.name} | ${columns.map(([heading]) => heading).join(' | ')} |`, `|---|${columns.map(() => '---:|').join('')}`]
+  for (const r of rows) lines.push(`| ${r.peer} | ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
   return lines.join('\n')
 }
 
@@ -105,7 +125,7 @@ ${rows.join('\n')}
 `
 }
 
-export function writeReport(results, { runs, quick }) {
+export function writeReport(results, { runs, quick, only }) {
   const verdicts = targets(results)
   const tables = results.map(table).join('\n\n')
   const verdictLines = ['| target | measured | wanted | met |', '|---|---:|---:|:---:|']
@@ -114,6 +134,11 @@ export function writeReport(results, { runs, quick }) {
     verdictLines.push(`| ${v.label} | ${fmt(v.value)}${v.unit} | ${v.atLeast ? '≥' : '≤'} ${fmt(v.target)}${v.unit} | ${v.pass ? 'yes' : 'no'} |`)
   }
   process.stdout.write(`${tables}\n\n${verdictLines.join('\n')}\n`)
+  // Some rows only: the report keeps the others as they were measured, beside their own runs.
+  if (only) {
+    process.stderr.write(`--only ${only}: BENCHMARKS.md and bench/ratios.svg left as they are\n`)
+    return
+  }
   fs.writeFileSync(path.join(root, 'bench', 'ratios.svg'), svg(verdicts))
   const md = `# Benchmarks
 
@@ -136,6 +161,14 @@ a time), \`opendal\` its Node binding 0.49.2, \`curl\` a presigned URL (the serv
 \`azure-sdk\` @azure/storage-blob (\`uploadStream\` with 8 MiB blocks, 4 at a time), both on one
 Azurite; \`raptscallions-gcs\` is this package's GCS store and \`gcs-sdk\` @google-cloud/storage
 (\`createWriteStream\`, resumable, 8 MiB chunks), both on one fake-gcs-server.
+
+The tus rows send one file with tus-js-client (8 MiB PATCHes, a process of its own) through a
+tus server in a process of its own, on the one s3s-fs: \`raptscallions-tus\` is this package's
+\`createTusHandler\` over its S3 store, \`tus-server\` @tus/server with @tus/s3-store (8 MiB
+parts). The tus server's CPU over the upload and its peak RSS have columns of their own; CPU and
+RSS are the client's, server CPU s3s-fs's. Our handler stores each PATCH as a segment and, at
+the end, streams the segments into the object (every byte read back and written again through
+the process); @tus/s3-store sends each PATCH as a part of a multipart upload.
 
 ![ratios](bench/ratios.svg)
 

@@ -1,11 +1,13 @@
 // Benchmarks this package side by side with its peers, in one run, on one s3s-fs on 127.0.0.1.
 // Each measurement is its own process; runs alternate the peers' order. Prints a table and
 // writes BENCHMARKS.md with bench/ratios.svg.  Usage: node bench/run.mjs [--runs 3] [--quick]
-import { execFile } from 'node:child_process'
+// [--only tus] (only the tus rows: printed, BENCHMARKS.md left as it is).
+import { execFile, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { AzureBlobStorageBackend, GcsStorageBackend, S3StorageBackend } from '../index.mjs'
@@ -18,6 +20,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const flag = (name) => process.argv.indexOf(`--${name}`)
 const runs = flag('runs') > 0 ? Number(process.argv[flag('runs') + 1]) : 3
 const quick = flag('quick') > 0
+const only = flag('only') > 0 ? process.argv[flag('only') + 1] : undefined
+if (flag('only') > 0 && only !== 'tus') throw new Error('--only takes one group: tus')
 const MiB = 1 << 20
 const sizes = quick ? [{ label: '64 MiB', bytes: 64 * MiB }] : [{ label: '256 MiB', bytes: 256 * MiB }, { label: '1 GiB', bytes: 1024 * MiB }]
 const SMALL = quick ? '200,4096,32' : '1000,4096,32'
@@ -26,27 +30,21 @@ const PRESIGN = quick ? 20_000 : 100_000
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rstorage-bench-'))
 const bucket = 'bench-bucket'
 const server = await startS3sFs(path.join(work, 's3'), bucket)
-const azurite = await startAzurite(bucket)
-const fakeGcs = await startFakeGcs(bucket)
-// Google's published test service account, its tokens from a local endpoint (for signing; the
-// emulator checks neither tokens nor signatures).
-const tokenServer = await startTokenServer((await gcsTestKey('')).private_key)
-const gcsCredentials = await gcsTestKey(tokenServer.uri)
+// The emulators join these when their rows run.
+const stops = [() => server.stop()]
 const env = {
   endpoint: server.endpoint,
   bucket,
   accessKey: ACCESS_KEY,
   secretKey: SECRET_KEY,
   localRoot: path.join(work, 'local'),
-  azure: { endpoint: azurite.endpoint, account: AZURITE_ACCOUNT, key: AZURITE_KEY, container: bucket },
-  gcs: { endpoint: fakeGcs.endpoint, credentials: gcsCredentials },
 }
-const oursOnAzure = new AzureBlobStorageBackend({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, container: bucket, endpoint: azurite.endpoint })
-const oursOnGcs = new GcsStorageBackend({ bucket, endpoint: fakeGcs.endpoint, credentials: gcsCredentials })
 const ours = new S3StorageBackend({ bucket, region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } })
 
+/** The input of `bytes` random bytes, made once (the tus rows reuse the upload rows' file). */
 function makeFile(bytes) {
   const file = path.join(work, `input-${bytes}.bin`)
+  if (fs.existsSync(file)) return file
   const fd = fs.openSync(file, 'w')
   for (let written = 0; written < bytes; written += MiB) fs.writeSync(fd, crypto.randomBytes(Math.min(MiB, bytes - written)))
   fs.closeSync(fd)
@@ -68,9 +66,69 @@ async function curl(args) {
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
 }
 
+const TICK_MS = 10 // Linux's USER_HZ: /proc reports CPU time in 1/100 s
+
+/** CPU milliseconds a process has used so far (undefined off Linux). */
+function cpuMsOf(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS
+  } catch {
+    return undefined
+  }
+}
+
+/** A live process's peak RSS in MB (undefined off Linux). */
+function peakRssMBOf(pid) {
+  try {
+    return Math.round(Number(/^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * One upload through a tus server: a fresh server process (bench/tus-server.mjs) and a fresh
+ * tus-js-client process; adds the server's CPU over the upload and its peak RSS to the client's
+ * figures, and the key the object was stored under.
+ */
+async function tusUpload(peer, file) {
+  const child = spawn(process.execPath, [path.join(here, 'tus-server.mjs'), peer], {
+    env: { ...process.env, BENCH_ENV: JSON.stringify(env) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // Shown only if the upload fails (it also holds the AWS SDK's warning about Node 20).
+  let log = ''
+  child.stderr.on('data', (chunk) => (log += chunk))
+  try {
+    const port = await new Promise((resolve, reject) => {
+      child.stdout.once('data', (line) => resolve(Number(/ready (\d+)/.exec(String(line))[1])))
+      child.once('exit', (code) => reject(new Error(`the ${peer} server exited with ${code}: ${log}`)))
+    })
+    const key = `${peer}-${crypto.randomUUID()}.bin`
+    const before = cpuMsOf(child.pid)
+    const { stdout } = await run(process.execPath, [path.join(here, 'tus-client.mjs'), `http://127.0.0.1:${port}/files`, file, key]).catch((error) => {
+      throw new Error(`${error.message}\nthe ${peer} server said: ${log}`)
+    })
+    const sample = JSON.parse(stdout.trim().split('\n').at(-1))
+    const cpu = cpuMsOf(child.pid)
+    return { ...sample, key, tusCpuMs: cpu === undefined ? undefined : cpu - before, tusRssMB: peakRssMBOf(child.pid) }
+  } finally {
+    child.kill('SIGKILL')
+  }
+}
+
+async function sha256(stream) {
+  const hash = crypto.createHash('sha256')
+  await pipeline(stream, hash)
+  return hash.digest('hex')
+}
+
 const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'raptscallions-azure', 'raptscallions-gcs', 'aws-sdk', 'azure-sdk', 'gcs-sdk', 'opendal', 'fs']
 const peers = {
   ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg) => nodeClient(name, workload, arg)])),
+  'raptscallions-tus': (_workload, file) => tusUpload('raptscallions-tus', file),
+  'tus-server': (_workload, file) => tusUpload('tus-server', file),
   curl: async (workload, arg) => {
     if (workload === 'upload') {
       const { url } = await ours.getSignedUrl('large/curl', { method: 'PUT', expiresIn: 3600 })
@@ -82,39 +140,71 @@ const peers = {
 }
 
 const plan = []
-for (const { label, bytes } of sizes) {
-  const file = makeFile(bytes)
-  const source = `large/source-${bytes}`
-  await ours.upload({ key: source, body: fs.createReadStream(file), contentType: 'application/octet-stream' })
-  fs.mkdirSync(path.join(env.localRoot, 'large'), { recursive: true })
-  fs.copyFileSync(file, path.join(env.localRoot, source))
-  // `inputs`: files read during the measurement, brought into the page cache before each one.
-  const [s3Copy, localCopy] = [path.join(work, 's3', bucket, source), path.join(env.localRoot, source)]
-  plan.push({ group: 'upload', name: `upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions', 'raptscallions-unsigned', 'aws-sdk', 'opendal', 'curl'] })
-  plan.push({ group: 'download', name: `download ${label}`, bytes, arg: source, inputs: [s3Copy], peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
-  plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions-local', 'fs'] })
-  plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, inputs: [localCopy], peers: ['raptscallions-local', 'fs'] })
+// Every row but tus's, with the emulators and the sources their downloads read.
+if (only === undefined) {
+  const azurite = await startAzurite(bucket)
+  const fakeGcs = await startFakeGcs(bucket)
+  // Google's published test service account, its tokens from a local endpoint (for signing; the
+  // emulator checks neither tokens nor signatures).
+  const tokenServer = await startTokenServer((await gcsTestKey('')).private_key)
+  const gcsCredentials = await gcsTestKey(tokenServer.uri)
+  stops.push(() => azurite.stop(), () => fakeGcs.stop(), () => tokenServer.close())
+  env.azure = { endpoint: azurite.endpoint, account: AZURITE_ACCOUNT, key: AZURITE_KEY, container: bucket }
+  env.gcs = { endpoint: fakeGcs.endpoint, credentials: gcsCredentials }
+  const oursOnAzure = new AzureBlobStorageBackend({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, container: bucket, endpoint: azurite.endpoint })
+  const oursOnGcs = new GcsStorageBackend({ bucket, endpoint: fakeGcs.endpoint, credentials: gcsCredentials })
+  for (const { label, bytes } of sizes) {
+    const file = makeFile(bytes)
+    const source = `large/source-${bytes}`
+    await ours.upload({ key: source, body: fs.createReadStream(file), contentType: 'application/octet-stream' })
+    fs.mkdirSync(path.join(env.localRoot, 'large'), { recursive: true })
+    fs.copyFileSync(file, path.join(env.localRoot, source))
+    // `inputs`: files read during the measurement, brought into the page cache before each one.
+    const [s3Copy, localCopy] = [path.join(work, 's3', bucket, source), path.join(env.localRoot, source)]
+    plan.push({ group: 'upload', name: `upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions', 'raptscallions-unsigned', 'aws-sdk', 'opendal', 'curl'] })
+    plan.push({ group: 'download', name: `download ${label}`, bytes, arg: source, inputs: [s3Copy], peers: ['raptscallions', 'aws-sdk', 'opendal', 'curl'] })
+    plan.push({ group: 'local upload', name: `local upload ${label}`, bytes, arg: file, inputs: [file], peers: ['raptscallions-local', 'fs'] })
+    plan.push({ group: 'local download', name: `local download ${label}`, bytes, arg: source, inputs: [localCopy], peers: ['raptscallions-local', 'fs'] })
+  }
+  // Azure on Azurite and GCS on fake-gcs-server (emulators, slower than the clients: their CPU is
+  // shown), one size, each beside its official SDK.
+  for (const [store, title, ours, emulator] of [['azure', 'Azure', oursOnAzure, azurite], ['gcs', 'GCS', oursOnGcs, fakeGcs]]) {
+    const { label, bytes } = sizes[0]
+    const file = path.join(work, `input-${bytes}.bin`)
+    const source = `large/source-${bytes}`
+    await ours.upload({ key: source, body: fs.createReadStream(file) })
+    const peers = [`raptscallions-${store}`, `${store}-sdk`]
+    const server = emulator
+    plan.push({ group: `${store} upload`, name: `${title} upload ${label}`, bytes, arg: file, inputs: [file], peers, server })
+    plan.push({ group: `${store} download`, name: `${title} download ${label}`, bytes, arg: source, peers, server })
+    plan.push({ group: `${store} small`, name: `${title} small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers, server })
+    plan.push({ group: `${store} presign`, name: `${title}: ${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers })
+  }
+  plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
+  plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
+  plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 }
-// Azure on Azurite and GCS on fake-gcs-server (emulators, slower than the clients: their CPU is
-// shown), one size, each beside its official SDK.
-for (const [store, title, ours, emulator] of [['azure', 'Azure', oursOnAzure, azurite], ['gcs', 'GCS', oursOnGcs, fakeGcs]]) {
+// One file through a tus server in 8 MiB PATCHes, this package's handler beside @tus/server with
+// @tus/s3-store, both on the one s3s-fs. Each object is checked after its upload (outside the
+// figures): its size every time, its bytes once per server, so that a broken server cannot win.
+{
   const { label, bytes } = sizes[0]
-  const file = path.join(work, `input-${bytes}.bin`)
-  const source = `large/source-${bytes}`
-  await ours.upload({ key: source, body: fs.createReadStream(file) })
-  const peers = [`raptscallions-${store}`, `${store}-sdk`]
-  const server = emulator
-  plan.push({ group: `${store} upload`, name: `${title} upload ${label}`, bytes, arg: file, inputs: [file], peers, server })
-  plan.push({ group: `${store} download`, name: `${title} download ${label}`, bytes, arg: source, peers, server })
-  plan.push({ group: `${store} small`, name: `${title} small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers, server })
-  plan.push({ group: `${store} presign`, name: `${title}: ${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers })
+  const file = makeFile(bytes)
+  const digest = await sha256(fs.createReadStream(file))
+  const checked = new Set()
+  const check = async (peer, { key }) => {
+    const { size } = await ours.stat(key)
+    if (size !== bytes) throw new Error(`${peer} stored ${size} bytes of ${bytes}`)
+    if (!checked.has(peer)) {
+      if ((await sha256(await ours.download(key))) !== digest) throw new Error(`${peer} stored other bytes than were sent`)
+      checked.add(peer)
+    }
+    await ours.delete(key)
+  }
+  plan.push({ group: 'tus', name: `tus upload ${label} (8 MiB PATCHes)`, bytes, arg: file, inputs: [file], peers: ['raptscallions-tus', 'tus-server'], check })
 }
-plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
-plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
-plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
 
 const workloadOf = (group) => group.split(' ').at(-1)
-const TICK_MS = 10 // Linux's USER_HZ: /proc reports CPU time in 1/100 s
 
 /** Reads a file through, so that whoever is measured next finds it in the page cache. */
 function warm(file) {
@@ -122,16 +212,6 @@ function warm(file) {
   const buffer = Buffer.allocUnsafe(MiB)
   while (fs.readSync(fd, buffer, 0, MiB, null) > 0);
   fs.closeSync(fd)
-}
-
-/** CPU seconds a server has used so far (undefined off Linux). */
-function serverCpuMs(which) {
-  try {
-    const fields = fs.readFileSync(`/proc/${which.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS
-  } catch {
-    return undefined
-  }
 }
 
 const results = plan.map((item) => ({
@@ -148,17 +228,15 @@ for (let r = 0; r < runs; r++) {
       // every peer starts with its input cached: whoever went first would otherwise read cold.
       await run('sync')
       for (const file of item.inputs ?? []) warm(file)
-      const serverBefore = item.server && serverCpuMs(item.server)
+      const serverBefore = item.server && cpuMsOf(item.server.child.pid)
       const sample = await peers[peer](workloadOf(item.group), item.arg)
-      if (serverBefore !== undefined) sample.serverCpuMs = serverCpuMs(item.server) - serverBefore
+      if (serverBefore !== undefined) sample.serverCpuMs = cpuMsOf(item.server.child.pid) - serverBefore
+      await item.check?.(peer, sample)
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)
     }
   }
 }
-await server.stop()
-await azurite.stop()
-await fakeGcs.stop()
-await tokenServer.close()
+for (const stop of stops) await stop()
 fs.rmSync(work, { recursive: true, force: true })
-writeReport(results, { runs, quick })
+writeReport(results, { runs, quick, only })

@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import { AzureBlobStorageBackend, GcsStorageBackend, LocalStorageBackend, S3StorageBackend } from '../../index.mjs'
 
-function backendFor(env, variant) {
+export function backendFor(env, variant) {
   if (variant?.startsWith('local')) return new LocalStorageBackend({ root: env.localRoot, durable: variant !== 'local-nofsync' })
   if (variant === 'azure') {
     const { account, key, container, endpoint } = env.azure
