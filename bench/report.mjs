@@ -166,9 +166,10 @@ The tus rows send one file with tus-js-client (8 MiB PATCHes, a process of its o
 tus server in a process of its own, on the one s3s-fs: \`raptscallions-tus\` is this package's
 \`createTusHandler\` over its S3 store, \`tus-server\` @tus/server with @tus/s3-store (8 MiB
 parts). The tus server's CPU over the upload and its peak RSS have columns of their own; CPU and
-RSS are the client's, server CPU s3s-fs's. Our handler stores each PATCH as a segment and, at
-the end, streams the segments into the object (every byte read back and written again through
-the process); @tus/s3-store sends each PATCH as a part of a multipart upload.
+RSS are the client's, server CPU s3s-fs's. Our handler stores each PATCH as an object of its
+own and, at the end, has S3 copy them into the parts of a multipart upload (UploadPartCopy: the
+copy is the server's work, not the process's); @tus/s3-store sends each PATCH as a part of a
+multipart upload (through a temp file on disk) and keeps an `.info` object.
 
 ![ratios](bench/ratios.svg)
 
