@@ -169,7 +169,7 @@ parts). The tus server's CPU over the upload and its peak RSS have columns of th
 RSS are the client's, server CPU s3s-fs's. Our handler stores each PATCH as an object of its
 own and, at the end, has S3 copy them into the parts of a multipart upload (UploadPartCopy: the
 copy is the server's work, not the process's); @tus/s3-store sends each PATCH as a part of a
-multipart upload (through a temp file on disk) and keeps an `.info` object.
+multipart upload (through a temp file on disk) and keeps an \`.info\` object.
 
 ![ratios](bench/ratios.svg)
 
