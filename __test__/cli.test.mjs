@@ -277,6 +277,13 @@ describe('CLI usage, errors and exit codes', () => {
     assert.equal(get.code, 0, get.stderr)
     for (const [name, text] of Object.entries(files)) assert.equal(await fs.readFile(path.join(cwd, 'copy', name), 'utf8'), text)
     assert.equal((await run(cwd, ['get', '-r', 'nothing-here', 'copy'])).code, 3)
+    assert.equal((await run(cwd, ['get', 'site/sub/a.txt', 'copy'])).code, 0, 'into a folder: under the key\'s name')
+    assert.equal((await run(cwd, ['get', 'site/sub/a.txt', 'new/folders/a.txt'])).code, 0, 'folders are made')
+    assert.equal(await fs.readFile(path.join(cwd, 'new/folders/a.txt'), 'utf8'), 'a')
+    assert.deepEqual((await fs.readdir(path.join(cwd, 'copy'))).sort(), ['a.txt', 'index.html', 'sub'], 'no temp file is left')
+    const missing = await run(cwd, ['get', 'site/none.txt', 'copy/none.txt'])
+    assert.equal(missing.code, 3)
+    assert.equal(await exists(path.join(cwd, 'copy/none.txt')), false)
 
     const rm = await run(cwd, ['rm', '--prefix', 'site/sub/'])
     assert.deepEqual(rm, { code: 0, stdout: 'deleted 2 objects under site/sub/\n', stderr: '' })
@@ -317,6 +324,20 @@ describe('put --resumable on the local store', () => {
     assert.ok((await store.get('big/killed.bin')).equals(data), 'the object is the file')
     assert.equal(await exists(statePath()), false, 'the state file is removed on success')
     assert.match(again.stdout, /^big\/killed\.bin {2}"/)
+  })
+
+  it('draws progress (bytes, %, throughput, ETA) on stderr only when it is a terminal', async () => {
+    const piped = await run(cwd, ['put', '--resumable', 'big/piped.bin', 'big.bin'])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '')
+    // script(1) runs the CLI on a pseudo-terminal, as a person at a shell does.
+    const command = [process.execPath, cli, 'put', '--resumable', 'big/tty.bin', 'big.bin'].map((a) => `'${a}'`).join(' ')
+    const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
+    let screen = ''
+    tty.stdout.on('data', (chunk) => (screen += chunk))
+    assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+    assert.match(screen, /\rput \[#{30}\] 40\.0 MiB \/ 40\.0 MiB 100% +[\d.]+ [KMG]iB\/s +ETA 0:00/)
+    assert.match(screen, /big\/tty\.bin {2}"/)
   })
 
   it('Ctrl-C stops with 130 and keeps the upload; the next run resumes it', async () => {

@@ -52,9 +52,13 @@ function printPut({ key, size, etag }, values) {
   console.log(values.json ? JSON.stringify({ key, size, etag }) : `${key}  ${etag ?? ''}`)
 }
 
-/** Downloads to a temp file beside `file`, renamed into place once whole: a failed download leaves no half file. */
+/**
+ * Downloads to a temp file beside `file` (its folders made), renamed into place once whole: a
+ * failed download leaves no half file.
+ */
 async function downloadToFile(backend, key, file, signal) {
   const stream = await backend.download(key, { signal, onProgress: progressOf('get') })
+  await fsp.mkdir(path.dirname(file), { recursive: true })
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.rstorage-part`)
   try {
     await pipeline(stream, fs.createWriteStream(temp))
@@ -147,8 +151,10 @@ const commands = {
   async get([ref, file = '-'], values, { signal }) {
     const { backend, key } = openRef(ref)
     if (!values.recursive) {
-      if (file !== '-') return downloadToFile(backend, key, file, signal)
-      return pipeline(await backend.download(key, { signal, onProgress: progressOf('get') }), process.stdout)
+      if (file === '-') return pipeline(await backend.download(key, { signal, onProgress: progressOf('get') }), process.stdout)
+      // Into a folder, as cp does: under the key's last segment.
+      const isFolder = await fsp.stat(file).then((info) => info.isDirectory(), () => false)
+      return downloadToFile(backend, key, isFolder ? path.join(file, path.posix.basename(key)) : file, signal)
     }
     if (file === '-') throw new UsageError('get -r needs a folder: get -r <key> <folder>', 'get')
     const prefix = asFolder(key)
@@ -162,7 +168,6 @@ const commands = {
         console.error(`skipped ${object.key}: it would be written outside ${file}`)
         continue
       }
-      await fsp.mkdir(path.dirname(target), { recursive: true })
       await downloadToFile(backend, object.key, target, signal)
       console.log(`${object.key} -> ${path.relative('.', target)}`)
       count++
