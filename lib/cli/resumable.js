@@ -106,4 +106,4 @@ async function putResumable(backend, storeId, key, file, { contentType, partSize
   return done
 }
 
-module.exports = { putResumable, statePathFor }
+module.exports = { putResumable }
