@@ -1,13 +1,17 @@
 // The command-line tool, run as a user would: in a fresh folder, with and without configuration.
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { tempDir } from './fixtures.mjs'
+import { LocalStorageBackend } from '../index.mjs'
+import { s3Backend, tempDir } from './fixtures.mjs'
+import { ACCESS_KEY, SECRET_KEY, startFaultProxy, startMoto } from './servers.mjs'
 
 const cli = fileURLToPath(new URL('../bin/cli.js', import.meta.url))
 const exec = promisify(execFile)
@@ -66,14 +70,14 @@ describe('raptscallions-storage CLI', () => {
     const ls = await run(cwd, ['ls', 'docs/'])
     assert.match(ls.stdout, /17 .* docs\/hello\.txt/)
     assert.match(ls.stdout, /docs\/stdin\.bin/)
-    const stat = JSON.parse((await run(cwd, ['stat', 'docs/hello.txt'])).stdout)
+    const stat = JSON.parse((await run(cwd, ['stat', '--json', 'docs/hello.txt'])).stdout)
     assert.equal(stat.contentType, 'text/plain')
     assert.equal((await run(cwd, ['get', 'docs/stdin.bin'])).stdout, 'piped')
     const presign = await run(cwd, ['presign', 'docs/hello.txt', '--expires', '60'])
     assert.match(presign.stdout, /^http:\/\/127\.0\.0\.1:8790\/docs\/hello\.txt\?X-Method=GET/)
-    assert.equal((await run(cwd, ['rm', 'docs/hello.txt', 'docs/stdin.bin'])).stdout.trim(), 'deleted 2')
+    assert.equal((await run(cwd, ['rm', 'docs/hello.txt', 'docs/stdin.bin'])).stdout, 'deleted docs/hello.txt\ndeleted docs/stdin.bin\n')
     const missing = await run(cwd, ['get', 'docs/hello.txt'])
-    assert.equal(missing.code, 1)
+    assert.equal(missing.code, 3)
     assert.match(missing.stderr, /File not found in storage: docs\/hello\.txt \[FILE_NOT_FOUND\]/)
     assert.equal((await run(cwd, ['bogus'])).code, 2)
   })
@@ -104,6 +108,369 @@ describe('raptscallions-storage CLI', () => {
       await tampered.body?.cancel()
     } finally {
       server.kill('SIGTERM')
+    }
+  })
+})
+
+/** The CLI started in the background: `done` resolves to { code, signal, stdout, stderr }. */
+function start(cwd, args, env = {}) {
+  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...envWithout(), ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => (stdout += chunk))
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const done = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  return { child, done }
+}
+
+/**
+ * Starts `put --resumable`, waits until its state file names an upload of which `store` (the
+ * same store, opened here) holds some bytes, then `cut()`s it; resolves to the upload's id and
+ * how the run ended.
+ */
+async function cutMidUpload({ cwd, args, env, statePath, store, cut }) {
+  const { child, done } = start(cwd, args, env)
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`the upload ended before it could be cut: ${(await done).stderr}`)
+    }
+    const state = await fs.readFile(statePath, 'utf8').then(JSON.parse, () => undefined)
+    const stored = state && (await store.getUpload(state.id).catch(() => undefined))
+    if (stored?.offset > 0) {
+      await cut(child)
+      return { id: state.id, stored: stored.offset, ended: await done }
+    }
+    await sleep(5)
+  }
+}
+
+function resumedAt(stderr) {
+  const match = /^resuming at (\d+) bytes$/m.exec(stderr)
+  assert.ok(match, `no "resuming at" line in: ${stderr}`)
+  return Number(match[1])
+}
+
+/** One line on stderr per problem, never a stack trace. */
+function assertPlainError(result) {
+  assert.doesNotMatch(result.stderr, /^\s+at /m, result.stderr)
+  assert.doesNotMatch(result.stderr, /ERR_INVALID_ARG_TYPE|node:internal/, result.stderr)
+}
+
+const exists = (file) => fs.access(file).then(() => true, () => false)
+const BIG = 40 << 20
+
+describe('CLI usage, errors and exit codes', () => {
+  let cwd
+  before(async () => {
+    cwd = await tempDir('cli-usage')
+    await fs.writeFile(path.join(cwd, 'note.txt'), 'a note')
+  })
+  after(() => fs.rm(cwd, { recursive: true, force: true }))
+
+  it('--version prints the package version; --help and <command> --help print usage', async () => {
+    const { version } = JSON.parse(await fs.readFile(new URL('../package.json', import.meta.url), 'utf8'))
+    assert.deepEqual(await run(cwd, ['--version']), { code: 0, stdout: `${version}\n`, stderr: '' })
+    const help = await run(cwd, ['--help'])
+    assert.equal(help.code, 0)
+    assert.match(help.stdout, /^ {2}cp <from> <to> /m)
+    assert.match(help.stdout, /Exit codes: 0 done, 1 failed .* 2 usage .* 3 not found/s)
+    for (const args of [['put', '--help'], ['help', 'put'], ['put', '-h']]) {
+      const put = await run(cwd, args)
+      assert.equal(put.code, 0, args.join(' '))
+      assert.match(put.stdout, /^Usage: raptscallions-storage put \[options\] <key> \[file\|-\]/)
+      assert.match(put.stdout, /--resumable/)
+    }
+  })
+
+  it('usage errors exit with 2 and one plain line: missing arguments, unknown commands and flags, bad values', async () => {
+    const cases = [
+      [['put'], /put: put needs <key> \[file\|-\]/],
+      [['stat', 'a', 'b'], /stat takes <key>; unexpected "b"/],
+      [['ls', '--bogus'], /ls: unknown option --bogus/],
+      [['put', 'k', 'note.txt', '--content-typo', 'x'], /unknown option --content-typo/],
+      [['rm', '-x', 'k'], /unknown option -x/],
+      [['stat', '--json=yes', 'k'], /--json' does not take an argument/],
+      [['presign', 'k', '--expires', 'soon'], /--expires takes a whole number, not "soon"/],
+      [['put', '--part-size', '1MiB', 'k', 'note.txt'], /--part-size goes with --resumable/],
+      [['put', '--resumable', '--part-size', 'big', 'k', 'note.txt'], /--part-size takes a size such as 8MiB/],
+      [['put', '--resumable', 'k', '-'], /--resumable needs a file, not standard input/],
+      [['put', 'k', '.'], /\. is a folder: upload it with put -r/],
+      [['rm', '--prefix', ''], /an empty --prefix would delete every object/],
+      [['put', '../escape', 'note.txt'], /must not contain '\.' or '\.\.' segments \[INVALID_KEY\]/],
+      [['bogus'], /unknown command "bogus"/],
+    ]
+    for (const [args, message] of cases) {
+      const result = await run(cwd, args)
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+      assert.match(result.stderr, message)
+      assertPlainError(result)
+      assert.equal(result.stdout, '')
+    }
+    assert.equal((await run(cwd, ['ls'])).stdout, '', 'no usage error stored anything')
+  })
+
+  it('a missing local file or object exits with 3; a store or configuration error with 1', async () => {
+    const noFile = await run(cwd, ['put', 'k', 'missing.bin'])
+    assert.equal(noFile.code, 3)
+    assert.equal(noFile.stderr, 'raptscallions-storage put: no such file or folder: missing.bin\n')
+    const noFolder = await run(cwd, ['put', '-r', 'k', 'missing-folder'])
+    assert.equal(noFolder.code, 3)
+    assertPlainError(noFolder)
+    const noObject = await run(cwd, ['stat', 'nothing/here'])
+    assert.equal(noObject.code, 3)
+    assert.match(noObject.stderr, /File not found in storage: nothing\/here \[FILE_NOT_FOUND\]/)
+    const noResumable = await run(cwd, ['put', '--resumable', 'k', 'missing.bin'])
+    assert.equal(noResumable.code, 3)
+    assert.equal(await exists(path.join(cwd, 'missing.bin.rstorage-upload')), false)
+    const config = await run(cwd, ['ls'], { STORAGE_BACKEND: 's3' })
+    assert.equal(config.code, 1)
+    assert.equal(config.stderr.split('\n').length, 2, config.stderr)
+    assert.match(config.stderr, /^raptscallions-storage ls: Invalid storage configuration: STORAGE_S3_REGION: .*\[CONFIGURATION_ERROR\]$/m)
+  })
+
+  it('rm says what it deleted; a missing key is reported and exits with 3 unless --force', async () => {
+    assert.equal((await run(cwd, ['put', 'keep/a.txt', 'note.txt'])).code, 0)
+    const missing = await run(cwd, ['rm', 'no/such-key'])
+    assert.deepEqual(missing, { code: 3, stdout: '', stderr: 'not found: no/such-key\n' })
+    const mixed = await run(cwd, ['rm', 'keep/a.txt', 'no/such-key'])
+    assert.deepEqual(mixed, { code: 3, stdout: 'deleted keep/a.txt\n', stderr: 'not found: no/such-key\n' })
+    assert.equal((await run(cwd, ['stat', 'keep/a.txt'])).code, 3)
+    assert.deepEqual(await run(cwd, ['rm', '-f', 'no/such-key']), { code: 0, stdout: '', stderr: '' })
+  })
+
+  it('content types come from mime-types; --content-type overrides them', async () => {
+    const files = { 'clip.webm': 'video/webm', 'data.csv': 'text/csv', 'mod.mjs': 'text/javascript', 'blob.zzz': 'application/octet-stream' }
+    for (const [name, type] of Object.entries(files)) {
+      await fs.writeFile(path.join(cwd, name), 'x')
+      assert.equal((await run(cwd, ['put', `types/${name}`, name])).code, 0)
+      assert.equal(JSON.parse((await run(cwd, ['stat', '--json', `types/${name}`])).stdout).contentType, type, name)
+    }
+    assert.equal((await run(cwd, ['put', 'types/piped.csv', '-'], {}, 'a,b')).code, 0)
+    assert.equal(JSON.parse((await run(cwd, ['stat', '--json', 'types/piped.csv'])).stdout).contentType, 'text/csv')
+    assert.equal((await run(cwd, ['put', '--content-type', 'text/markdown', 'types/x', 'data.csv'])).code, 0)
+    const stat = await run(cwd, ['stat', 'types/x'])
+    assert.match(stat.stdout, /^content-type {2}text\/markdown$/m)
+    assert.match(stat.stdout, /^size {10}1 \(1 B\)$/m)
+    const put = JSON.parse((await run(cwd, ['put', '--json', 'types/y.csv', 'data.csv'])).stdout)
+    assert.deepEqual(put, { key: 'types/y.csv', size: 1, etag: put.etag })
+    assert.equal(typeof put.etag, 'string')
+    assert.equal((await run(cwd, ['rm', '--prefix', 'types/'])).stdout, 'deleted 7 objects under types/\n')
+  })
+
+  it('put -r and get -r copy folders; --json output; rm --prefix', async () => {
+    const tree = path.join(cwd, 'tree')
+    await fs.mkdir(path.join(tree, 'sub/deeper'), { recursive: true })
+    const files = { 'index.html': '<p>hi</p>', 'sub/a.txt': 'a', 'sub/deeper/b.json': '{"b":1}' }
+    for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(tree, name), text)
+    const put = await run(cwd, ['put', '-r', '--json', 'site', 'tree'])
+    assert.equal(put.code, 0, put.stderr)
+    const lines = put.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.deepEqual(lines.map((l) => l.key), ['site/index.html', 'site/sub/a.txt', 'site/sub/deeper/b.json'])
+    const listed = (await run(cwd, ['ls', '--json', 'site/'])).stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.deepEqual(listed.map((o) => [o.key, o.size]), Object.entries(files).map(([name, text]) => [`site/${name}`, text.length]))
+    const grouped = (await run(cwd, ['ls', '--json', '--delimiter', '/', 'site/'])).stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.deepEqual(grouped.map((o) => o.prefix ?? o.key), ['site/sub/', 'site/index.html'])
+    assert.equal(JSON.parse((await run(cwd, ['stat', '--json', 'site/sub/deeper/b.json'])).stdout).contentType, 'application/json')
+
+    const get = await run(cwd, ['get', '-r', 'site', 'copy'])
+    assert.equal(get.code, 0, get.stderr)
+    for (const [name, text] of Object.entries(files)) assert.equal(await fs.readFile(path.join(cwd, 'copy', name), 'utf8'), text)
+    assert.equal((await run(cwd, ['get', '-r', 'nothing-here', 'copy'])).code, 3)
+    assert.equal((await run(cwd, ['get', 'site/sub/a.txt', 'copy'])).code, 0, 'into a folder: under the key\'s name')
+    assert.equal((await run(cwd, ['get', 'site/sub/a.txt', 'new/folders/a.txt'])).code, 0, 'folders are made')
+    assert.equal(await fs.readFile(path.join(cwd, 'new/folders/a.txt'), 'utf8'), 'a')
+    assert.deepEqual((await fs.readdir(path.join(cwd, 'copy'))).sort(), ['a.txt', 'index.html', 'sub'], 'no temp file is left')
+    const missing = await run(cwd, ['get', 'site/none.txt', 'copy/none.txt'])
+    assert.equal(missing.code, 3)
+    assert.equal(await exists(path.join(cwd, 'copy/none.txt')), false)
+
+    const rm = await run(cwd, ['rm', '--prefix', 'site/sub/'])
+    assert.deepEqual(rm, { code: 0, stdout: 'deleted 2 objects under site/sub/\n', stderr: '' })
+    assert.deepEqual((await run(cwd, ['ls', 'site/'])).stdout.trim().split('\n').length, 1)
+  })
+
+  it('serve refuses a base URL it cannot listen for', async () => {
+    const https = await run(cwd, ['serve'], { STORAGE_LOCAL_BASE_URL: 'https://files.example.com/files' })
+    assert.equal(https.code, 2)
+    assert.match(https.stderr, /not plain HTTP.*--port/)
+  })
+})
+
+describe('put --resumable on the local store', () => {
+  let cwd
+  let store
+  let data
+  before(async () => {
+    cwd = await tempDir('cli-resumable')
+    data = crypto.randomBytes(BIG)
+    await fs.writeFile(path.join(cwd, 'big.bin'), data)
+    store = new LocalStorageBackend({ root: path.join(cwd, 'storage/uploads') })
+  })
+  after(() => fs.rm(cwd, { recursive: true, force: true }))
+  const statePath = () => path.join(cwd, 'big.bin.rstorage-upload')
+
+  it('resumes after kill -9 at the offset the store kept, and stores the file byte for byte', async () => {
+    const args = ['put', '--resumable', '--part-size', '1MiB', 'big/killed.bin', 'big.bin']
+    const { ended } = await cutMidUpload({ cwd, args, statePath: statePath(), store, cut: (child) => child.kill('SIGKILL') })
+    assert.equal(ended.signal, 'SIGKILL')
+    assert.ok(await exists(statePath()), 'the state file outlives the killed run')
+    assert.equal(await store.exists('big/killed.bin'), false)
+
+    const again = await run(cwd, ['put', '--resumable', 'big/killed.bin', 'big.bin'])
+    assert.equal(again.code, 0, again.stderr)
+    const offset = resumedAt(again.stderr)
+    assert.ok(offset > 0 && offset < BIG, `resumed at ${offset}`)
+    assert.ok((await store.get('big/killed.bin')).equals(data), 'the object is the file')
+    assert.equal(await exists(statePath()), false, 'the state file is removed on success')
+    assert.match(again.stdout, /^big\/killed\.bin {2}"/)
+  })
+
+  it('draws progress (bytes, %, throughput, ETA) on stderr only when it is a terminal', async () => {
+    const piped = await run(cwd, ['put', '--resumable', 'big/piped.bin', 'big.bin'])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '')
+    // script(1) runs the CLI on a pseudo-terminal, as a person at a shell does.
+    const command = [process.execPath, cli, 'put', '--resumable', 'big/tty.bin', 'big.bin'].map((a) => `'${a}'`).join(' ')
+    const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
+    let screen = ''
+    tty.stdout.on('data', (chunk) => (screen += chunk))
+    assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+    assert.match(screen, /\rput \[#{30}\] 40\.0 MiB \/ 40\.0 MiB 100% +[\d.]+ [KMG]iB\/s +ETA 0:00/)
+    assert.match(screen, /big\/tty\.bin {2}"/)
+  })
+
+  it('Ctrl-C stops with 130 and keeps the upload; the next run resumes it', async () => {
+    const args = ['put', '--resumable', '--part-size', '1MiB', 'big/interrupted.bin', 'big.bin']
+    const { ended, id } = await cutMidUpload({ cwd, args, statePath: statePath(), store, cut: (child) => child.kill('SIGINT') })
+    assert.equal(ended.code, 130, ended.stderr)
+    assert.match(ended.stderr, /put: interrupted\nnote: the upload is kept \(\d+ of 41943040 bytes stored\): run the same command again to resume/)
+    const kept = await store.getUpload(id)
+    const again = await run(cwd, args)
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(resumedAt(again.stderr), kept.offset)
+    assert.ok((await store.get('big/interrupted.bin')).equals(data))
+  })
+
+  it('starts anew when the file changed or the upload is gone', async () => {
+    const args = ['put', '--resumable', '--part-size', '1MiB', 'big/changed.bin', 'big.bin']
+    const cut = (child) => child.kill('SIGKILL')
+    const first = await cutMidUpload({ cwd, args, statePath: statePath(), store, cut })
+    const changed = crypto.randomBytes(BIG)
+    await fs.writeFile(path.join(cwd, 'big.bin'), changed)
+    const anew = await run(cwd, args)
+    assert.equal(anew.code, 0, anew.stderr)
+    assert.match(anew.stderr, /big\.bin changed, or goes elsewhere, since the upload [0-9a-f]+ began: starting anew/)
+    assert.doesNotMatch(anew.stderr, /resuming/)
+    assert.ok((await store.get('big/changed.bin')).equals(changed))
+    // The replaced upload could never be finished: its bytes are not left to expire.
+    await assert.rejects(store.getUpload(first.id), { code: 'UPLOAD_NOT_FOUND' })
+
+    const second = await cutMidUpload({ cwd, args, statePath: statePath(), store, cut })
+    await store.abortUpload(second.id)
+    const gone = await run(cwd, args)
+    assert.equal(gone.code, 0, gone.stderr)
+    assert.match(gone.stderr, /the upload [0-9a-f]+ is gone \(expired or removed\): starting anew/)
+    assert.ok((await store.get('big/changed.bin')).equals(changed))
+    data = changed
+  })
+})
+
+describe('CLI on S3 (moto) beside the local store', () => {
+  let cwd
+  let moto
+  let s3
+  let local
+  let env
+  before(async () => {
+    cwd = await tempDir('cli-s3')
+    moto = await startMoto('conformance-bucket')
+    s3 = s3Backend(moto.endpoint)
+    local = new LocalStorageBackend({ root: path.join(cwd, 'storage/uploads') })
+    env = {
+      STORAGE_S3_ENDPOINT: moto.endpoint,
+      STORAGE_S3_REGION: 'us-east-1',
+      STORAGE_S3_BUCKET: 'conformance-bucket',
+      STORAGE_S3_ACCESS_KEY_ID: ACCESS_KEY,
+      STORAGE_S3_SECRET_ACCESS_KEY: SECRET_KEY,
+    }
+  })
+  after(async () => {
+    await moto?.stop()
+    await fs.rm(cwd, { recursive: true, force: true })
+  })
+
+  it('cp and mv between backends stream the bytes and keep the type and metadata', async () => {
+    await local.upload({ key: 'docs/report.csv', body: 'a,b\n1,2\n', contentType: 'text/csv', metadata: { owner: 'ann' } })
+    const cp = await run(cwd, ['cp', 'local:docs/report.csv', 's3:copied/report.csv'], env)
+    assert.deepEqual(cp, { code: 0, stdout: 'copied local:docs/report.csv to s3:copied/report.csv\n', stderr: '' })
+    const copied = await s3.stat('copied/report.csv')
+    assert.equal(copied.contentType, 'text/csv')
+    assert.deepEqual(copied.metadata, { owner: 'ann' })
+    assert.equal((await s3.get('copied/report.csv')).toString(), 'a,b\n1,2\n')
+
+    const within = await run(cwd, ['cp', 's3:copied/report.csv', 's3:copied/again.csv'], env)
+    assert.equal(within.code, 0, within.stderr)
+    const mv = await run(cwd, ['mv', 's3:copied/again.csv', 'moved/report.csv'], env)
+    assert.equal(mv.code, 0, mv.stderr)
+    assert.equal(await s3.exists('copied/again.csv'), false)
+    assert.equal((await local.get('moved/report.csv')).toString(), 'a,b\n1,2\n')
+    assert.deepEqual((await local.stat('moved/report.csv')).metadata, { owner: 'ann' })
+
+    const big = crypto.randomBytes(20 << 20)
+    await local.upload({ key: 'big/blob.bin', body: big })
+    assert.equal((await run(cwd, ['cp', 'big/blob.bin', 's3:big/blob.bin'], env)).code, 0)
+    assert.ok((await s3.get('big/blob.bin')).equals(big))
+
+    const missing = await run(cwd, ['cp', 'local:no/such', 's3:x'], env)
+    assert.equal(missing.code, 3)
+    assert.match(missing.stderr, /File not found in storage: no\/such/)
+    assert.equal(await s3.exists('x'), false)
+    const listed = await run(cwd, ['ls', 's3:copied/'], env)
+    assert.match(listed.stdout, /copied\/report\.csv\n$/)
+    assert.deepEqual(await run(cwd, ['rm', 's3:copied/report.csv'], env), { code: 0, stdout: 'deleted s3:copied/report.csv\n', stderr: '' })
+  })
+
+  it('put --resumable resumes after kill -9 on S3', async () => {
+    const data = crypto.randomBytes(BIG)
+    await fs.writeFile(path.join(cwd, 'big.bin'), data)
+    const statePath = path.join(cwd, 'big.bin.rstorage-upload')
+    const args = ['put', '--resumable', 's3:big/resumed.bin', 'big.bin']
+    const { ended } = await cutMidUpload({ cwd, args, env, statePath, store: s3, cut: (child) => child.kill('SIGKILL') })
+    assert.equal(ended.signal, 'SIGKILL')
+    const again = await run(cwd, args, env)
+    assert.equal(again.code, 0, again.stderr)
+    const offset = resumedAt(again.stderr)
+    assert.ok(offset > 0 && offset < BIG, `resumed at ${offset}`)
+    assert.ok((await s3.get('big/resumed.bin')).equals(data))
+    assert.equal(await exists(statePath), false)
+  })
+
+  it('put --resumable fails on a store error with the upload kept, and resumes once the store is back', async () => {
+    const data = crypto.randomBytes(BIG / 2)
+    await fs.writeFile(path.join(cwd, 'half.bin'), data)
+    const proxy = await startFaultProxy(moto.endpoint)
+    try {
+      const viaProxy = { ...env, STORAGE_S3_ENDPOINT: proxy.endpoint }
+      const args = ['put', '--resumable', '--part-size', '1MiB', 's3:big/after-error.bin', 'half.bin']
+      const statePath = path.join(cwd, 'half.bin.rstorage-upload')
+      const { ended } = await cutMidUpload({
+        cwd,
+        args,
+        env: viaProxy,
+        statePath,
+        store: s3,
+        cut: () => Object.assign(proxy.faults, { failures: Infinity, status: 500 }),
+      })
+      assert.equal(ended.code, 1, ended.stderr)
+      assert.match(ended.stderr, /\nnote: the upload is kept \(\d+ of 20971520 bytes stored\): run the same command again to resume\n$/)
+      proxy.faults.failures = 0
+      const again = await run(cwd, args, viaProxy)
+      assert.equal(again.code, 0, again.stderr)
+      assert.ok(resumedAt(again.stderr) > 0)
+      assert.ok((await s3.get('big/after-error.bin')).equals(data))
+    } finally {
+      await proxy.close()
     }
   })
 })
