@@ -35,23 +35,23 @@ declare namespace fastifyStorage {
      * The path the signed-URL routes answer under, from the server's root (default: the path of
      * the backend's baseUrl, which its signed URLs carry). Only for local and memory backends.
      */
-    prefix?: string
+    prefix?: string | undefined
     /**
      * Mounts the tus server (`createTusHandler`) at `tus.path` in the plugin's scope (default
      * `/files`), request bodies left unread for it; on any backend.
      */
-    tus?: TusHandlerOptions
+    tus?: TusHandlerOptions | undefined
   }
 
   export interface SendObjectOptions extends ServeObjectOptions {
     /** Another backend than the plugin's. */
-    backend?: StorageBackend
+    backend?: StorageBackend | undefined
   }
 
   export interface UploadFileOptions extends Omit<UploadOptions, 'contentLength'> {
     key: string
     /** Another backend than the plugin's. */
-    backend?: StorageBackend
+    backend?: StorageBackend | undefined
   }
 
   /** What `request.uploadFile` reads of @fastify/multipart's MultipartFile. */

@@ -23,22 +23,22 @@ export interface UploadParams {
   /** MIME type. */
   contentType: string
   /** The body's exact length; a body of another length is refused and nothing is stored. */
-  contentLength?: number
-  metadata?: Record<string, string>
+  contentLength?: number | undefined
+  metadata?: Record<string, string> | undefined
 }
 
 export interface UploadResult {
   key: string
-  etag?: string
-  url?: string
+  etag?: string | undefined
+  url?: string | undefined
 }
 
 export interface SignedUrlOptions {
   /** Seconds until expiration (default: the backend's, 900). */
-  expiresIn?: number
-  method?: 'GET' | 'PUT'
+  expiresIn?: number | undefined
+  method?: 'GET' | 'PUT' | undefined
   /** PUT: the Content-Type the uploader must send (it is signed). */
-  contentType?: string
+  contentType?: string | undefined
 }
 
 export interface SignedUrl {
@@ -46,14 +46,14 @@ export interface SignedUrl {
   /** ISO 8601 expiration timestamp. */
   expiresAt: string
   /** Headers the request must carry (names lowercase): a PUT's signed content type, Azure's `x-ms-blob-type`. */
-  headers?: Record<string, string>
+  headers?: Record<string, string> | undefined
 }
 
 // ---------------------------------------------------------------- Part B options and results
 
 export interface Progress {
   loaded: number
-  total?: number
+  total?: number | undefined
 }
 
 /** Every body an upload accepts; the length is optional. */
@@ -67,49 +67,49 @@ export type UploadBody =
   | AsyncIterable<Uint8Array | string>
 
 export interface UploadOptions {
-  contentType?: string
-  contentLength?: number
-  metadata?: Record<string, string>
+  contentType?: string | undefined
+  contentLength?: number | undefined
+  metadata?: Record<string, string> | undefined
   /** Refuse to overwrite an existing object (FileAlreadyExistsError, 409). */
-  ifNotExists?: boolean
+  ifNotExists?: boolean | undefined
   /** Overwrite only the version with this ETag (optimistic concurrency); else PreconditionFailedError (412). */
-  ifMatch?: string
+  ifMatch?: string | undefined
   /** Largest accepted body, enforced while streaming (FileTooLargeError, 413). */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** Allowed MIME types (`image/png`, `image/*`); the content itself is sniffed too (InvalidFileTypeError). */
-  allowedContentTypes?: string[]
+  allowedContentTypes?: string[] | undefined
   /**
    * Refuse a body that would take the objects under `prefix` (the key's, or a folder above it)
    * past `maxBytes` together (QuotaExceededError, 403); the object it replaces is not counted.
    * Checked, not reserved: concurrent uploads can each fit alone and overrun together.
    */
-  quota?: { prefix: string; maxBytes: number }
-  onProgress?: (progress: Progress) => void
-  signal?: AbortSignal
+  quota?: { prefix: string; maxBytes: number } | undefined
+  onProgress?: ((progress: Progress) => void) | undefined
+  signal?: AbortSignal | undefined
 }
 
 export interface ExtendedUploadParams extends Omit<UploadParams, 'body' | 'contentType'>, UploadOptions {
   body: UploadBody
-  contentType?: string
+  contentType?: string | undefined
 }
 
 export interface ByteRange {
   start: number
   /** Inclusive, as in HTTP; omitted: to the end. */
-  end?: number
+  end?: number | undefined
 }
 
 export interface DownloadOptions {
-  range?: ByteRange
-  signal?: AbortSignal
-  onProgress?: (progress: Progress) => void
+  range?: ByteRange | undefined
+  signal?: AbortSignal | undefined
+  onProgress?: ((progress: Progress) => void) | undefined
 }
 
 export interface ObjectInfo {
   key: string
   size: number
   contentType: string
-  etag?: string
+  etag?: string | undefined
   lastModified: Date
   metadata: Record<string, string>
 }
@@ -120,41 +120,41 @@ export interface DownloadStream extends Readable {
 }
 
 export interface ListOptions {
-  prefix?: string
-  delimiter?: string
-  cursor?: string
-  limit?: number
+  prefix?: string | undefined
+  delimiter?: string | undefined
+  cursor?: string | undefined
+  limit?: number | undefined
 }
 
 export interface ListedObject {
   key: string
   size: number
   lastModified: Date
-  etag?: string
+  etag?: string | undefined
 }
 
 export interface ListPage {
   objects: ListedObject[]
   prefixes: string[]
   /** Set when more results follow. */
-  cursor?: string
+  cursor?: string | undefined
 }
 
 export interface ExtendedSignedUrlOptions extends SignedUrlOptions {
   /** GET: the Content-Type the response carries. */
-  responseContentType?: string
+  responseContentType?: string | undefined
   /** GET: the Content-Disposition the response carries (a download file name). */
-  responseContentDisposition?: string
+  responseContentDisposition?: string | undefined
   /**
    * PUT (local and memory stores): the largest body the handler accepts for this URL. It is
    * signed, so the uploader cannot lift it. S3 cannot bound a presigned PUT and refuses it.
    */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /**
    * PUT (local and memory stores): the types the handler accepts for this URL, checked on the
    * declared type and the sniffed content. S3 refuses it: sign a `contentType` instead.
    */
-  allowedContentTypes?: string[]
+  allowedContentTypes?: string[] | undefined
 }
 
 /**
@@ -165,18 +165,18 @@ export type ArchiveSource = { keys: string[] } | { prefix: string }
 
 export interface ArchiveOptions {
   /** Deflate the entries (zlib level 1, the fastest); default false: stored as they are, no CPU spent. */
-  compress?: boolean
+  compress?: boolean | undefined
   /**
    * With `prefix`: name entries by their whole keys. By default they are named relative to the
    * prefix's folder (the prefix up to its last `/`): `{ prefix: 'reports/2024/' }` makes
    * `reports/2024/q1.pdf` the entry `q1.pdf`.
    */
-  fullKeys?: boolean
+  fullKeys?: boolean | undefined
 }
 
 /** For deletes that may reach every object: `{ all: true }` lets the empty prefix mean the whole store. */
 export interface BulkScope {
-  all?: boolean
+  all?: boolean | undefined
 }
 
 // ---------------------------------------------------------------- backends
@@ -243,24 +243,24 @@ export declare class StorageBackend implements IStorageBackend {
 export interface CreateUploadParams {
   key: string
   /** Total bytes; leave out to state it later (declareUploadLength) or at completion. */
-  length?: number
+  length?: number | undefined
   /** Seconds the upload lives after its last change (default 86400). */
-  expiresIn?: number
-  contentType?: string
-  metadata?: Record<string, string>
-  ifNotExists?: boolean
-  maxBytes?: number
-  allowedContentTypes?: string[]
+  expiresIn?: number | undefined
+  contentType?: string | undefined
+  metadata?: Record<string, string> | undefined
+  ifNotExists?: boolean | undefined
+  maxBytes?: number | undefined
+  allowedContentTypes?: string[] | undefined
 }
 
 export interface AppendUploadParams {
   offset: number
   body: UploadBody
   /** The digest the body must have (tus's checksum extension); digest as bytes or base64. */
-  checksum?: { algorithm: 'sha1' | 'sha256' | 'md5'; digest: Buffer | Uint8Array | string }
-  onProgress?: (progress: Progress) => void
+  checksum?: { algorithm: 'sha1' | 'sha256' | 'md5'; digest: Buffer | Uint8Array | string } | undefined
+  onProgress?: ((progress: Progress) => void) | undefined
   /** Aborting keeps nothing of this append. */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
 }
 
 export interface ResumableUpload {
@@ -269,16 +269,16 @@ export interface ResumableUpload {
   key: string
   /** Bytes stored so far. */
   offset: number
-  length?: number
+  length?: number | undefined
   expiresAt: Date
-  contentType?: string
+  contentType?: string | undefined
   metadata: Record<string, string>
 }
 
 export interface CompletedUpload {
   key: string
   size: number
-  etag?: string
+  etag?: string | undefined
   /**
    * A zip of the objects `{ keys }` names (entries named by their keys), or of every object
    * under `{ prefix }` (named relative to the prefix's folder unless `fullKeys`), each entry
@@ -294,15 +294,15 @@ export interface CompletedUpload {
 export interface LocalStorageBackendOptions {
   root: string
   /** Where the signed-URL handler is reachable (default http://127.0.0.1:8790). */
-  baseUrl?: string
+  baseUrl?: string | undefined
   /** Shared by every process that signs or verifies URLs; default: a secret kept in the store. */
-  signingSecret?: string
-  signedUrlExpiration?: number
+  signingSecret?: string | undefined
+  signedUrlExpiration?: number | undefined
   /**
    * fsync each write before it is acknowledged (default true). With false, writes are still
    * atomic and survive a crash of the process, but not a power loss.
    */
-  durable?: boolean
+  durable?: boolean | undefined
 }
 
 export declare class LocalStorageBackend extends StorageBackend {
@@ -314,9 +314,9 @@ export declare class LocalStorageBackend extends StorageBackend {
 export declare function createLocalBackend(): LocalStorageBackend
 
 export interface MemoryStorageBackendOptions {
-  baseUrl?: string
-  signingSecret?: string
-  signedUrlExpiration?: number
+  baseUrl?: string | undefined
+  signingSecret?: string | undefined
+  signedUrlExpiration?: number | undefined
 }
 
 export declare class MemoryStorageBackend extends StorageBackend {
@@ -330,30 +330,30 @@ export declare function createMemoryBackend(): MemoryStorageBackend
 
 export interface S3StorageBackendOptions {
   /** Default signed URL expiration in seconds. */
-  signedUrlExpiration?: number
+  signedUrlExpiration?: number | undefined
   /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
-  partSize?: number
+  partSize?: number | undefined
   /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
-  queueSize?: number
+  queueSize?: number | undefined
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
-  stallTimeout?: number
+  stallTimeout?: number | undefined
   /**
    * Sign each body's SHA-256 (default: over plain HTTP only). Unsigned bodies go as
    * UNSIGNED-PAYLOAD, which saves hashing every byte on both ends; TLS protects them in transit.
    */
-  signPayload?: boolean
+  signPayload?: boolean | undefined
   /**
    * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
    * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
    * certificate is trusted by none is a ConfigurationError, never accepted.
    */
-  caCertificates?: string
+  caCertificates?: string | undefined
 }
 
 export interface S3Credentials {
   accessKeyId: string
   secretAccessKey: string
-  sessionToken?: string
+  sessionToken?: string | undefined
 }
 
 /** As the AWS SDK takes them: asked again shortly before what it gave expires. */
@@ -363,9 +363,9 @@ export interface S3StorageBackendConfig extends S3StorageBackendOptions {
   bucket: string
   region: string
   /** A custom endpoint (MinIO, R2, B2, Spaces); path-style addressing unless forcePathStyle is false. */
-  endpoint?: string
-  forcePathStyle?: boolean
-  credentials?: S3Credentials | S3CredentialsProvider
+  endpoint?: string | undefined
+  forcePathStyle?: boolean | undefined
+  credentials?: S3Credentials | S3CredentialsProvider | undefined
 }
 
 /** The parts of an AWS SDK v3 `S3Client` this package reads (region, endpoint, path style, credentials). */
@@ -388,35 +388,35 @@ export interface AzureBlobStorageBackendOptions {
   /** The container (3–63 lowercase letters, digits and single hyphens). */
   container: string
   /** `DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…` as the portal gives it, or `UseDevelopmentStorage=true`. */
-  connectionString?: string
-  accountName?: string
+  connectionString?: string | undefined
+  accountName?: string | undefined
   /** The account key (base64): signs requests and SAS URLs. */
-  accountKey?: string
+  accountKey?: string | undefined
   /** A SAS token instead of the key: requests work within its permissions; it cannot sign URLs. */
-  sasToken?: string
+  sasToken?: string | undefined
   /**
    * Microsoft Entra ID instead of a key: a TokenCredential (e.g. @azure/identity's
    * DefaultAzureCredential: managed identity, workload identity, the Azure CLI), asked again
    * shortly before its token expires; signed URLs then use a user delegation key. With no key, token nor credential, a
    * service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET is used.
    */
-  credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> }
+  credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> } | undefined
   /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
-  endpoint?: string
+  endpoint?: string | undefined
   /** Default signed URL expiration in seconds. */
-  signedUrlExpiration?: number
+  signedUrlExpiration?: number | undefined
   /** Block size in bytes (default 8 MiB); memory for an upload is about partSize × queueSize. */
-  partSize?: number
+  partSize?: number | undefined
   /** Blocks uploaded at once (default 4). */
-  queueSize?: number
+  queueSize?: number | undefined
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
-  stallTimeout?: number
+  stallTimeout?: number | undefined
   /**
    * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
    * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
    * certificate is trusted by none is a ConfigurationError, never accepted.
    */
-  caCertificates?: string
+  caCertificates?: string | undefined
 }
 
 /**
@@ -436,11 +436,11 @@ export interface AliyunOssStorageBackendConfig extends S3StorageBackendOptions {
   /** The region id, e.g. `cn-hangzhou` (`oss-cn-hangzhou` is taken too). */
   region: string
   bucket: string
-  credentials?: S3Credentials | S3CredentialsProvider
+  credentials?: S3Credentials | S3CredentialsProvider | undefined
   /** The `-internal` endpoint, from inside Alibaba Cloud. */
-  internal?: boolean
+  internal?: boolean | undefined
   /** Default `https://s3.oss-<region>.aliyuncs.com`. */
-  endpoint?: string
+  endpoint?: string | undefined
 }
 
 /** Aliyun OSS through its S3-compatible API, virtual-hosted (OSS refuses path-style requests). */
@@ -453,46 +453,46 @@ export declare function createAliyunBackend(): AliyunOssStorageBackend
 
 /** A service-account key, as in the JSON key file Google hands out (never kept on the backend). */
 export interface GcsServiceAccountKey {
-  type?: 'service_account'
+  type?: 'service_account' | undefined
   client_email: string
   private_key: string
-  token_uri?: string
+  token_uri?: string | undefined
   [field: string]: unknown
 }
 
 export interface GcsStorageBackendOptions {
   bucket: string
-  projectId?: string
+  projectId?: string | undefined
   /** A service-account key file (JSON); or give its content as `credentials`. */
-  keyFilename?: string
-  credentials?: GcsServiceAccountKey
+  keyFilename?: string | undefined
+  credentials?: GcsServiceAccountKey | undefined
   /**
    * An emulator or private endpoint (`http://127.0.0.1:4443`). With an endpoint and no key:
    * anonymous (emulators only). With neither: application default credentials
    * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file, then the metadata server on Google Cloud).
    */
-  endpoint?: string
+  endpoint?: string | undefined
   /** Default signed URL expiration in seconds. */
-  signedUrlExpiration?: number
+  signedUrlExpiration?: number | undefined
   /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
-  partSize?: number
+  partSize?: number | undefined
   /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
-  queueSize?: number
+  queueSize?: number | undefined
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
-  stallTimeout?: number
+  stallTimeout?: number | undefined
   /**
    * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
    * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
    * certificate is trusted by none is a ConfigurationError, never accepted.
    */
-  caCertificates?: string
+  caCertificates?: string | undefined
 }
 
 /** Google Cloud Storage, in native code on the JSON API; V4 signed URLs need a service-account key. */
 export declare class GcsStorageBackend extends StorageBackend {
   constructor(options: GcsStorageBackendOptions)
   readonly bucket: string
-  readonly projectId?: string
+  readonly projectId?: string | undefined
 }
 
 /** A GCS backend from STORAGE_GCS_* (STORAGE_GCS_ENDPOINT for an emulator). */
@@ -509,21 +509,21 @@ export declare function createSignedUrlHandler(
 
 export interface TusHandlerOptions {
   /** Where the handler is mounted (default "/files"); uploads live at `<path>/<id>`. */
-  path?: string
+  path?: string | undefined
   /** The key an upload is stored at: the app's choice, never the client's. Default `uploads/YYYY/MM/<uuid>.<ext>`. */
-  keyFor?: (upload: { metadata: Record<string, string>; length?: number; request: IncomingMessage }) => string | Promise<string>
+  keyFor?: ((upload: { metadata: Record<string, string>; length?: number; request: IncomingMessage }) => string | Promise<string>) | undefined
   /** Runs on every request (`upload` is null on creation); throw to refuse (its `statusCode`, else 403). */
-  authorize?: (request: IncomingMessage, upload: ResumableUpload | null) => void | Promise<void>
+  authorize?: ((request: IncomingMessage, upload: ResumableUpload | null) => void | Promise<void>) | undefined
   onUploadFinish?: (
     request: IncomingMessage,
     upload: { id: string; key: string; size: number; etag?: string; metadata: Record<string, string>; contentType?: string },
   ) => void | Promise<void>
   /** Largest upload in bytes (Tus-Max-Size); default STORAGE_MAX_FILE_SIZE_BYTES when set. */
-  maxSize?: number
+  maxSize?: number | undefined
   /** Seconds an upload lives after its last change (default 86400). */
-  expiresIn?: number
-  allowedContentTypes?: string[]
-  ifNotExists?: boolean
+  expiresIn?: number | undefined
+  allowedContentTypes?: string[] | undefined
+  ifNotExists?: boolean | undefined
 }
 
 /**
@@ -536,14 +536,14 @@ export declare function createTusHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void
 export interface ServeObjectOptions {
   /** The Content-Type to send instead of the stored one. */
-  contentType?: string
+  contentType?: string | undefined
   /**
    * Sends the object as a download under this file name: `Content-Disposition: attachment`
    * (RFC 6266), a non-ASCII name as an RFC 8187 `filename*` with an ASCII fallback.
    */
-  downloadName?: string
+  downloadName?: string | undefined
   /** Headers to add or to put in place of this function's (Cache-Control; a Content-Security-Policy of your own). */
-  headers?: Record<string, string>
+  headers?: Record<string, string> | undefined
 }
 
 /**
@@ -563,11 +563,11 @@ export declare function serveObject(
 
 export interface SendDownloadOptions {
   /** The name the client saves the file as (Content-Disposition: attachment); default the key's last segment. */
-  filename?: string
+  filename?: string | undefined
   /** Seconds the redirect's signed URL lasts (default: the backend's signed URL expiration). */
-  expiresIn?: number
+  expiresIn?: number | undefined
   /** false: stream the object through this process even where the store could serve it by redirect. Default true. */
-  redirect?: boolean
+  redirect?: boolean | undefined
 }
 
 /**
@@ -596,7 +596,14 @@ export declare function isBackendRegistered(identifier: string): boolean
 export declare function getRegisteredBackends(): string[]
 export declare function resetRegistry(): void
 /** The backend for an id; without one, the id STORAGE_BACKEND names (default "local"). */
-export declare function getBackend(identifier?: string): IStorageBackend
+/** The ids this package registers its stores under. */
+export type BuiltInBackendId = 'local' | 'memory' | 's3' | 'azure' | 'aliyun' | 'gcs'
+/**
+ * A built-in store's id gives this package's `StorageBackend`, every extended method typed. An app
+ * that registers a class of its own under such an id names it: `getBackend<MyBackend>('s3')`.
+ */
+export declare function getBackend(identifier: BuiltInBackendId): StorageBackend
+export declare function getBackend<T extends IStorageBackend = IStorageBackend>(identifier?: string): T
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void
 export declare function resetAll(): void

@@ -66,12 +66,18 @@ const uploaded = await local.upload({ key: 'a/b.txt', body: Buffer.from('drop-in
 let text = ''
 for await (const chunk of await local.download(uploaded.key)) text += chunk
 const signed = await local.getSignedUrl('a/b.txt', { expiresIn: 60 })
-const echo = await getBackend('echo').getSignedUrl('k', { method: 'PUT' })
+// A built-in id is typed as the package's StorageBackend: its extended methods need no cast,
+// and options built with optional fields that may be undefined pass exactOptionalPropertyTypes.
+const maxBytes: number | undefined = process.env.NO_SUCH_LIMIT ? Number(process.env.NO_SUCH_LIMIT) : undefined
+const info = await local.stat(uploaded.key)
+await local.upload({ key: 'a/typed.txt', body: 'x', maxBytes, contentType: undefined })
+const custom = getBackend<EchoBackend>('echo')
+const echo = await custom.getSignedUrl('k', { method: 'PUT' })
 try {
   await local.download('missing.txt')
 } catch (error) {
   if (error instanceof FileNotFoundError && error instanceof AppError && !(error instanceof StorageError) && error.code === code) {
-    console.log(JSON.stringify({ text, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON() }))
+    console.log(JSON.stringify({ text, size: info.size, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON() }))
   }
 }
 `
@@ -136,7 +142,7 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
       'core/index.d.ts': 'export declare class AppError extends Error { code: string; statusCode: number; details: unknown; constructor(m: string, c: string, s?: number, d?: unknown); toJSON(): Record<string, unknown> }\n',
       'tsconfig.json': {
         compilerOptions: {
-          strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', outDir: 'dist',
+          strict: true, exactOptionalPropertyTypes: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', outDir: 'dist',
           typeRoots: [path.join(repo, 'node_modules/@types')], types: ['node'],
         },
         files: ['app.ts'],
@@ -151,6 +157,7 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
     const { stdout } = await exec(process.execPath, [path.join(app, 'dist/app.js'), path.join(app, 'data')], { cwd: app })
     const result = JSON.parse(stdout)
     assert.equal(result.text, 'drop-in')
+    assert.equal(result.size, 7)
     assert.equal(result.signed, true)
     assert.equal(result.echo, 'https://example.test/k?PUT')
     assert.equal(result.backend, 'local')
