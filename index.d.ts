@@ -211,6 +211,12 @@ export declare class StorageBackend implements IStorageBackend {
   deleteIncompleteUploads(date?: Date | string | number): Promise<number>
   /** Resolves once the store is open; rejects with the reason it cannot be (a folder it cannot create, say). */
   ready(): Promise<void>
+  /**
+   * The `maxBytes` of every upload, resumable upload and self-served PUT URL that states none:
+   * the `maxUploadBytes` option, or STORAGE_MAX_FILE_SIZE_BYTES (when set) for backends built
+   * from the environment. Undefined: no limit.
+   */
+  readonly maxUploadBytes: number | undefined
 
   /**
    * Starts a resumable upload (tus-style): its bytes come in any number of `appendUpload`
@@ -298,6 +304,8 @@ export interface LocalStorageBackendOptions {
   /** Shared by every process that signs or verifies URLs; default: a secret kept in the store. */
   signingSecret?: string | undefined
   signedUrlExpiration?: number | undefined
+  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
+  maxUploadBytes?: number | undefined
   /**
    * fsync each write before it is acknowledged (default true). With false, writes are still
    * atomic and survive a crash of the process, but not a power loss.
@@ -317,6 +325,8 @@ export interface MemoryStorageBackendOptions {
   baseUrl?: string | undefined
   signingSecret?: string | undefined
   signedUrlExpiration?: number | undefined
+  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
+  maxUploadBytes?: number | undefined
 }
 
 export declare class MemoryStorageBackend extends StorageBackend {
@@ -331,6 +341,8 @@ export declare function createMemoryBackend(): MemoryStorageBackend
 export interface S3StorageBackendOptions {
   /** Default signed URL expiration in seconds. */
   signedUrlExpiration?: number | undefined
+  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
+  maxUploadBytes?: number | undefined
   /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
   partSize?: number | undefined
   /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
@@ -405,6 +417,8 @@ export interface AzureBlobStorageBackendOptions {
   endpoint?: string | undefined
   /** Default signed URL expiration in seconds. */
   signedUrlExpiration?: number | undefined
+  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
+  maxUploadBytes?: number | undefined
   /** Block size in bytes (default 8 MiB); memory for an upload is about partSize × queueSize. */
   partSize?: number | undefined
   /** Blocks uploaded at once (default 4). */
@@ -474,6 +488,8 @@ export interface GcsStorageBackendOptions {
   endpoint?: string | undefined
   /** Default signed URL expiration in seconds. */
   signedUrlExpiration?: number | undefined
+  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
+  maxUploadBytes?: number | undefined
   /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
   partSize?: number | undefined
   /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
@@ -518,7 +534,7 @@ export interface TusHandlerOptions {
     request: IncomingMessage,
     upload: { id: string; key: string; size: number; etag?: string; metadata: Record<string, string>; contentType?: string },
   ) => void | Promise<void>
-  /** Largest upload in bytes (Tus-Max-Size); default STORAGE_MAX_FILE_SIZE_BYTES when set. */
+  /** Largest upload in bytes (Tus-Max-Size); default the backend's `maxUploadBytes`. */
   maxSize?: number | undefined
   /** Seconds an upload lives after its last change (default 86400). */
   expiresIn?: number | undefined

@@ -4,7 +4,7 @@
 
 const errors = require('./lib/errors')
 const registry = require('./lib/registry')
-const { readBackendEnv, ...config } = require('./lib/config')
+const { readBackendEnv, configuredBackendDefaults, ...config } = require('./lib/config')
 const { StorageBackend, generateKey } = require('./lib/backend')
 const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/local')
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')

@@ -146,3 +146,28 @@ describe('resetting between tests', () => {
     await assert.rejects(memory.getUpload(upload.id), { code: 'UPLOAD_NOT_FOUND' })
   })
 })
+
+describe('STORAGE_MAX_FILE_SIZE_BYTES', () => {
+  it('is the default maxBytes of backends built from the environment when set, and imposes nothing unset', async () => {
+    resetStorage()
+    const unlimited = getBackend('memory')
+    assert.equal(unlimited.maxUploadBytes, undefined)
+    await unlimited.upload({ key: 'big', body: Buffer.alloc(11 * 1024 * 1024) })
+    process.env.STORAGE_MAX_FILE_SIZE_BYTES = '1000'
+    try {
+      resetStorage()
+      const limited = getBackend('memory')
+      assert.equal(limited.maxUploadBytes, 1000)
+      await limited.upload({ key: 'fits', body: Buffer.alloc(1000) })
+      await assert.rejects(limited.upload({ key: 'over', body: Readable.from([Buffer.alloc(1001)]) }), { name: 'FileTooLargeError', statusCode: 413 })
+      await limited.upload({ key: 'allowed', body: Buffer.alloc(2000), maxBytes: 5000 }) // a call's own limit wins
+      await assert.rejects(limited.createUpload({ key: 'resumable', length: 1001 }), { name: 'FileTooLargeError' })
+      const { url } = await limited.getSignedUrl('put-url', { method: 'PUT' })
+      assert.equal(new URL(url).searchParams.get('X-Max-Bytes'), '1000')
+      assert.equal(await limited.exists('over'), false)
+    } finally {
+      delete process.env.STORAGE_MAX_FILE_SIZE_BYTES
+      resetStorage()
+    }
+  })
+})

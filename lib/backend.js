@@ -118,12 +118,13 @@ class StorageBackend {
   #native
   #pending
   #expiresIn
+  #maxUploadBytes
 
   /**
    * Backends are built by their subclasses (LocalStorageBackend, S3StorageBackend, …), from a
    * native store or a promise of one (when its settings must be read asynchronously first).
    */
-  constructor(native, { baseUrl, signedUrlExpiration = DEFAULT_SIGNED_URL_EXPIRATION } = {}) {
+  constructor(native, { baseUrl, signedUrlExpiration = DEFAULT_SIGNED_URL_EXPIRATION, maxUploadBytes } = {}) {
     if (!(native instanceof NativeStorage) && typeof native?.then !== 'function') {
       throw new InvalidArgumentError('StorageBackend is built by a store class such as LocalStorageBackend', {})
     }
@@ -138,7 +139,17 @@ class StorageBackend {
     }
     this[kNative] = () => this.#store()
     this.#expiresIn = signedUrlExpiration
+    this.#maxUploadBytes = options.optionalCount(maxUploadBytes, 'maxUploadBytes', { min: 1 })
     this[kBaseUrl] = baseUrl
+  }
+
+  /**
+   * The `maxBytes` of every upload, resumable upload and self-served PUT URL that states none
+   * (the `maxUploadBytes` option; STORAGE_MAX_FILE_SIZE_BYTES, when set, for backends built from
+   * the environment); undefined: no limit.
+   */
+  get maxUploadBytes() {
+    return this.#maxUploadBytes
   }
 
   /** The native store, once it exists. */
@@ -162,6 +173,7 @@ class StorageBackend {
     const onProgress = options.optionalFunction(params.onProgress, 'onProgress')
     if (signal?.aborted) throw abortErrorFor(signal)
     const settings = options.uploadSettings(params)
+    settings.maxBytes ??= this.#maxUploadBytes
     const buffer = asBuffer(params.body)
     // With a signal, a buffer goes the streamed way, where an abort ends the upload at once.
     if (buffer !== null && !signal) {
@@ -237,6 +249,7 @@ class StorageBackend {
     const length = options.optionalCount(params.length, 'length')
     const expiresIn = options.optionalCount(params.expiresIn, 'expiresIn', { min: 1 })
     const settings = options.uploadSettings(params)
+    settings.maxBytes ??= this.#maxUploadBytes
     return toUploadInfo(await callNative(async () => (await this.#store()).createUpload(key, length, expiresIn, settings)))
   }
 
@@ -367,6 +380,8 @@ class StorageBackend {
   async getSignedUrl(key, signOptions = {}) {
     checkKey(key)
     const settings = options.signSettings(signOptions, this.#expiresIn)
+    // Only the URLs this package serves can carry the guard (S3 and the others cannot).
+    if (settings.method === 'PUT' && this[kBaseUrl]) settings.maxBytes ??= this.#maxUploadBytes
     const native = this.#native ?? (await this.#pending)
     // At once when the signing key is at hand; a promise when credentials must be fetched first.
     const signed = await callNative(() => native.signUrl(key, settings))

@@ -179,6 +179,18 @@ function loadConfig() {
   return configInstance
 }
 
+/**
+ * What every backend built from the environment takes from its common keys: the signed URLs'
+ * expiry, and STORAGE_MAX_FILE_SIZE_BYTES, when it is set, as the default `maxBytes` of every
+ * upload (unset, its documented default is reported but not imposed on existing apps' uploads).
+ */
+function configuredBackendDefaults(env = process.env) {
+  return {
+    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    maxUploadBytes: env.STORAGE_MAX_FILE_SIZE_BYTES === undefined ? undefined : storageConfig.STORAGE_MAX_FILE_SIZE_BYTES,
+  }
+}
+
 function resetStorageConfig() {
   configInstance = undefined
 }
@@ -228,6 +240,7 @@ module.exports = {
   registerBuiltInConfigs,
   storageConfig,
   resetStorageConfig,
+  configuredBackendDefaults,
   getBackendConfig,
   readBackendEnv,
 }

@@ -50,7 +50,7 @@ const bad = (message) => new TusRefusal(400, message)
  *   refuse (the error's `statusCode`, else 403).
  * - `onUploadFinish(request, { id, key, size, etag, metadata, contentType })`: after the object
  *   is stored.
- * - `maxSize`: the largest upload (Tus-Max-Size); default STORAGE_MAX_FILE_SIZE_BYTES when set.
+ * - `maxSize`: the largest upload (Tus-Max-Size); default the backend's `maxUploadBytes`.
  * - `expiresIn`: seconds an upload lives after its last change (default 24 hours).
  * - `allowedContentTypes`, `ifNotExists`: the guards a completed upload must pass.
  */
@@ -59,10 +59,9 @@ function createTusHandler(backend, settings = {}) {
     throw new InvalidArgumentError('createTusHandler needs a backend built by this package', {})
   }
   const base = (settings.path ?? '/files').replace(/\/+$/, '')
-  const envLimit = process.env.STORAGE_MAX_FILE_SIZE_BYTES
   const config = {
     base,
-    maxSize: settings.maxSize ?? (envLimit ? Number(envLimit) : undefined),
+    maxSize: settings.maxSize ?? backend.maxUploadBytes,
     keyFor: settings.keyFor ?? (({ metadata }) => generateKey({ prefix: 'uploads', filename: metadata.filename })),
     authorize: settings.authorize,
     onUploadFinish: settings.onUploadFinish,

@@ -5,7 +5,7 @@ const { NativeStorage } = require('../../binding.js')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
-const { azureConfigSchema, readBackendEnv, storageConfig } = require('../config')
+const { azureConfigSchema, readBackendEnv, configuredBackendDefaults } = require('../config')
 
 const STORAGE_SCOPE = 'https://storage.azure.com/.default'
 
@@ -75,7 +75,7 @@ function createAzureBackend() {
     sasToken: env.STORAGE_AZURE_SAS_TOKEN,
     container: env.STORAGE_AZURE_CONTAINER,
     endpoint: env.STORAGE_AZURE_ENDPOINT,
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 

@@ -5,7 +5,7 @@ const { NativeStorage } = require('../../binding.js')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
-const { readBackendEnv, gcsConfigSchema, storageConfig } = require('../config')
+const { readBackendEnv, gcsConfigSchema, configuredBackendDefaults } = require('../config')
 
 /**
  * The key goes to native code as JSON and stays there; it is not kept on the JS object, so
@@ -65,7 +65,7 @@ function createGcsBackend() {
     projectId: env.STORAGE_GCS_PROJECT_ID,
     keyFilename: env.STORAGE_GCS_KEY_FILE_PATH,
     endpoint: env.STORAGE_GCS_ENDPOINT,
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 

@@ -5,7 +5,7 @@ const path = require('node:path')
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { InvalidArgumentError } = require('../errors')
-const { localConfigSchema, readBackendEnv, storageConfig } = require('../config')
+const { localConfigSchema, readBackendEnv, configuredBackendDefaults } = require('../config')
 
 class LocalStorageBackend extends StorageBackend {
   /**
@@ -24,7 +24,7 @@ class LocalStorageBackend extends StorageBackend {
     // Opened off the event loop (folders made, the secret read or created, old temps swept);
     // the first call waits for it, and `ready()` reports whether it worked.
     const native = NativeStorage.openLocal({ root, baseUrl, signingSecret: options.signingSecret ?? undefined, durable })
-    super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
+    super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration, maxUploadBytes: options.maxUploadBytes })
     this.root = root
   }
 }
@@ -36,7 +36,7 @@ function createLocalBackend() {
     root: env.STORAGE_LOCAL_PATH,
     baseUrl: env.STORAGE_LOCAL_BASE_URL,
     signingSecret: env.STORAGE_LOCAL_SIGNING_SECRET,
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 

@@ -4,7 +4,7 @@
 const { NativeStorage } = require('../../binding.js')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { callNativeSync } = require('../native')
-const { memoryConfigSchema, readBackendEnv, storageConfig } = require('../config')
+const { memoryConfigSchema, readBackendEnv, configuredBackendDefaults } = require('../config')
 
 class MemoryStorageBackend extends StorageBackend {
   /** `new MemoryStorageBackend({ baseUrl?, signingSecret?, signedUrlExpiration? })`. */
@@ -13,7 +13,7 @@ class MemoryStorageBackend extends StorageBackend {
     const native = callNativeSync(() =>
       NativeStorage.memory({ baseUrl, signingSecret: options.signingSecret ?? undefined }),
     )
-    super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration })
+    super(native, { baseUrl, signedUrlExpiration: options.signedUrlExpiration, maxUploadBytes: options.maxUploadBytes })
   }
 
   /** Empties the store (objects and unfinished resumable uploads), as a test's reset wants. */
@@ -28,7 +28,7 @@ function createMemoryBackend() {
   const env = readBackendEnv('memory', memoryConfigSchema)
   return new MemoryStorageBackend({
     baseUrl: env.STORAGE_MEMORY_BASE_URL,
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 

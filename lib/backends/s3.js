@@ -5,7 +5,7 @@ const { NativeStorage } = require('../../binding.js')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
-const { aliyunConfigSchema, readBackendEnv, s3ConfigSchema, storageConfig } = require('../config')
+const { aliyunConfigSchema, readBackendEnv, s3ConfigSchema, configuredBackendDefaults } = require('../config')
 
 /** An AWS SDK v3 S3Client: its resolved config has a `credentials` provider and `region`. */
 function isS3Client(value) {
@@ -115,7 +115,7 @@ function createS3Backend() {
     endpoint: env.STORAGE_S3_ENDPOINT,
     forcePathStyle: Boolean(env.STORAGE_S3_ENDPOINT),
     credentials: { accessKeyId: env.STORAGE_S3_ACCESS_KEY_ID, secretAccessKey: env.STORAGE_S3_SECRET_ACCESS_KEY },
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 
@@ -145,7 +145,7 @@ function createAliyunBackend() {
     region: env.STORAGE_ALIYUN_REGION,
     bucket: env.STORAGE_ALIYUN_BUCKET,
     credentials: { accessKeyId: env.STORAGE_ALIYUN_ACCESS_KEY_ID, secretAccessKey: env.STORAGE_ALIYUN_SECRET_ACCESS_KEY },
-    signedUrlExpiration: storageConfig.STORAGE_SIGNED_URL_EXPIRATION_SECONDS,
+    ...configuredBackendDefaults(),
   })
 }
 
