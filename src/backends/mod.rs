@@ -66,6 +66,7 @@ mod tests {
                         content_length: guard.expected_length,
                         max_bytes: guard.max_bytes,
                         allowed_content_types: guard.allowed_content_types.clone(),
+                        quota: None,
                     };
                     let length = states_length.then_some(data.len() as u64);
                     let put = storage.put("k", strict_body(cut(&data, points.clone()), length), options).await;
