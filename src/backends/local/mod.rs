@@ -334,11 +334,13 @@ impl Root {
     }
 }
 
+/// A folder being read: its key prefix and its entries left, in key order.
+type OpenFolder = (OwnedFd, String, std::vec::IntoIter<(String, FileType)>);
+
 /// The objects under a listing's prefix in key order, read lazily, folder by folder.
 struct Walk<'a> {
     options: &'a ListOptions,
-    /// The folders being read: each with its key prefix and its entries left, in key order.
-    stack: Vec<(OwnedFd, String, std::vec::IntoIter<(String, FileType)>)>,
+    stack: Vec<OpenFolder>,
     /// The depth of a folder that collapses into one common prefix: left after its first object.
     collapsing: Option<usize>,
     failed: Option<io::Error>,
