@@ -70,6 +70,8 @@ describe('raptscallions-storage CLI', () => {
     const ls = await run(cwd, ['ls', 'docs/'])
     assert.match(ls.stdout, /17 .* docs\/hello\.txt/)
     assert.match(ls.stdout, /docs\/stdin\.bin/)
+    assert.deepEqual(JSON.parse((await run(cwd, ['du', '--json', 'docs/'])).stdout), { prefix: 'docs/', bytes: 22, objects: 2 })
+    assert.match((await run(cwd, ['du', 'docs/'])).stdout, /^22 B {2}2 objects {2}docs\//)
     const stat = JSON.parse((await run(cwd, ['stat', '--json', 'docs/hello.txt'])).stdout)
     assert.equal(stat.contentType, 'text/plain')
     assert.equal((await run(cwd, ['get', 'docs/stdin.bin'])).stdout, 'piped')

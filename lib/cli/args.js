@@ -51,6 +51,13 @@ const COMMANDS = {
     max: 1,
     options: { json: { type: 'boolean', describe: 'print the metadata as JSON' } },
   },
+  du: {
+    args: '[prefix]',
+    summary: 'bytes and objects under a prefix (the whole store without one)',
+    min: 0,
+    max: 1,
+    options: { json: { type: 'boolean', describe: 'print { prefix, bytes, objects } as JSON' } },
+  },
   rm: {
     args: '<key>...',
     summary: 'delete objects',

@@ -211,6 +211,14 @@ const commands = {
     return undefined
   },
 
+  async du([ref = ''], values) {
+    const { backend, key: prefix } = openRef(ref)
+    const usage = await backend.usage(prefix)
+    if (values.json) return console.log(JSON.stringify({ prefix, ...usage }))
+    console.log(`${formatBytes(usage.bytes)}  ${usage.objects} object${usage.objects === 1 ? '' : 's'}  ${prefix || '(everything)'}`)
+    return undefined
+  },
+
   async rm(refs, values) {
     let missing = 0
     for (const ref of refs) {
