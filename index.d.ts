@@ -672,11 +672,18 @@ export declare const StorageErrorCode: Readonly<{
 
 export type StorageErrorCodeType = (typeof StorageErrorCode)[keyof typeof StorageErrorCode]
 
+export type Details = Record<string, unknown>
+
+/** Every error of this package's own; `code` is one of StorageErrorCode. */
 export declare class StorageError extends AppError {
-  constructor(message: string, details?: Record<string, unknown>)
+  readonly code: StorageErrorCodeType
+  readonly details: Details
+  constructor(message: string, details?: Details)
 }
 
 export declare class QuotaExceededError extends AppError {
+  readonly code: 'QUOTA_EXCEEDED'
+  readonly details: { currentUsage?: number; quotaLimit?: number; requestedSize?: number; prefix?: string } & Details
   constructor(
     message?: string,
     details?: { currentUsage?: number; quotaLimit?: number; requestedSize?: number } & Record<string, unknown>,
@@ -684,18 +691,26 @@ export declare class QuotaExceededError extends AppError {
 }
 
 export declare class FileNotFoundError extends AppError {
+  readonly code: 'FILE_NOT_FOUND'
+  readonly details: { key: string }
   constructor(key: string)
 }
 
 export declare class InvalidFileTypeError extends AppError {
+  readonly code: 'INVALID_FILE_TYPE'
+  readonly details: { providedType: string; allowedTypes: string[] | undefined }
   constructor(providedType: string, allowedTypes?: string[])
 }
 
 export declare class BackendNotRegisteredError extends AppError {
+  readonly code: 'BACKEND_NOT_REGISTERED'
+  readonly details: { requestedBackend: string; availableBackends: string[] }
   constructor(identifier: string, availableBackends: string[])
 }
 
 export declare class ConfigurationError extends AppError {
+  readonly code: 'CONFIGURATION_ERROR'
+  readonly details: { issues?: Array<{ field: string; message: string }>; backend?: string } & Details
   constructor(
     message: string,
     details?: { issues?: Array<{ field: string; message: string }>; backend?: string } & Record<string, unknown>,
@@ -703,43 +718,88 @@ export declare class ConfigurationError extends AppError {
 }
 
 /** 400: a key that is empty, absolute, has `..`, backslashes, control characters, or is over 1024 bytes. */
-export declare class InvalidKeyError extends StorageError {}
+export declare class InvalidKeyError extends StorageError {
+  readonly code: 'INVALID_KEY'
+  readonly details: { key: string; reason: string } & Details
+}
 /** 409: `ifNotExists` and the key is taken. */
 export declare class FileAlreadyExistsError extends StorageError {
+  readonly code: 'FILE_ALREADY_EXISTS'
+  readonly details: { key: string }
   constructor(key: string)
 }
-/** 412 */
-export declare class PreconditionFailedError extends StorageError {}
+/** 412: `ifMatch` named another version (or none is there). */
+export declare class PreconditionFailedError extends StorageError {
+  readonly code: 'PRECONDITION_FAILED'
+  readonly details: { key: string; reason: string } & Details
+}
 /** 409: the local store cannot hold a key and a folder of other keys under one name (S3 can). */
-export declare class KeyConflictError extends StorageError {}
+export declare class KeyConflictError extends StorageError {
+  readonly code: 'KEY_CONFLICT'
+  readonly details: { key: string; reason: string } & Details
+}
 /** 403: the store refused our credentials or the operation. */
-export declare class PermissionDeniedError extends StorageError {}
+export declare class PermissionDeniedError extends StorageError {
+  readonly code: 'PERMISSION_DENIED'
+}
 /** 503: the store is down or unreachable; safe to retry. */
 export declare class StorageUnavailableError extends StorageError {
+  readonly code: 'STORAGE_UNAVAILABLE' | 'STORAGE_TIMEOUT'
   readonly retryable: true
 }
 /** 503: the store did not answer in time. */
-export declare class StorageTimeoutError extends StorageUnavailableError {}
+export declare class StorageTimeoutError extends StorageUnavailableError {
+  readonly code: 'STORAGE_TIMEOUT'
+}
 /** 400: a stated contentLength the body did not match; nothing was stored. */
-export declare class ContentLengthMismatchError extends StorageError {}
+export declare class ContentLengthMismatchError extends StorageError {
+  readonly code: 'CONTENT_LENGTH_MISMATCH'
+  readonly details: { expected: number; actual: number } & Details
+}
 /** 416 */
-export declare class InvalidRangeError extends StorageError {}
-/** 400 */
-export declare class InvalidArgumentError extends StorageError {}
+export declare class InvalidRangeError extends StorageError {
+  readonly code: 'INVALID_RANGE'
+  readonly details: { start: number; end: number | null; size: number } & Details
+}
+/** 400: an argument of the wrong type or value; `details.option` names it where there is one. */
+export declare class InvalidArgumentError extends StorageError {
+  readonly code: 'INVALID_ARGUMENT'
+  readonly details: { option?: string } & Details
+}
 /** An AbortSignal fired; name "AbortError". */
-export declare class AbortError extends StorageError {}
+export declare class AbortError extends StorageError {
+  readonly code: 'ABORTED'
+  readonly details: { reason?: string } & Details
+}
 /** 404: no resumable upload with this id (completed, aborted or never made). */
-export declare class UploadNotFoundError extends StorageError {}
+export declare class UploadNotFoundError extends StorageError {
+  readonly code: 'UPLOAD_NOT_FOUND'
+  readonly details: { uploadId: string } & Details
+}
 /** 410: the resumable upload outlived its expiry. */
-export declare class UploadExpiredError extends StorageError {}
+export declare class UploadExpiredError extends StorageError {
+  readonly code: 'UPLOAD_EXPIRED'
+  readonly details: { uploadId: string } & Details
+}
 /** 409: an append at another offset than the upload's; `details.offset` is the right one. */
-export declare class UploadOffsetMismatchError extends StorageError {}
+export declare class UploadOffsetMismatchError extends StorageError {
+  readonly code: 'UPLOAD_OFFSET_MISMATCH'
+  readonly details: { uploadId: string; offset: number; given: number } & Details
+}
 /** 409: completing an upload that lacks bytes, or is being completed. */
-export declare class UploadIncompleteError extends StorageError {}
+export declare class UploadIncompleteError extends StorageError {
+  readonly code: 'UPLOAD_INCOMPLETE'
+  readonly details: { uploadId: string; reason: string } & Details
+}
 /** 460 (tus): the body's digest is not the one given; nothing of it was kept. */
-export declare class ChecksumMismatchError extends StorageError {}
-/** 413: a body cut off at a size limit (a multipart file past @fastify/multipart's `fileSize`); nothing was stored. */
+export declare class ChecksumMismatchError extends StorageError {
+  readonly code: 'CHECKSUM_MISMATCH'
+  readonly details: { algorithm: string } & Details
+}
+/** 413: a body over a size limit (maxBytes, an upload's length, a multipart file past @fastify/multipart's `fileSize`); nothing was stored. */
 export declare class FileTooLargeError extends StorageError {
+  readonly code: 'FILE_TOO_LARGE'
+  readonly details: { maxBytes: number } & Details
   constructor(message: string, details: { maxBytes: number })
 }
 

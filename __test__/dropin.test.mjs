@@ -77,6 +77,10 @@ try {
   await local.download('missing.txt')
 } catch (error) {
   if (error instanceof FileNotFoundError && error instanceof AppError && !(error instanceof StorageError) && error.code === code) {
+    // Each class's code and details are typed: no cast to read the key.
+    const missingKey: string = error.details.key
+    const exact: 'FILE_NOT_FOUND' = error.code
+    void missingKey, exact
     console.log(JSON.stringify({ text, size: info.size, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON() }))
   }
 }
