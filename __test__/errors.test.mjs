@@ -128,3 +128,19 @@ describe('store options of the wrong type', () => {
     }
   })
 })
+
+describe('a platform without a prebuilt addon', () => {
+  it('is a ConfigurationError that names the platforms there are, not a message blaming npm', async () => {
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const entry = new URL('../index.js', import.meta.url).pathname
+    const script = `Object.defineProperty(process, 'arch', { value: 'mips' })
+      try { require(${JSON.stringify(entry)}) } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, details: e.details })) }`
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script])
+    const error = JSON.parse(stdout)
+    assert.equal(error.name, 'ConfigurationError')
+    assert.equal(error.details.platform, `${process.platform}-mips`)
+    assert.ok(error.details.prebuilt.includes('x86_64-unknown-linux-gnu'))
+    assert.match(error.message, /no native addon for .*-mips.*Prebuilt addons exist for/)
+  })
+})

@@ -3,7 +3,7 @@
 // progress callbacks and error classes around the native calls; the stores live in Rust.
 
 const { Readable } = require('node:stream')
-const { NativeStorage, generateStorageKey } = require('../binding.js')
+const { NativeStorage, generateStorageKey } = require('./addon')
 const { downloadArchive } = require('./archive')
 const { asBuffer, isStreamBody, bodyChunks } = require('./body')
 const { AbortError, InvalidArgumentError } = require('./errors')

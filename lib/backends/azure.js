@@ -1,7 +1,7 @@
 'use strict'
 // Azure Blob Storage (and Azurite), in native code on the REST API.
 
-const { NativeStorage } = require('../../binding.js')
+const { NativeStorage } = require('../addon')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')

@@ -1,7 +1,7 @@
 'use strict'
 // Google Cloud Storage, in native code on GCS's JSON API (no Google SDK).
 
-const { NativeStorage } = require('../../binding.js')
+const { NativeStorage } = require('../addon')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')

@@ -2,7 +2,7 @@
 // The local filesystem store: plain files under a root folder.
 
 const path = require('node:path')
-const { NativeStorage } = require('../../binding.js')
+const { NativeStorage } = require('../addon')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { InvalidArgumentError } = require('../errors')
 const { localConfigSchema, readBackendEnv, configuredBackendDefaults } = require('../config')

@@ -1,7 +1,7 @@
 'use strict'
 // The in-memory store: the same behaviour as the others, for applications' own tests.
 
-const { NativeStorage } = require('../../binding.js')
+const { NativeStorage } = require('../addon')
 const { StorageBackend, DEFAULT_SIGNED_URL_BASE } = require('../backend')
 const { callNativeSync } = require('../native')
 const { memoryConfigSchema, readBackendEnv, configuredBackendDefaults } = require('../config')

@@ -1,7 +1,7 @@
 'use strict'
 // The S3-compatible store (AWS S3, MinIO, R2, B2, Spaces), in native code on aws-sdk-s3.
 
-const { NativeStorage } = require('../../binding.js')
+const { NativeStorage } = require('../addon')
 const { StorageBackend } = require('../backend')
 const { ConfigurationError } = require('../errors')
 const { callNativeSync } = require('../native')
