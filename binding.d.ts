@@ -91,6 +91,9 @@ export interface AzureOptions {
   caCertificates?: string
 }
 
+/** Refuses a key the stores would refuse (INVALID_KEY), before any I/O. */
+export declare function checkStorageKey(key: string): void
+
 export interface CompletedUpload {
   key: string
   size: number
@@ -262,6 +265,8 @@ export interface UploadInfo {
   expiresAtMs: number
   contentType?: string
   metadata: Record<string, string>
+  /** The object is stored (the upload is kept, without its bytes, until it expires). */
+  completed: boolean
 }
 
 export interface UploadOutcome {

@@ -575,5 +575,6 @@ module.exports = nativeBinding
 module.exports.NativeReader = nativeBinding.NativeReader
 module.exports.NativeStorage = nativeBinding.NativeStorage
 module.exports.NativeWriter = nativeBinding.NativeWriter
+module.exports.checkStorageKey = nativeBinding.checkStorageKey
 module.exports.generateStorageKey = nativeBinding.generateStorageKey
 module.exports.panicForTesting = nativeBinding.panicForTesting

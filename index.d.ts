@@ -182,7 +182,7 @@ export interface BulkScope {
 // ---------------------------------------------------------------- backends
 
 export declare class StorageBackend implements IStorageBackend {
-  protected constructor(native: unknown, options?: { baseUrl?: string; signedUrlExpiration?: number })
+  protected constructor(native: unknown, options?: { baseUrl?: string | undefined; signedUrlExpiration?: number | undefined })
   upload(params: UploadParams | ExtendedUploadParams): Promise<UploadResult>
   download(key: string, options?: DownloadOptions): Promise<DownloadStream>
   delete(key: string): Promise<void>
@@ -201,7 +201,7 @@ export declare class StorageBackend implements IStorageBackend {
   deletePrefix(prefix: string, scope?: BulkScope): Promise<number>
   /** Deletes the objects under a prefix last modified before `date`; the empty prefix needs `{ all: true }`. */
   deleteOlderThan(prefix: string, date: Date | string | number, scope?: BulkScope): Promise<number>
-  get(key: string, options?: { range?: ByteRange }): Promise<Buffer>
+  get(key: string, options?: { range?: ByteRange | undefined }): Promise<Buffer>
   put(key: string, data: UploadBody, options?: UploadOptions): Promise<UploadResult>
   /**
    * Removes what uploads that never finished left behind before `date` (default now): S3
@@ -242,6 +242,17 @@ export declare class StorageBackend implements IStorageBackend {
   completeUpload(id: string): Promise<CompletedUpload>
   /** Discards an upload and every byte it holds. */
   abortUpload(id: string): Promise<void>
+  /**
+   * A zip of the objects `{ keys }` names (entries named by their keys), or of every object
+   * under `{ prefix }` (named relative to the prefix's folder unless `fullKeys`), each entry
+   * dated by the object's last modification. Objects are read one at a time and the listing a
+   * page at a time, in bounded memory whatever the sizes; ZIP64 records are added where sizes,
+   * offsets or the entry count need them. A failure (a missing key: FileNotFoundError) destroys
+   * the stream with the error, so the archive never ends as a truncated zip; destroying the
+   * stream stops the download in progress and the listing. Rejects, before any byte, for wrong
+   * arguments, a key no store takes, or a first object that cannot be read.
+   */
+  downloadArchive(source: ArchiveSource, options?: ArchiveOptions): Promise<Readable>
   /** Removes unfinished uploads: last changed before `olderThan`, or (without it) past their own expiry. Resolves to how many went. */
   deleteExpiredUploads(olderThan?: Date | string | number): Promise<number>
 }
@@ -279,22 +290,17 @@ export interface ResumableUpload {
   expiresAt: Date
   contentType?: string | undefined
   metadata: Record<string, string>
+  /**
+   * The object is stored. A completed upload is kept, without its bytes, until it expires, so
+   * that a client asking again hears it is done and `completeUpload` asked again answers the same.
+   */
+  completed: boolean
 }
 
 export interface CompletedUpload {
   key: string
   size: number
   etag?: string | undefined
-  /**
-   * A zip of the objects `{ keys }` names (entries named by their keys), or of every object
-   * under `{ prefix }` (named relative to the prefix's folder unless `fullKeys`), each entry
-   * dated by the object's last modification. Objects are read one at a time and the listing a
-   * page at a time, in bounded memory whatever the sizes; ZIP64 records are added where sizes,
-   * offsets or the entry count need them. A failure (a missing key: FileNotFoundError) destroys
-   * the stream with the error, so the archive never ends as a truncated zip; destroying the
-   * stream stops the download in progress and the listing. Rejects only for wrong arguments.
-   */
-  downloadArchive(source: ArchiveSource, options?: ArchiveOptions): Promise<Readable>
 }
 
 export interface LocalStorageBackendOptions {
@@ -369,7 +375,7 @@ export interface S3Credentials {
 }
 
 /** As the AWS SDK takes them: asked again shortly before what it gave expires. */
-export type S3CredentialsProvider = () => Promise<S3Credentials & { expiration?: Date }>
+export type S3CredentialsProvider = () => Promise<S3Credentials & { expiration?: Date | undefined }>
 
 export interface S3StorageBackendConfig extends S3StorageBackendOptions {
   bucket: string
@@ -515,24 +521,24 @@ export declare class GcsStorageBackend extends StorageBackend {
 export declare function createGcsBackend(): GcsStorageBackend
 
 /** `prefix/YYYY/MM/<uuid>.<ext>`. */
-export declare function generateKey(options?: { prefix?: string; filename?: string }): string
+export declare function generateKey(options?: { prefix?: string | undefined; filename?: string | undefined }): string
 
 /** Serves self-signed URLs (local, memory): GET/HEAD with Range and ETag, PUT uploads. */
 export declare function createSignedUrlHandler(
   backend: StorageBackend,
-  options?: { basePath?: string },
+  options?: { basePath?: string | undefined },
 ): (req: IncomingMessage, res: ServerResponse) => void
 
 export interface TusHandlerOptions {
   /** Where the handler is mounted (default "/files"); uploads live at `<path>/<id>`. */
   path?: string | undefined
   /** The key an upload is stored at: the app's choice, never the client's. Default `uploads/YYYY/MM/<uuid>.<ext>`. */
-  keyFor?: ((upload: { metadata: Record<string, string>; length?: number; request: IncomingMessage }) => string | Promise<string>) | undefined
+  keyFor?: ((upload: { metadata: Record<string, string>; length?: number | undefined; request: IncomingMessage }) => string | Promise<string>) | undefined
   /** Runs on every request (`upload` is null on creation); throw to refuse (its `statusCode`, else 403). */
   authorize?: ((request: IncomingMessage, upload: ResumableUpload | null) => void | Promise<void>) | undefined
   onUploadFinish?: (
     request: IncomingMessage,
-    upload: { id: string; key: string; size: number; etag?: string; metadata: Record<string, string>; contentType?: string },
+    upload: { id: string; key: string; size: number; etag?: string | undefined; metadata: Record<string, string>; contentType?: string | undefined },
   ) => void | Promise<void>
   /** Largest upload in bytes (Tus-Max-Size); default the backend's `maxUploadBytes`. */
   maxSize?: number | undefined
@@ -614,11 +620,21 @@ export declare function resetRegistry(): void
 /** The backend for an id; without one, the id STORAGE_BACKEND names (default "local"). */
 /** The ids this package registers its stores under. */
 export type BuiltInBackendId = 'local' | 'memory' | 's3' | 'azure' | 'aliyun' | 'gcs'
+/** The class each built-in id's factory makes. */
+export interface BuiltInBackends {
+  local: LocalStorageBackend
+  memory: MemoryStorageBackend
+  s3: S3StorageBackend
+  azure: AzureBlobStorageBackend
+  aliyun: AliyunOssStorageBackend
+  gcs: GcsStorageBackend
+}
 /**
- * A built-in store's id gives this package's `StorageBackend`, every extended method typed. An app
- * that registers a class of its own under such an id names it: `getBackend<MyBackend>('s3')`.
+ * A built-in store's id gives its class (`getBackend('memory').clear()`), every extended method
+ * typed. An app that registers a class of its own under such an id names it:
+ * `getBackend<MyBackend>('s3')`.
  */
-export declare function getBackend(identifier: BuiltInBackendId): StorageBackend
+export declare function getBackend<K extends BuiltInBackendId>(identifier: K): BuiltInBackends[K]
 export declare function getBackend<T extends IStorageBackend = IStorageBackend>(identifier?: string): T
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void
@@ -683,10 +699,10 @@ export declare class StorageError extends AppError {
 
 export declare class QuotaExceededError extends AppError {
   readonly code: 'QUOTA_EXCEEDED'
-  readonly details: { currentUsage?: number; quotaLimit?: number; requestedSize?: number; prefix?: string } & Details
+  readonly details: { currentUsage?: number | undefined; quotaLimit?: number | undefined; requestedSize?: number | undefined; prefix?: string | undefined } & Details
   constructor(
     message?: string,
-    details?: { currentUsage?: number; quotaLimit?: number; requestedSize?: number } & Record<string, unknown>,
+    details?: { currentUsage?: number | undefined; quotaLimit?: number | undefined; requestedSize?: number | undefined } & Record<string, unknown>,
   )
 }
 
@@ -764,12 +780,12 @@ export declare class InvalidRangeError extends StorageError {
 /** 400: an argument of the wrong type or value; `details.option` names it where there is one. */
 export declare class InvalidArgumentError extends StorageError {
   readonly code: 'INVALID_ARGUMENT'
-  readonly details: { option?: string } & Details
+  readonly details: { option?: string | undefined } & Details
 }
 /** An AbortSignal fired; name "AbortError". */
 export declare class AbortError extends StorageError {
   readonly code: 'ABORTED'
-  readonly details: { reason?: string } & Details
+  readonly details: { reason?: string | undefined } & Details
 }
 /** 404: no resumable upload with this id (completed, aborted or never made). */
 export declare class UploadNotFoundError extends StorageError {

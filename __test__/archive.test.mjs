@@ -107,6 +107,10 @@ for (const fixture of fixtures) {
       assert.ok((await fs.stat(file)).size > 64 * KiB, 'the first entry was sent before the failure')
       const verdict = await unzipTest(file)
       assert.equal(verdict.ok, false, verdict.output)
+      // Before any byte: a key no store takes, or a first object missing, rejects the call, so
+      // a route answers it as it answers any error.
+      await assert.rejects(backend.downloadArchive({ keys: [`${base}/first`, '../escape'] }), InvalidKeyError)
+      await assert.rejects(backend.downloadArchive({ keys: [`${base}/missing`, `${base}/first`] }), FileNotFoundError)
     })
 
     it('destroyed early, closes the download in progress and opens no other', async () => {

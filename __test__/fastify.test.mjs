@@ -345,17 +345,44 @@ for (const fixture of fixtures) {
   })
 }
 
+describe('Fastify plugin: errors after a route set its type', () => {
+  it('answers a zip of a missing object with a 404 in JSON, not a 500', async () => {
+    const backend = new MemoryStorageBackend()
+    const app = Fastify()
+    await app.register(fastifyStorage, { backend })
+    app.get('/zip', async (_request, reply) => reply.type('application/zip').send(await backend.downloadArchive({ keys: ['nope.txt'] })))
+    const answer = await app.inject({ url: '/zip' })
+    assert.equal(answer.statusCode, 404)
+    assert.match(answer.headers['content-type'], /^application\/json/)
+    assert.equal(answer.json().code, 'FILE_NOT_FOUND')
+  })
+})
+
 describe('Fastify plugin: tus', () => {
   it('serves tus-js-client under a prefix, beside JSON routes, with bodies left to the handler', async () => {
     const backend = new MemoryStorageBackend({ baseUrl: 'http://127.0.0.1:1/api/signed' })
     const app = Fastify()
     app.post('/echo', async (request) => request.body)
+    // What an app's hooks do: who the user is, and headers such as CORS's.
+    app.addHook('onRequest', async (request, reply) => {
+      request.user = { id: request.headers['x-user'] ?? 'anonymous' }
+      reply.header('access-control-allow-origin', '*')
+    })
     const finished = []
+    const authorized = []
     await app.register(
       async (api) => {
         await api.register(fastifyStorage, {
           backend,
-          tus: { path: '/uploads', keyFor: ({ metadata }) => `tus/${metadata.filename}`, onUploadFinish: (_r, u) => finished.push(u.key) },
+          tus: {
+            path: '/uploads',
+            keyFor: ({ metadata, request }) => `tus/${request.user.id}/${metadata.filename}`,
+            authorize: (request, upload) => {
+              authorized.push(request.user.id)
+              if (upload && !upload.key.startsWith(`tus/${request.user.id}/`)) throw Object.assign(new Error('not yours'), { statusCode: 403 })
+            },
+            onUploadFinish: (request, u) => finished.push([request.user.id, u.key]),
+          },
         })
       },
       { prefix: '/api' },
@@ -370,13 +397,20 @@ describe('Fastify plugin: tus', () => {
           chunkSize: 100_000,
           retryDelays: [],
           metadata: { filename: 'via-fastify.bin' },
+          headers: { 'X-User': 'u1' },
           onError: reject,
           onSuccess: resolve,
         })
         upload.start()
       })
-      assert.ok((await backend.get('tus/via-fastify.bin')).equals(data))
-      assert.deepEqual(finished, ['tus/via-fastify.bin'])
+      assert.ok((await backend.get('tus/u1/via-fastify.bin')).equals(data))
+      assert.deepEqual(finished, [['u1', 'tus/u1/via-fastify.bin']], 'the hooks get Fastify\'s request')
+      assert.ok(authorized.length >= 4 && authorized.every((id) => id === 'u1'))
+      const created = await fetch(`${base}/api/uploads`, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '1', 'X-User': 'u2' } })
+      assert.equal(created.status, 201)
+      assert.equal(created.headers.get('access-control-allow-origin'), '*', 'the app hooks\' headers are kept')
+      const theirs = new URL(created.headers.get('location'), base)
+      assert.equal((await fetch(theirs, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', 'X-User': 'u1' } })).status, 403)
       const echoed = await fetch(`${base}/echo`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"a":1}' })
       assert.deepEqual(await echoed.json(), { a: 1 }, 'the app keeps its own body parsing')
       const bad = await fetch(`${base}/api/uploads`, { method: 'POST', headers: { 'Upload-Length': '1' } })
@@ -388,10 +422,19 @@ describe('Fastify plugin: tus', () => {
 })
 
 describe('Fastify plugin: registration', () => {
-  it('refuses a self-signing backend whose URLs it could not serve', async () => {
+  it('leaves URLs signed for the root path to their own handler, and refuses those it could not serve', async () => {
+    // The default base URL has no path: routes there would take every path, so none are made,
+    // and the plugin's helpers still work (a test app on the memory store).
     const rooted = Fastify()
-    rooted.register(fastifyStorage, { backend: new MemoryStorageBackend() })
-    await assert.rejects(rooted.ready(), { code: 'CONFIGURATION_ERROR' })
+    const memory = new MemoryStorageBackend()
+    rooted.register(fastifyStorage, { backend: memory })
+    rooted.get('/x', (_request, reply) => reply.sendObject('x'))
+    await memory.put('x', 'served')
+    assert.equal((await rooted.inject({ url: '/x' })).body, 'served')
+    assert.equal((await rooted.inject({ url: '/other' })).statusCode, 404)
+    const overlapping = Fastify()
+    overlapping.register(fastifyStorage, { backend: new MemoryStorageBackend({ baseUrl: 'http://h/files' }), tus: { path: '/files' } })
+    await assert.rejects(overlapping.ready(), /tus routes \(\/files\) would overlap/)
     const scoped = Fastify()
     scoped.register(async (api) => api.register(fastifyStorage, { backend: new MemoryStorageBackend({ baseUrl: 'http://h/files' }) }), { prefix: '/api' })
     await assert.rejects(scoped.ready(), /cannot be served from a scope under \/api/)

@@ -6,6 +6,8 @@
 // entries get their ZIP64 records as they need them.
 
 const { PassThrough, pipeline } = require('node:stream')
+const { checkStorageKey } = require('./addon')
+const { callNativeSync } = require('./native')
 
 // A Unix mode marks entries as made on Unix, whose names Info-ZIP's unzip takes as the UTF-8
 // bytes they are; from "FAT" entries (zip-stream's default) it reads them as code page 437.
@@ -24,8 +26,13 @@ async function* members(backend, { keys, prefix, fullKeys }) {
   for await (const { key } of backend.listAll({ prefix })) yield { key, name: key.slice(folder.length) }
 }
 
-/** A Readable of the zip; `settings` come from options.archiveSettings. */
+/**
+ * A Readable of the zip; `settings` come from options.archiveSettings. Rejects, before any byte
+ * is sent, for a key no store takes or a first object that cannot be read (a route answers
+ * that as usual); a later failure destroys the stream.
+ */
 async function downloadArchive(backend, settings) {
+  for (const key of settings.keys ?? []) callNativeSync(() => checkStorageKey(key))
   // zip-stream is an ES module; import() loads it on every Node 20, where require() may not.
   const { default: ZipStream } = await import('zip-stream')
   const zip = new ZipStream({ store: !settings.compress })
@@ -34,9 +41,12 @@ async function downloadArchive(backend, settings) {
   const stop = new AbortController()
   // Destroying the archive (a client that went away) destroys the zip, ends the download in
   // progress (it runs under `stop`'s signal) and stops the loop before it lists or opens more.
+  const entries = members(backend, settings)
+  const first = await entries.next()
+  const opened = first.done ? undefined : { ...first.value, object: await backend.download(first.value.key, { signal: stop.signal }) }
   pipeline(zip, archive, () => {})
   archive.once('close', () => stop.abort())
-  writeEntries(backend, settings, zip, stop.signal).then(
+  writeEntries(backend, opened, entries, zip, stop.signal).then(
     () => zip.finalize(),
     // Never finalized: without its central directory, a cut archive cannot pass for a whole one.
     (error) => archive.destroy(error),
@@ -44,11 +54,16 @@ async function downloadArchive(backend, settings) {
   return archive
 }
 
-async function writeEntries(backend, settings, zip, signal) {
+/** Writes `first` (already opened) and then each of `rest`, one at a time. */
+async function writeEntries(backend, first, rest, zip, signal) {
   const stopped = new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
   stopped.catch(() => {})
-  for await (const { key, name } of members(backend, settings)) {
-    const object = await backend.download(key, { signal })
+  async function* all() {
+    if (first) yield first
+    yield* rest
+  }
+  for await (const { key, name, object: opened } of all()) {
+    const object = opened ?? (await backend.download(key, { signal }))
     const written = new Promise((resolve, reject) => {
       zip.entry(object, { name, date: object.info.lastModified, mode: FILE_MODE }, (error) => (error ? reject(error) : resolve()))
     })

@@ -46,6 +46,7 @@ function toUploadInfo(info) {
     expiresAt: new Date(info.expiresAtMs),
     contentType: info.contentType ?? undefined,
     metadata: info.metadata,
+    completed: info.completed,
   }
 }
 

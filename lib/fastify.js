@@ -51,13 +51,13 @@ async function fastifyStorage(fastify, { backend, prefix, tus } = {}) {
     if (!(error?.statusCode < 500) || !CLIENT_ERROR_CLASSES.some((cls) => error instanceof cls)) throw error
     // A refused upload may still be sending its body: close the connection rather than read it.
     if (!request.raw.complete) reply.header('Connection', 'close')
-    reply.code(error.statusCode).send(error.toJSON())
+    // The route may have set another type (a zip) before its body failed to open.
+    reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toJSON())
   })
 
-  if (backend instanceof LocalStorageBackend || backend instanceof MemoryStorageBackend) {
-    await fastify.register(signedUrlRoutes, { prefix: routesPrefix(fastify, backend, prefix), backend })
-  }
-  if (tus) await fastify.register(tusRoutes, { backend, tus })
+  const signedPath = signedUrlPath(backend, prefix)
+  if (signedPath) await fastify.register(signedUrlRoutes, { prefix: routesPrefix(fastify, signedPath), backend })
+  if (tus) await fastify.register(tusRoutes, { backend, tus, signedPath })
 }
 
 /**
@@ -65,12 +65,31 @@ async function fastifyStorage(fastify, { backend, prefix, tus } = {}) {
  * `/files`), with every body left unread for the handler to stream, and the protocol's own
  * answers (409, 460, …) sent as they are.
  */
-async function tusRoutes(scope, { backend, tus }) {
+async function tusRoutes(scope, { backend, tus, signedPath }) {
   const path = (tus.path ?? '/files').replace(/\/+$/, '')
-  const handler = createTusHandler(backend, { ...tus, path: `${scope.prefix}${path}` })
+  const full = `${scope.prefix}${path}`
+  if (signedPath && (`${full}/`.startsWith(`${signedPath}/`) || `${signedPath}/`.startsWith(`${full}/`))) {
+    throw new ConfigurationError(
+      `The tus routes (${full}) would overlap the backend's signed URLs (${signedPath}): give tus a path of its own, e.g. { tus: { path: '/uploads' } }`,
+      { prefix: full },
+    )
+  }
+  // The app's hooks see Fastify's request (request.user, …): the handler's callbacks get it too.
+  const fastifyRequests = new WeakMap()
+  const asFastify = (raw) => fastifyRequests.get(raw) ?? raw
+  const handler = createTusHandler(backend, {
+    ...tus,
+    path: full,
+    keyFor: tus.keyFor && ((upload) => tus.keyFor({ ...upload, request: asFastify(upload.request) })),
+    authorize: tus.authorize && ((raw, upload) => tus.authorize(asFastify(raw), upload)),
+    onUploadFinish: tus.onUploadFinish && ((raw, upload) => tus.onUploadFinish(asFastify(raw), upload)),
+  })
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser('*', (_request, _payload, done) => done(null))
   const route = (request, reply) => {
+    fastifyRequests.set(request.raw, request)
+    // Headers the app's hooks set (CORS, security headers) go out on the handler's answers too.
+    for (const [name, value] of Object.entries(reply.getHeaders())) reply.raw.setHeader(name, value)
     reply.hijack()
     handler(request.raw, reply.raw)
   }
@@ -80,18 +99,19 @@ async function tusRoutes(scope, { backend, tus }) {
 }
 
 /**
- * Where the signed-URL routes go inside the plugin's scope: `prefix` (default: the path of the
- * backend's baseUrl, which its signed URLs carry) is from the server's root, and Fastify puts
- * the scope's own prefix before what a scope registers.
+ * The path (from the server's root) a local or memory backend's signed URLs are served under:
+ * `prefix`, or the path of its baseUrl. None for other stores, or for a baseUrl at the root
+ * (the default): routes there would take every path, so its URLs are left to
+ * `createSignedUrlHandler` or `raptscallions-storage serve`.
  */
-function routesPrefix(fastify, backend, prefix) {
+function signedUrlPath(backend, prefix) {
+  if (!(backend instanceof LocalStorageBackend || backend instanceof MemoryStorageBackend)) return undefined
   const path = (prefix ?? new URL(backend[kBaseUrl]).pathname).replace(/\/+$/, '')
-  if (path === '') {
-    throw new ConfigurationError(
-      "The backend's signed URLs point at the server's root path: give it a baseUrl with a path of its own (http://localhost:3000/files) or pass prefix",
-      { prefix: '/' },
-    )
-  }
+  return path === '' ? undefined : path
+}
+
+/** Where routes at `path` (from the server's root) go inside the plugin's scope. */
+function routesPrefix(fastify, path) {
   if (!`${path}/`.startsWith(`${fastify.prefix}/`)) {
     throw new ConfigurationError(`Signed URLs under ${path} cannot be served from a scope under ${fastify.prefix}`, { prefix: path })
   }

@@ -163,8 +163,10 @@ async function create(backend, config, req, res) {
 
 async function head(backend, config, req, res, upload) {
   // Every byte there, yet not completed (the server stopped in between): complete it now, or
-  // the client, seeing its offset at the end, would take the upload for done.
-  if (upload.length !== undefined && upload.offset === upload.length) {
+  // the client, seeing its offset at the end, would take the upload for done. A completed
+  // upload answers as one that is done (it is kept until it expires), and a client resuming it
+  // sends nothing again.
+  if (upload.length !== undefined && upload.offset === upload.length && !upload.completed) {
     await finish(backend, config, req, upload).catch((error) => {
       if (error?.code !== 'UPLOAD_INCOMPLETE') throw error // another request is completing it
     })
@@ -236,11 +238,15 @@ async function finish(backend, config, req, upload) {
   })
 }
 
+/** JavaScript's own errors in a hook are a bug of the app's, not a refusal: a 500, kept inside. */
+const PROGRAMMING_ERRORS = [TypeError, ReferenceError, RangeError, SyntaxError]
+
 async function authorize(config, req, upload) {
   if (!config.authorize) return
   try {
     await config.authorize(req, upload)
   } catch (error) {
+    if (PROGRAMMING_ERRORS.some((type) => error instanceof type)) throw error
     const status = Number.isInteger(error?.statusCode) ? error.statusCode : 403
     throw new TusRefusal(status, error?.message || 'Forbidden')
   }

@@ -60,13 +60,18 @@ await pipeline(await backend.download('large/resumed.bin'), new Writable({
     done()
   },
 }))
-const listed = await raw.send(new ListObjectsV2Command({ Bucket: BUCKET }))
+// The completed upload's state stays (its bytes gone) until swept.
+const keys = async () => ((await raw.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key)
+const afterCompletion = await keys()
+await backend.deleteExpiredUploads(new Date(Date.now() + 86_400_000))
+const afterSweep = await keys()
 const uploads = fixture.name === 'moto' ? (await raw.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? [] : undefined
 await cleanup()
 console.log(JSON.stringify({
   downloaded,
   identical: sent.digest('hex') === received.digest('hex'),
   rssGrowthMB: Math.round((peak - baseline) / 1e6),
-  objects: (listed.Contents ?? []).map((o) => o.Key),
+  afterCompletion,
+  afterSweep,
   multipartUploads: uploads?.length,
 }))

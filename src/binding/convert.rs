@@ -59,6 +59,8 @@ pub struct UploadInfo {
     pub expires_at_ms: f64,
     pub content_type: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// The object is stored (the upload is kept, without its bytes, until it expires).
+    pub completed: bool,
 }
 
 impl From<UploadStatus> for UploadInfo {
@@ -71,6 +73,7 @@ impl From<UploadStatus> for UploadInfo {
             expires_at_ms: millis(status.expires_at),
             content_type: status.content_type,
             metadata: status.metadata,
+            completed: status.completed.is_some(),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::binding::task::{contained_sync, promise};
 use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
 use crate::core::body::Body;
 use crate::core::error::{Error, Result};
-use crate::core::key::generate_key;
+use crate::core::key::{generate_key, Key};
 use crate::core::resumable::{Checksum, ChecksumAlgorithm, NewUpload, DEFAULT_UPLOAD_TTL};
 use crate::core::signing::{SignedFields, UrlSigner, Verdict};
 use crate::core::storage::Storage;
@@ -567,4 +567,10 @@ pub fn generate_storage_key(prefix: Option<String>, filename: Option<String>) ->
     contained_sync(|| {
         generate_key(prefix.as_deref().unwrap_or(""), filename.as_deref(), SystemTime::now()).map(|k| k.to_string())
     })
+}
+
+/// Refuses a key the stores would refuse (INVALID_KEY), before any I/O.
+#[napi]
+pub fn check_storage_key(key: String) -> napi::Result<()> {
+    contained_sync(|| Key::parse(key).map(|_| ()))
 }

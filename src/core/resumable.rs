@@ -47,6 +47,9 @@ pub struct UploadStatus {
     pub expires_at: SystemTime,
     pub content_type: Option<String>,
     pub metadata: Metadata,
+    /// The object is stored: the upload is kept (bytes gone) until it expires, so that a client
+    /// asking again hears "done" and a completion asked again gets the same answer.
+    pub completed: Option<PutResult>,
 }
 
 impl UploadStatus {
@@ -142,6 +145,9 @@ struct State {
     expires_ms: u64,
     segments: Vec<Segment>,
     completing_since_ms: Option<u64>,
+    /// The ETag of the object completing stored (`None` inside when the store gave none).
+    #[serde(default)]
+    completed: Option<Option<String>>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -160,6 +166,7 @@ impl State {
             expires_at: UNIX_EPOCH + Duration::from_millis(self.expires_ms),
             content_type: self.content_type.clone(),
             metadata: self.metadata.clone(),
+            completed: self.completed.clone().map(|etag| PutResult { etag }),
         }
     }
 
@@ -254,6 +261,7 @@ impl Storage {
             expires_ms: 0,
             segments: Vec::new(),
             completing_since_ms: None,
+            completed: None,
         };
         state.touched();
         let id = random_hex(16)?;
@@ -277,7 +285,7 @@ impl Storage {
     ) -> Result<UploadStatus> {
         let id = checked_id(id)?;
         let (mut state, etag) = self.read_state(id).await?;
-        if offset != state.offset || state.completing_since_ms.is_some() {
+        if offset != state.offset || state.completing_since_ms.is_some() || state.completed.is_some() {
             return Err(Error::OffsetMismatch { id: id.to_owned(), offset: state.offset, given: offset });
         }
         let limit = state.limit();
@@ -383,6 +391,10 @@ impl Storage {
     pub async fn complete_upload(&self, id: &str) -> Result<Completed> {
         let id = checked_id(id)?;
         let (mut state, etag) = self.read_state(id).await?;
+        if let Some(etag) = &state.completed {
+            let result = PutResult { etag: etag.clone() };
+            return Ok(Completed { key: state.key, size: state.offset, result });
+        }
         let incomplete = |reason: String| Error::UploadIncomplete { id: id.to_owned(), reason };
         if state.completing_since_ms.is_some_and(|since| now_ms().saturating_sub(since) < STALE.as_millis() as u64) {
             return Err(incomplete("it is being completed by another request".into()));
@@ -401,8 +413,15 @@ impl Storage {
         let stored = self.store_segments(id, &state, &key, length).await;
         match stored {
             Ok(result) => {
-                // What is left behind if this fails is swept by `delete_expired_uploads`.
-                let _ = self.remove_upload(id).await;
+                // The bytes go; the state stays, marked done, until it expires. Should either
+                // fail, `delete_expired_uploads` sweeps what is left.
+                state.completing_since_ms = None;
+                state.completed = Some(result.etag.clone());
+                state.segments.clear();
+                state.touched();
+                if self.write_state(id, &state, Some(&etag)).await.is_ok() {
+                    let _ = self.remove_segments(id).await;
+                }
                 Ok(Completed { key: state.key, size: length, result })
             }
             Err(e) => {
@@ -550,6 +569,12 @@ impl Storage {
 
     /// Deletes the upload's segments, then its state.
     async fn remove_upload(&self, id: &str) -> Result<()> {
+        self.remove_segments(id).await?;
+        self.backend.delete(&state_key(id)).await
+    }
+
+    /// Deletes every object of the upload but its state.
+    async fn remove_segments(&self, id: &str) -> Result<()> {
         let mut options = ListOptions { prefix: folder(id), ..ListOptions::default() };
         let mut keys = Vec::new();
         loop {
@@ -565,7 +590,7 @@ impl Storage {
         for result in self.backend.delete_many(&keys).await {
             result?;
         }
-        self.backend.delete(&state).await
+        Ok(())
     }
 }
 
@@ -617,7 +642,18 @@ mod tests {
         }
         let done = storage.complete_upload(&upload.id).await.unwrap();
         assert_eq!(done.size, data.len() as u64);
-        assert!(leftovers(storage).await.is_empty(), "completion leaves nothing behind");
+        assert_eq!(leftovers(storage).await.len(), 1, "completion leaves only the state, marked done");
+        let again = storage.complete_upload(&upload.id).await.unwrap();
+        assert_eq!(
+            (again.size, again.result.etag),
+            (done.size, done.result.etag.clone()),
+            "completing again: the same answer"
+        );
+        assert!(storage.upload_status(&upload.id).await.unwrap().completed.is_some());
+        let appended = storage.append_upload(&upload.id, done.size, bytes(b"more"), None).await;
+        assert_eq!(appended.err().map(|e| e.code()), Some("UPLOAD_OFFSET_MISMATCH"));
+        assert_eq!(storage.delete_expired_uploads(Some(SystemTime::now() + DEFAULT_UPLOAD_TTL)).await.unwrap(), 1);
+        assert!(leftovers(storage).await.is_empty(), "expiry leaves nothing behind");
         storage.get("in/pieces.bin", GetOptions::default()).await.unwrap()
     }
 
@@ -722,7 +758,7 @@ mod tests {
             storage.complete_upload(&upload.id).await.unwrap();
             let stored = storage.get("race", GetOptions::default()).await.unwrap();
             assert_eq!(&stored[..], &[winners[0] as u8; 1000][..], "the winner's bytes, once");
-            assert!(leftovers(&storage).await.is_empty(), "the losers' bytes are gone");
+            assert_eq!(leftovers(&storage).await.len(), 1, "the losers' bytes are gone: only the state is left");
         }
     }
 
@@ -762,7 +798,7 @@ mod tests {
         second.append_upload(&id, 3, bytes(b"def"), None).await.unwrap();
         second.complete_upload(&id).await.unwrap();
         assert_eq!(&second.get("resumed/file", GetOptions::default()).await.unwrap()[..], b"abcdef");
-        assert_eq!(second.upload_status(&id).await.err().map(|e| e.code()), Some("UPLOAD_NOT_FOUND"));
+        assert!(second.upload_status(&id).await.unwrap().completed.is_some());
     }
 
     #[tokio::test]
