@@ -344,28 +344,32 @@ export declare class MemoryStorageBackend extends StorageBackend {
 /** A memory backend; its signed URLs point at STORAGE_MEMORY_BASE_URL when set. */
 export declare function createMemoryBackend(): MemoryStorageBackend
 
-export interface S3StorageBackendOptions {
+/** What every cloud store (S3, Azure, GCS) takes beside its own settings. */
+export interface CloudStoreOptions {
   /** Default signed URL expiration in seconds. */
   signedUrlExpiration?: number | undefined
   /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
   maxUploadBytes?: number | undefined
-  /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
-  partSize?: number | undefined
-  /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
-  queueSize?: number | undefined
   /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
   stallTimeout?: number | undefined
-  /**
-   * Sign each body's SHA-256 (default: over plain HTTP only). Unsigned bodies go as
-   * UNSIGNED-PAYLOAD, which saves hashing every byte on both ends; TLS protects them in transit.
-   */
-  signPayload?: boolean | undefined
   /**
    * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
    * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
    * certificate is trusted by none is a ConfigurationError, never accepted.
    */
   caCertificates?: string | undefined
+}
+
+export interface S3StorageBackendOptions extends CloudStoreOptions {
+  /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
+  partSize?: number | undefined
+  /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
+  queueSize?: number | undefined
+  /**
+   * Sign each body's SHA-256 (default: over plain HTTP only). Unsigned bodies go as
+   * UNSIGNED-PAYLOAD, which saves hashing every byte on both ends; TLS protects them in transit.
+   */
+  signPayload?: boolean | undefined
 }
 
 export interface S3Credentials {
@@ -402,7 +406,7 @@ export declare class S3StorageBackend extends StorageBackend {
 /** An S3 backend from STORAGE_S3_* (path-style whenever an endpoint is set). */
 export declare function createS3Backend(): S3StorageBackend
 
-export interface AzureBlobStorageBackendOptions {
+export interface AzureBlobStorageBackendOptions extends CloudStoreOptions {
   /** The container (3–63 lowercase letters, digits and single hyphens). */
   container: string
   /** `DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…` as the portal gives it, or `UseDevelopmentStorage=true`. */
@@ -421,22 +425,10 @@ export interface AzureBlobStorageBackendOptions {
   credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> } | undefined
   /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
   endpoint?: string | undefined
-  /** Default signed URL expiration in seconds. */
-  signedUrlExpiration?: number | undefined
-  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
-  maxUploadBytes?: number | undefined
   /** Block size in bytes (default 8 MiB); memory for an upload is about partSize × queueSize. */
   partSize?: number | undefined
   /** Blocks uploaded at once (default 4). */
   queueSize?: number | undefined
-  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
-  stallTimeout?: number | undefined
-  /**
-   * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
-   * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
-   * certificate is trusted by none is a ConfigurationError, never accepted.
-   */
-  caCertificates?: string | undefined
 }
 
 /**
@@ -480,7 +472,7 @@ export interface GcsServiceAccountKey {
   [field: string]: unknown
 }
 
-export interface GcsStorageBackendOptions {
+export interface GcsStorageBackendOptions extends CloudStoreOptions {
   bucket: string
   projectId?: string | undefined
   /** A service-account key file (JSON); or give its content as `credentials`. */
@@ -492,22 +484,10 @@ export interface GcsStorageBackendOptions {
    * (`GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file, then the metadata server on Google Cloud).
    */
   endpoint?: string | undefined
-  /** Default signed URL expiration in seconds. */
-  signedUrlExpiration?: number | undefined
-  /** The default `maxBytes` of uploads (see `StorageBackend.maxUploadBytes`). */
-  maxUploadBytes?: number | undefined
   /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
   partSize?: number | undefined
   /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
   queueSize?: number | undefined
-  /** Seconds a transfer may move no bytes before it fails with StorageTimeoutError (default 20). */
-  stallTimeout?: number | undefined
-  /**
-   * PEM certificates to trust beyond the system's (an on-premises server's or an emulator's CA);
-   * the files NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE name are trusted too. A server whose
-   * certificate is trusted by none is a ConfigurationError, never accepted.
-   */
-  caCertificates?: string | undefined
 }
 
 /** Google Cloud Storage, in native code on the JSON API; V4 signed URLs need a service-account key. */

@@ -18,17 +18,11 @@ const handlers = {
   'tus-server': async () => {
     const { Server } = await import('@tus/server')
     const { S3Store } = await import('@tus/s3-store')
+    const { clientConfig } = await import('./peers/s3-client-config.mjs')
     const datastore = new S3Store({
       partSize: 8 << 20,
-      s3ClientConfig: {
-        bucket: env.bucket,
-        region: 'us-east-1',
-        endpoint: env.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-      },
+      // The same client settings as the aws-sdk peer's.
+      s3ClientConfig: { bucket: env.bucket, ...clientConfig(env) },
     })
     const server = new Server({ path: '/files', datastore, namingFunction: (_req, metadata) => metadata.filename })
     return (req, res) => server.handle(req, res)

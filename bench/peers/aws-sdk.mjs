@@ -3,16 +3,10 @@ import fs from 'node:fs'
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import { clientConfig } from './s3-client-config.mjs'
 
 export function create(env) {
-  const client = new S3Client({
-    region: 'us-east-1',
-    endpoint: env.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  })
+  const client = new S3Client(clientConfig(env))
   const Bucket = env.bucket
   return {
     upload: (file, Key) =>
