@@ -224,7 +224,7 @@ export declare class StorageBackend implements IStorageBackend {
    * store itself, so a restarted process or another instance resumes it.
    */
   createUpload(params: CreateUploadParams): Promise<ResumableUpload>
-  /** The upload as it is now; UploadNotFoundError once completed or aborted, UploadExpiredError after its expiry. */
+  /** The upload as it is now (`completed` once stored); UploadNotFoundError once aborted or swept, UploadExpiredError after its expiry. */
   getUpload(id: string): Promise<ResumableUpload>
   /**
    * Appends `body` at `offset`, which must be the upload's offset now (else
@@ -237,7 +237,8 @@ export declare class StorageBackend implements IStorageBackend {
   declareUploadLength(id: string, length: number): Promise<ResumableUpload>
   /**
    * Stores the object, under the guards the upload was created with (sniffed type, maxBytes,
-   * ifNotExists); an upload of deferred length ends where it is. The upload is gone after.
+   * ifNotExists); an upload of deferred length ends where it is. Its bytes are gone after; the
+   * upload itself is kept, `completed`, until it expires, and completing it again answers the same.
    */
   completeUpload(id: string): Promise<CompletedUpload>
   /** Discards an upload and every byte it holds. */

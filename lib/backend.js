@@ -254,7 +254,7 @@ class StorageBackend {
     return toUploadInfo(await callNative(async () => (await this.#store()).createUpload(key, length, expiresIn, settings)))
   }
 
-  /** A resumable upload's offset, length and expiry; UploadNotFoundError once completed or aborted. */
+  /** A resumable upload's offset, length, expiry and whether it is completed; UploadNotFoundError once aborted or swept. */
   async getUpload(id) {
     return toUploadInfo(await callNative(async () => (await this.#store()).uploadStatus(options.uploadId(id))))
   }
@@ -296,7 +296,8 @@ class StorageBackend {
 
   /**
    * Makes the object of an upload's bytes, under the guards it was created with (type sniffing,
-   * maxBytes, ifNotExists); an upload of deferred length ends where it is. The upload is gone after.
+   * maxBytes, ifNotExists); an upload of deferred length ends where it is. Its bytes are gone
+   * after; the upload is kept, completed, until it expires (completing it again answers the same).
    */
   async completeUpload(id) {
     options.uploadId(id)
