@@ -144,3 +144,12 @@ describe('a platform without a prebuilt addon', () => {
     assert.match(error.message, /no native addon for .*-mips.*Prebuilt addons exist for/)
   })
 })
+
+describe('wrong-type messages', () => {
+  it('quote a string given for a number, and name a number past 2^53 as inexact', async () => {
+    const { createMemoryBackend } = await import('../index.mjs')
+    const backend = createMemoryBackend()
+    await assert.rejects(backend.upload({ key: 'k', body: 'x', contentLength: '5' }), { message: /contentLength .* not "5"$/ })
+    await assert.rejects(backend.createUpload({ key: 'k', length: 2 ** 60 }), { message: /length .* past 2\^53/ })
+  })
+})

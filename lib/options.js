@@ -34,7 +34,11 @@ function optionalBoolean(value, name) {
 /** A non-negative safe integer (a byte count or offset). */
 function optionalCount(value, name, { min = 0 } = {}) {
   if (value == null) return undefined
-  if (!Number.isSafeInteger(value) || value < min) throw invalid(`${name} must be an integer of at least ${min}, not ${String(value)}`)
+  if (!Number.isSafeInteger(value) || value < min) {
+    // A string is quoted ('5' is not 5) and a number past 2^53 named as such (it prints as an integer).
+    const given = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' && Math.abs(value) > Number.MAX_SAFE_INTEGER ? `${value} (past 2^53, not exact)` : String(value)
+    throw invalid(`${name} must be an integer of at least ${min}, not ${given}`)
+  }
   return value
 }
 
