@@ -230,7 +230,8 @@ class StorageBackend {
       if (error === sourceError) throw error
       writer.abort()
       stop()
-      // Settle only once the store has discarded the upload (temp file, multipart parts).
+      // Settle once the native upload has ended; what it leaves (a local temp file, multipart
+      // parts) is discarded by the store in the background right after.
       await writer.close().catch(() => {})
       throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
     } finally {
