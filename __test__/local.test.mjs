@@ -17,6 +17,20 @@ import {
 } from '../index.mjs'
 import { tempDir } from './fixtures.mjs'
 
+/**
+ * The temp files left in a local store. A failed body ends the native upload at once; its writer
+ * thread removes the temp file moments later (an abort does not wait for it): given a second.
+ */
+async function tempsLeft(root) {
+  let left = []
+  for (let i = 0; i < 100; i++) {
+    left = await fs.readdir(path.join(root, '.rstorage/tmp'))
+    if (left.length === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return left
+}
+
 async function* failing() {
   yield Buffer.alloc(1024 * 1024)
   throw new Error('client went away')
@@ -80,15 +94,7 @@ describe('local store', () => {
       yield Buffer.alloc(1024 * 1024)
     })()
     await assert.rejects(backend.upload({ key: 'long.bin', body: long, contentType: 'x/y', contentLength: 1 }), ContentLengthMismatchError)
-    // A failed body ends the native upload at once; its writer thread removes the temp file
-    // moments later (an abort does not wait for it): within a second, never left.
-    let left
-    for (let i = 0; i < 100; i++) {
-      left = await fs.readdir(path.join(root, '.rstorage/tmp'))
-      if (left.length === 0) break
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-    assert.deepEqual(left, [])
+    assert.deepEqual(await tempsLeft(root), [])
     assert.equal(await backend.exists('failed.bin'), false)
   })
 
@@ -258,6 +264,6 @@ describe('local store', () => {
       })()
       await assert.rejects(backend.upload({ key: `early-${i}`, body }), /client went away/)
     }
-    assert.deepEqual(await fs.readdir(path.join(root, '.rstorage/tmp')), [])
+    assert.deepEqual(await tempsLeft(root), [])
   })
 })
