@@ -25,8 +25,9 @@ function countCalls(backend, method) {
   return calls
 }
 
+/** Polls `condition` for up to 10 s: a server under load (moto, on shared cores) may take seconds to let a connection go. */
 async function waitFor(condition, what) {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 500; i++) {
     if (await condition()) return
     await sleep(20)
   }
