@@ -1,37 +1,14 @@
 // Drop-in proof: the packed package, installed into scratch ESM-TypeScript and CommonJS apps
 // that have their own @raptscallions/core, type-checks and runs there.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { tempDir } from './fixtures.mjs'
+import { APP_ERROR, APP_ERROR_TYPES, exec, npmInstall as install, packTarball, repo, writeFiles as write } from './scratch.mjs'
 
-const exec = promisify(execFile)
-const repo = fileURLToPath(new URL('..', import.meta.url))
 const tsc = path.join(repo, 'node_modules/typescript/bin/tsc')
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
-async function write(dir, files) {
-  for (const [name, content] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true })
-    await fs.writeFile(path.join(dir, name), typeof content === 'string' ? content : JSON.stringify(content, null, 2))
-  }
-}
-
-const APP_ERROR = `
-  constructor(message, code, statusCode = 500, details) {
-    super(message)
-    this.name = 'AppError'
-    this.code = code
-    this.statusCode = statusCode
-    this.details = details
-    Object.setPrototypeOf(this, new.target.prototype)
-  }
-  toJSON() { return { message: this.message, code: this.code, statusCode: this.statusCode, details: this.details } }
-`
 
 const ESM_APP = `
 import { Readable } from 'node:stream'
@@ -119,15 +96,9 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
 
   before(async () => {
     work = await tempDir('dropin')
-    const { stdout } = await exec(npm, ['pack', '--silent', '--pack-destination', work], { cwd: repo })
-    tarball = path.join(work, stdout.trim().split('\n').at(-1))
+    tarball = await packTarball(work)
   })
   after(() => fs.rm(work, { recursive: true, force: true }))
-
-  async function install(app, pkg) {
-    await write(app, { 'package.json': pkg })
-    await exec(npm, ['install', '--install-links', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app })
-  }
 
   it('ships the addon, the loader, both entries, the Fastify entry and the types', async () => {
     const { stdout } = await exec('tar', ['-tzf', tarball])
@@ -143,7 +114,7 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
     await write(app, {
       'core/package.json': { name: '@raptscallions/core', version: '1.0.0', type: 'module', exports: { '.': { types: './index.d.ts', default: './index.js' } } },
       'core/index.js': `export class AppError extends Error {${APP_ERROR}}\n`,
-      'core/index.d.ts': 'export declare class AppError extends Error { code: string; statusCode: number; details: unknown; constructor(m: string, c: string, s?: number, d?: unknown); toJSON(): Record<string, unknown> }\n',
+      'core/index.d.ts': APP_ERROR_TYPES,
       'tsconfig.json': {
         compilerOptions: {
           strict: true, exactOptionalPropertyTypes: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', outDir: 'dist',
