@@ -159,6 +159,19 @@ function assertPlainError(result) {
   assert.doesNotMatch(result.stderr, /ERR_INVALID_ARG_TYPE|node:internal/, result.stderr)
 }
 
+/**
+ * Runs the CLI on a pseudo-terminal (script(1)), as a person at a shell does, with standard input
+ * from the file `input` if given; resolves to what the terminal showed, once it exits with 0.
+ */
+async function onTerminal(cwd, args, input) {
+  const command = [process.execPath, cli, ...args].map((a) => `'${a}'`).join(' ') + (input ? ` < '${input}'` : '')
+  const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
+  let screen = ''
+  tty.stdout.on('data', (chunk) => (screen += chunk))
+  assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+  return screen
+}
+
 const exists = (file) => fs.access(file).then(() => true, () => false)
 const BIG = 40 << 20
 
@@ -332,14 +345,20 @@ describe('put --resumable on the local store', () => {
     const piped = await run(cwd, ['put', '--resumable', 'big/piped.bin', 'big.bin'])
     assert.equal(piped.code, 0, piped.stderr)
     assert.equal(piped.stderr, '')
-    // script(1) runs the CLI on a pseudo-terminal, as a person at a shell does.
-    const command = [process.execPath, cli, 'put', '--resumable', 'big/tty.bin', 'big.bin'].map((a) => `'${a}'`).join(' ')
-    const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
-    let screen = ''
-    tty.stdout.on('data', (chunk) => (screen += chunk))
-    assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+    const screen = await onTerminal(cwd, ['put', '--resumable', 'big/tty.bin', 'big.bin'])
     assert.match(screen, /\rput \[#{30}\] 40\.0 MiB \/ 40\.0 MiB 100% +[\d.]+ [KMG]iB\/s +ETA 0:00/)
     assert.match(screen, /big\/tty\.bin {2}"/)
+  })
+
+  it('put from standard input draws the bytes and throughput (no total to show) only on a terminal', async () => {
+    const piped = await run(cwd, ['put', 'big/stdin-piped.bin', '-'], {}, data)
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '')
+    const screen = await onTerminal(cwd, ['put', 'big/stdin-tty.bin', '-'], 'big.bin')
+    assert.match(screen, /\rput [\d.]+ MiB {2}[\d.]+ [KMG]iB\/s\x1b\[K/)
+    assert.doesNotMatch(screen, /\rput \[/)
+    assert.match(screen, /\r?\nbig\/stdin-tty\.bin {2}"/, 'the line is ended before the result')
+    assert.ok((await store.get('big/stdin-tty.bin')).equals(data))
   })
 
   it('Ctrl-C stops with 130 and keeps the upload; the next run resumes it', async () => {
@@ -474,5 +493,245 @@ describe('CLI on S3 (moto) beside the local store', () => {
     } finally {
       await proxy.close()
     }
+  })
+
+  it('sync migrates a local prefix to S3 with types and metadata, then between S3 prefixes by ETag, then to a folder', async () => {
+    await local.upload({ key: 'photos/a.jpg', body: 'jpeg bytes', contentType: 'image/jpeg', metadata: { owner: 'ann' } })
+    await local.upload({ key: 'photos/nested/b.txt', body: 'bee' })
+    await local.upload({ key: 'photos/empty', body: '' })
+    await local.upload({ key: 'photos/one', body: '1' })
+    const names = ['a.jpg', 'empty', 'nested/b.txt', 'one']
+    const up = await run(cwd, ['sync', 'local:photos', 's3:photos'], env)
+    assert.equal(up.code, 0, up.stderr)
+    assert.deepEqual(copiedBy(up.stdout), names.map((name) => `copy local:photos/${name} -> s3:photos/${name}`))
+    assert.deepEqual(await objectsOf(s3, 'photos/'), await objectsOf(local, 'photos/'))
+    const stat = await s3.stat('photos/a.jpg')
+    assert.equal(stat.contentType, 'image/jpeg')
+    assert.deepEqual(stat.metadata, { owner: 'ann' })
+    assert.equal((await run(cwd, ['sync', 'local:photos', 's3:photos'], env)).stdout, '0 copied (0 bytes), 0 deleted, 4 unchanged\n')
+
+    const within = await run(cwd, ['sync', 's3:photos', 's3:album'], env)
+    assert.equal(within.code, 0, within.stderr)
+    assert.deepEqual(await objectsOf(s3, 'album/'), await objectsOf(s3, 'photos/'))
+    await sleep(1100) // a later second: the times alone would say "copy" below, and "keep" above
+    await s3.upload({ key: 'photos/nested/b.txt', body: 'bee' }) // rewritten as it was: the same MD5
+    await s3.upload({ key: 'photos/one', body: '2' })
+    await s3.upload({ key: 'album/one', body: '3' }) // newer than its source, but not its bytes
+    const byEtag = await run(cwd, ['sync', 's3:photos', 's3:album'], env)
+    assert.equal(byEtag.code, 0, byEtag.stderr)
+    assert.deepEqual(copiedBy(byEtag.stdout), ['copy s3:photos/one -> s3:album/one'])
+    assert.equal((await s3.get('album/one')).toString(), '2')
+
+    const down = await run(cwd, ['sync', 's3:album', 'album'], env)
+    assert.equal(down.code, 0, down.stderr)
+    assert.deepEqual(await treeOf(path.join(cwd, 'album')), await objectsOf(s3, 'album/'))
+    assert.equal((await run(cwd, ['sync', 's3:album', 'album'], env)).stdout, '0 copied (0 bytes), 0 deleted, 4 unchanged\n')
+  })
+
+  it('sync to S3 cut by Ctrl-C leaves whole objects only; the next run copies the rest', async () => {
+    const names = Array.from({ length: 16 }, (_, i) => `f${String(i).padStart(2, '0')}.bin`)
+    const files = Object.fromEntries(names.map((name) => [name, crypto.randomBytes(1 << 20)]))
+    await writeTree(path.join(cwd, 'upload'), files)
+    const { child, done } = start(cwd, ['sync', 'upload', 's3:upload'], env)
+    await new Promise((resolve) => child.stdout.once('data', resolve))
+    child.kill('SIGINT')
+    const cut = await done
+    assert.equal(cut.code, 130, cut.stderr)
+    const copiedFirst = copiedBy(cut.stdout).length
+    assert.ok(copiedFirst > 0 && copiedFirst < 16, `${copiedFirst} copied before the cut`)
+    const stored = []
+    for await (const { key } of s3.listAll({ prefix: 'upload/' })) stored.push(key)
+    assert.equal(stored.length, copiedFirst, stored.join(' '))
+    for (const key of stored) assert.ok((await s3.get(key)).equals(files[key.slice('upload/'.length)]), key)
+
+    const again = await run(cwd, ['sync', 'upload', 's3:upload'], env)
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(copiedBy(again.stdout).length, 16 - copiedFirst)
+    for (const [name, data] of Object.entries(files)) assert.ok((await s3.get(`upload/${name}`)).equals(data), name)
+  })
+})
+
+/** Writes `files` (path → content) under `dir`, making folders. */
+async function writeTree(dir, files) {
+  for (const [name, content] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true })
+    await fs.writeFile(path.join(dir, name), content)
+  }
+}
+
+/** Every file under `dir` (temp files too), as path → content. */
+async function treeOf(dir) {
+  const entries = (await fs.readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile())
+  const files = entries.map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)))
+  return Object.fromEntries(await Promise.all(files.sort().map(async (name) => [name, await fs.readFile(path.join(dir, name), 'utf8')])))
+}
+
+/** Every object under `prefix` in `store`, as name below the prefix → content. */
+async function objectsOf(store, prefix) {
+  const objects = {}
+  for await (const { key } of store.listAll({ prefix })) objects[key.slice(prefix.length)] = (await store.get(key)).toString()
+  return objects
+}
+
+const copiedBy = (stdout) => stdout.split('\n').filter((line) => line.startsWith('copy '))
+
+describe('sync between folders and the local store', () => {
+  let cwd
+  let store
+  // Nested folders, an empty file and a one-byte one.
+  const files = { 'a.txt': 'alpha', 'empty.bin': '', 'one.bin': 'x', 'sub/b.txt': 'beta', 'sub/deeper/c.json': '{"c":3}' }
+  before(async () => {
+    cwd = await tempDir('cli-sync')
+    store = new LocalStorageBackend({ root: path.join(cwd, 'storage/uploads') })
+    await writeTree(path.join(cwd, 'site'), files)
+  })
+  after(() => fs.rm(cwd, { recursive: true, force: true }))
+
+  it('copies a folder into a store, then only what changed: another size, or the same size modified later', async () => {
+    await writeTree(path.join(cwd, 'changing'), files)
+    const first = await run(cwd, ['sync', './changing', 'local:web'])
+    assert.equal(first.code, 0, first.stderr)
+    assert.deepEqual(copiedBy(first.stdout), Object.keys(files).map((name) => `copy ${path.join('changing', name)} -> local:web/${name}`))
+    assert.match(first.stdout, /^5 copied \(17 bytes\), 0 deleted, 0 unchanged$/m)
+    assert.deepEqual(await objectsOf(store, 'web/'), files)
+    assert.equal((await store.stat('web/sub/deeper/c.json')).contentType, 'application/json')
+
+    assert.deepEqual(await run(cwd, ['sync', './changing', 'local:web']), {
+      code: 0,
+      stdout: '0 copied (0 bytes), 0 deleted, 5 unchanged\n',
+      stderr: '',
+    })
+
+    await fs.writeFile(path.join(cwd, 'changing/one.bin'), 'xy')
+    await fs.writeFile(path.join(cwd, 'changing/sub/b.txt'), 'BETA')
+    const later = new Date(Date.now() + 60_000) // the same size: only the time tells
+    await fs.utimes(path.join(cwd, 'changing/sub/b.txt'), later, later)
+    const changed = await run(cwd, ['sync', 'changing', 'local:web'])
+    assert.equal(changed.code, 0, changed.stderr)
+    assert.deepEqual(copiedBy(changed.stdout), ['copy changing/one.bin -> local:web/one.bin', 'copy changing/sub/b.txt -> local:web/sub/b.txt'])
+    assert.match(changed.stdout, /^2 copied \(6 bytes\), 0 deleted, 3 unchanged$/m)
+    assert.deepEqual(await objectsOf(store, 'web/'), { ...files, 'one.bin': 'xy', 'sub/b.txt': 'BETA' })
+  })
+
+  it('copies a store into a folder (made as needed), whole files only, and nothing again', async () => {
+    await store.upload({ key: 'tree/a.txt', body: 'alpha' })
+    await store.upload({ key: 'tree/z/one.bin', body: 'x' })
+    await store.upload({ key: 'tree/z/empty', body: '' })
+    const down = await run(cwd, ['sync', 'local:tree', 'backup/tree'])
+    assert.equal(down.code, 0, down.stderr)
+    assert.match(down.stdout, /^copy local:tree\/z\/one\.bin -> backup\/tree\/z\/one\.bin$/m)
+    assert.match(down.stdout, /^3 copied \(6 bytes\), 0 deleted, 0 unchanged$/m)
+    assert.deepEqual(await treeOf(path.join(cwd, 'backup/tree')), { 'a.txt': 'alpha', 'z/empty': '', 'z/one.bin': 'x' })
+    const again = await run(cwd, ['sync', 'local:tree', 'backup/tree'])
+    assert.equal(again.stdout, '0 copied (0 bytes), 0 deleted, 3 unchanged\n')
+  })
+
+  it('--delete removes what the source lacks, only under the destination prefix or folder', async () => {
+    for (const key of ['mirror/a.txt', 'mirror/gone.txt', 'mirror/old/deep.txt', 'mirror-sibling/keep.txt', 'keep.txt']) {
+      await store.upload({ key, body: 'x' })
+    }
+    const sync = await run(cwd, ['sync', '--delete', 'site', 'local:mirror'])
+    assert.equal(sync.code, 0, sync.stderr)
+    assert.match(sync.stdout, /^delete local:mirror\/gone\.txt\ndelete local:mirror\/old\/deep\.txt\n/m)
+    assert.match(sync.stdout, /, 2 deleted, /)
+    assert.deepEqual(Object.keys(await objectsOf(store, 'mirror/')).sort(), Object.keys(files).sort())
+    assert.ok(await store.exists('mirror-sibling/keep.txt'))
+    assert.ok(await store.exists('keep.txt'))
+
+    await writeTree(path.join(cwd, 'backup'), { 'mirror/stray.txt': 'stray', 'beside.txt': 'beside' })
+    const down = await run(cwd, ['sync', '--delete', 'local:mirror', 'backup/mirror'])
+    assert.equal(down.code, 0, down.stderr)
+    assert.match(down.stdout, /^delete backup\/mirror\/stray\.txt$/m)
+    assert.deepEqual(Object.keys(await treeOf(path.join(cwd, 'backup/mirror'))).sort(), Object.keys(files).sort())
+    assert.equal(await fs.readFile(path.join(cwd, 'backup/beside.txt'), 'utf8'), 'beside')
+  })
+
+  it('--dry-run prints the plan and changes nothing; --json prints one object per action', async () => {
+    await store.upload({ key: 'plan/extra.txt', body: 'extra' })
+    await store.upload({ key: 'plan/a.txt', body: 'other size' })
+    const before = await objectsOf(store, 'plan/')
+    const dry = await run(cwd, ['sync', '--dry-run', '--delete', 'site', 'local:plan'])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.deepEqual(dry.stdout.trim().split('\n'), [
+      ...Object.keys(files).map((name) => `copy ${path.join('site', name)} -> local:plan/${name}`),
+      'delete local:plan/extra.txt',
+      'dry run: 5 to copy (17 bytes), 1 to delete, 0 unchanged',
+    ])
+    assert.deepEqual(await objectsOf(store, 'plan/'), before)
+
+    const json = await run(cwd, ['sync', '--json', '--delete', 'site', 'local:plan'])
+    assert.equal(json.code, 0, json.stderr)
+    const actions = json.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.deepEqual(actions.at(0), { action: 'copy', source: 'site/a.txt', target: 'local:plan/a.txt', size: 5 })
+    assert.deepEqual(actions.at(-2), { action: 'delete', target: 'local:plan/extra.txt' })
+    assert.deepEqual(actions.at(-1), { action: 'summary', copied: 5, bytes: 17, deleted: 1, unchanged: 0, failed: 0, dryRun: false })
+    assert.deepEqual(await objectsOf(store, 'plan/'), files)
+  })
+
+  it('refuses bad input: usage errors exit 2, a missing source 3, nothing changed', async () => {
+    const cases = [
+      [['sync', 'site'], 2, /sync needs <from> <to>/],
+      [['sync', 'site', 'local:x', 'more'], 2, /sync takes <from> <to>; unexpected "more"/],
+      [['sync', '--checksum', 'site', 'local:x'], 2, /unknown option --checksum/],
+      [['sync', 'site', 'elsewhere'], 2, /neither site nor elsewhere names a store/],
+      [['sync', 'local:web', 'local:web/inner'], 2, /local:web and local:web\/inner overlap/],
+      [['sync', 'no-such-folder', 'local:x'], 3, /no such file or folder: no-such-folder/],
+      [['sync', 'local:no-such-prefix', 'copy'], 3, /no objects under local:no-such-prefix/],
+    ]
+    for (const [args, code, message] of cases) {
+      const result = await run(cwd, args)
+      assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`)
+      assert.match(result.stderr, message)
+      assertPlainError(result)
+      assert.equal(result.stdout, '')
+    }
+    assert.equal(await store.exists('x/a.txt'), false)
+    assert.equal(await exists(path.join(cwd, 'copy')), false)
+    const help = await run(cwd, ['sync', '--help'])
+    assert.match(help.stdout, /^Usage: raptscallions-storage sync \[options\] <from> <to>/)
+    assert.match(help.stdout, /ETags are MD5s .* modified in a later second/s)
+    assert.match(help.stdout, /--delete .*\n.*--dry-run .*\n.*--json /)
+  })
+
+  it('reports an object that fails, goes on with the others and exits 1', async () => {
+    await store.upload({ key: 'clash/a.txt/inner', body: 'a folder where a.txt goes' }) // the local store cannot hold both
+    const result = await run(cwd, ['sync', 'site', 'local:clash'])
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /^failed copy site\/a\.txt -> local:clash\/a\.txt: .*\[KEY_CONFLICT\]$/m)
+    assert.match(result.stdout, /^4 copied \(12 bytes\), 0 deleted, 0 unchanged, 1 failed$/m)
+    assert.equal((await store.get('clash/sub/deeper/c.json')).toString(), files['sub/deeper/c.json'])
+  })
+
+  it('Ctrl-C stops with 130 and no partial file; the next run copies the rest', async () => {
+    const names = Array.from({ length: 24 }, (_, i) => `part-${String(i).padStart(2, '0')}.bin`)
+    const many = Object.fromEntries(names.map((name) => [name, crypto.randomBytes(1 << 20).toString('hex')]))
+    await Promise.all(Object.entries(many).map(([name, text]) => store.upload({ key: `many/${name}`, body: text })))
+    const { child, done } = start(cwd, ['sync', 'local:many', 'many-copy'])
+    await new Promise((resolve) => child.stdout.once('data', resolve))
+    child.kill('SIGINT')
+    const cut = await done
+    assert.equal(cut.code, 130, cut.stderr)
+    assert.match(cut.stderr, /sync: interrupted\nnote: \d+ of 24 copied: run the same sync again to go on\n$/)
+    const kept = await treeOf(path.join(cwd, 'many-copy'))
+    const copiedFirst = copiedBy(cut.stdout).length
+    assert.ok(copiedFirst > 0 && copiedFirst < 24, `${copiedFirst} copied before the cut`)
+    assert.equal(Object.keys(kept).length, copiedFirst, 'only the files reported copied, no temp file')
+    for (const [name, text] of Object.entries(kept)) assert.equal(text, many[name], name)
+
+    const again = await run(cwd, ['sync', 'local:many', 'many-copy'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(copiedBy(again.stdout).length, 24 - copiedFirst)
+    assert.deepEqual(await treeOf(path.join(cwd, 'many-copy')), many)
+  })
+
+  it('draws one total progress line on stderr only when it is a terminal', async () => {
+    await writeTree(path.join(cwd, 'big'), { 'a.bin': crypto.randomBytes(6 << 20), 'b.bin': crypto.randomBytes(6 << 20) })
+    const piped = await run(cwd, ['sync', 'big', 'local:big-piped'])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '')
+    const screen = await onTerminal(cwd, ['sync', 'big', 'local:big-tty'])
+    assert.match(screen, /\rsync \[#{30}\] 12\.0 MiB \/ 12\.0 MiB 100% +[\d.]+ [KMG]iB\/s +ETA 0:00/)
+    assert.match(screen, /^copy big\/b\.bin -> local:big-tty\/b\.bin\r?$/m)
+    assert.match(screen, /^2 copied \(12582912 bytes\), 0 deleted, 0 unchanged\r?$/m)
   })
 })

@@ -9,8 +9,8 @@ const { EXIT, describe, exitCodeFor } = require('../lib/cli/errors')
 const { endProgressLine } = require('../lib/cli/progress')
 
 // Commands that move bytes or keep running stop cleanly on Ctrl-C (an S3 multipart upload
-// aborted, a resumable upload kept for the next run, a server closed).
-const INTERRUPTIBLE = new Set(['put', 'get', 'cp', 'mv', 'serve'])
+// aborted, a resumable upload kept for the next run, a sync left for the next, a server closed).
+const INTERRUPTIBLE = new Set(['put', 'get', 'cp', 'mv', 'sync', 'serve'])
 
 /** An AbortSignal that the first SIGINT or SIGTERM aborts; a second one exits at once. */
 function interruptSignal() {

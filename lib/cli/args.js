@@ -7,8 +7,9 @@ const { UsageError } = require('./errors')
 const PROGRAM = 'raptscallions-storage'
 
 /**
- * Each command: its arguments (`args`, `min`/`max` positionals), what it does, and its options
- * (parseArgs's `type`/`short`, plus `arg` and `describe` for the help).
+ * Each command: its arguments (`args`, `min`/`max` positionals), what it does (`summary`, and
+ * for its own help any `details`), and its options (parseArgs's `type`/`short`, plus `arg` and
+ * `describe` for the help).
  */
 const COMMANDS = {
   doctor: { args: '', summary: 'check the configured backend end to end', min: 0, max: 0, options: {} },
@@ -82,6 +83,28 @@ const COMMANDS = {
     max: 2,
     options: {},
   },
+  sync: {
+    args: '<from> <to>',
+    summary: 'copy what differs from a folder or store to another (s3:photos)',
+    details: `<from> and <to> are each a store, written <backend>:<prefix> (s3:photos; local: is the
+whole local store), or else a local folder (photos, ./photos; ./s3:x for a folder named so);
+one side at least is a store. An object of <from> is copied when <to> lacks it or holds another
+size; else, when both are S3-compatible stores and both ETags are MD5s (single-part uploads),
+when those differ; else when <from>'s copy was modified in a later second than <to>'s. Within
+one backend, its own copy; between two, the bytes are streamed. Folder markers are skipped.
+
+An upload or download is whole or nothing, so a sync cut short (Ctrl-C: exit 130) leaves no
+partial object or file: run it again to copy the rest. An object that fails is reported on
+stderr and the others go on; the exit code is then 1. A store prefix with no objects is not
+found (3).`,
+    min: 2,
+    max: 2,
+    options: {
+      delete: { type: 'boolean', describe: 'also delete what <to> holds and <from> does not (only under <to>)' },
+      'dry-run': { type: 'boolean', describe: 'print what would be copied and deleted; change nothing' },
+      json: { type: 'boolean', describe: 'print one JSON object per action, then a summary' },
+    },
+  },
   presign: {
     args: '<key>',
     summary: 'print a signed URL',
@@ -132,7 +155,8 @@ function commandHelp(name) {
     return `  ${flag.padEnd(24)} ${o.describe}`
   })
   const usage = `${PROGRAM} ${name}${Object.keys(command.options).length ? ' [options]' : ''} ${command.args}`.trimEnd()
-  return `Usage: ${usage}\n\n${command.summary}\n\nOptions:\n${options.join('\n')}\n\n${EXIT_CODES}\n`
+  const about = command.details ? `${command.summary}\n\n${command.details}` : command.summary
+  return `Usage: ${usage}\n\n${about}\n\nOptions:\n${options.join('\n')}\n\n${EXIT_CODES}\n`
 }
 
 /** `{ values, positionals }` of one command's arguments; anything it does not take is a UsageError. */

@@ -9,12 +9,14 @@ const { once } = require('node:events')
 const { pipeline } = require('node:stream/promises')
 const mime = require('mime-types')
 const { kBaseUrl } = require('../backend')
+const { S3StorageBackend } = require('../backends/s3')
+const { AbortError } = require('../errors')
 const { parseCount, parseSize } = require('./args')
 const { doctor } = require('./doctor')
-const { EXIT, UsageError } = require('./errors')
-const { formatBytes, progressLine } = require('./progress')
+const { EXIT, UsageError, describe } = require('./errors')
+const { clearProgressLine, endProgressLine, formatBytes, progressLine } = require('./progress')
 const { putResumable } = require('./resumable')
-const { listen, openBackend, openRef } = require('./stores')
+const { backendIdOf, listen, openBackend, openRef } = require('./stores')
 
 const DEFAULT_PART_SIZE = 8 << 20
 
@@ -48,6 +50,20 @@ function asFolder(prefix) {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`
 }
 
+const isFolder = (file) => fsp.stat(file).then((info) => info.isDirectory(), () => false)
+
+/** Where `name` (a key below a prefix) goes in `folder`; undefined when it would land outside it. */
+function fileIn(folder, name) {
+  const root = path.resolve(folder)
+  const file = path.resolve(root, ...name.split('/'))
+  // Keys are the store's to choose: none may write outside the folder asked for.
+  return file.startsWith(root + path.sep) ? file : undefined
+}
+
+function noObjectsUnder(where) {
+  return Object.assign(new Error(`no objects under ${where}`), { code: 'FILE_NOT_FOUND' })
+}
+
 function printPut({ key, size, etag }, values) {
   console.log(values.json ? JSON.stringify({ key, size, etag }) : `${key}  ${etag ?? ''}`)
 }
@@ -56,9 +72,11 @@ function printPut({ key, size, etag }, values) {
  * Downloads to a temp file beside `file` (its folders made), renamed into place once whole: a
  * failed download leaves no half file.
  */
-async function downloadToFile(backend, key, file, signal) {
-  const stream = await backend.download(key, { signal, onProgress: progressOf('get') })
+async function downloadToFile(backend, key, file, { signal, onProgress = progressOf('get') }) {
+  // Made first: from the moment the download is open, the pipeline must be there to take its
+  // error (a Ctrl-C while the folders were made would be an uncaught one).
   await fsp.mkdir(path.dirname(file), { recursive: true })
+  const stream = await backend.download(key, { signal, onProgress })
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.rstorage-part`)
   try {
     await pipeline(stream, fs.createWriteStream(temp))
@@ -69,27 +87,91 @@ async function downloadToFile(backend, key, file, signal) {
   }
 }
 
+/** An object `{ id, backend, key }` copied: within one backend, the store's own copy; between two, streamed. */
+async function copyObject(from, to, { signal, onProgress }) {
+  if (from.id === to.id) return from.backend.copy(from.key, to.key)
+  const stream = await from.backend.download(from.key, { signal })
+  const { contentType, metadata, contentLength } = stream.info
+  return to.backend.upload({ key: to.key, body: stream, contentType, metadata, contentLength, signal, onProgress })
+}
+
 /** cp and mv: within one backend, the store's own copy or move; between two, a streamed download → upload. */
 async function transfer([fromRef, toRef], { signal }, move) {
   const from = openRef(fromRef)
   const to = openRef(toRef)
-  if (from.id === to.id) {
-    await (move ? from.backend.move(from.key, to.key) : from.backend.copy(from.key, to.key))
+  if (move && from.id === to.id) {
+    await from.backend.move(from.key, to.key)
   } else {
-    const stream = await from.backend.download(from.key, { signal })
-    const { contentType, metadata, contentLength } = stream.info
-    await to.backend.upload({
-      key: to.key,
-      body: stream,
-      contentType,
-      metadata,
-      contentLength,
-      signal,
-      onProgress: progressOf(move ? 'mv' : 'cp'),
-    })
+    await copyObject(from, to, { signal, onProgress: progressOf(move ? 'mv' : 'cp') })
     if (move) await from.backend.delete(from.key)
   }
   console.log(`${move ? 'moved' : 'copied'} ${fromRef} to ${toRef}`)
+}
+
+/**
+ * One side of a sync: a store and a prefix when written <backend>:<prefix>, else a local folder
+ * (as rclone reads its arguments: a bare name is a path, never a key of the default backend).
+ * `shown(name)` is how an entry below it is printed.
+ */
+function syncSide(ref) {
+  if (backendIdOf(ref) === undefined) return { ref, folder: ref, shown: (name) => path.join(ref, ...name.split('/')) }
+  const { id, backend, key } = openRef(ref)
+  const prefix = asFolder(key)
+  return { ref, id, backend, prefix, shown: (name) => `${id}:${prefix}${name}` }
+}
+
+/** What a side of a sync holds: its names ('/'-separated paths below it) → { size, modified (ms), etag }. */
+async function syncContents(side) {
+  const contents = new Map()
+  if (side.folder !== undefined) {
+    for await (const name of filesUnder(side.folder)) {
+      const { size, mtimeMs } = await fsp.stat(path.join(side.folder, name))
+      contents.set(name, { size, modified: mtimeMs })
+    }
+    return contents
+  }
+  for await (const object of side.backend.listAll({ prefix: side.prefix })) {
+    if (object.key.endsWith('/')) continue // a folder marker, not a file
+    const entry = { size: object.size, modified: object.lastModified.getTime(), etag: object.etag }
+    contents.set(object.key.slice(side.prefix.length), entry)
+  }
+  return contents
+}
+
+// A single-part upload's ETag on S3-compatible stores: the MD5 of the bytes. Other ETags (a
+// multipart upload's `…-N`, the local store's file identity, Azure's and GCS's versions) tell
+// nothing about another store's copy.
+const MD5_ETAG = /^"?[0-9a-f]{32}"?$/i
+
+/**
+ * Whether sync copies an entry: missing or of another size at the destination; else, when both
+ * ETags are MD5s of S3-compatible stores, when they differ; else when the source was modified in
+ * a later second (S3 lists times to the second, so finer times would copy again what it holds).
+ */
+function needsCopy(source, target, md5Etags) {
+  if (!target || source.size !== target.size) return true
+  if (md5Etags && MD5_ETAG.test(source.etag) && MD5_ETAG.test(target.etag)) {
+    return source.etag.toLowerCase() !== target.etag.toLowerCase()
+  }
+  return Math.floor(source.modified / 1000) > Math.floor(target.modified / 1000)
+}
+
+/** Copies one entry of a sync; uploads and downloads are whole or nothing, so a cut never leaves half of one. */
+async function syncCopy(from, to, name, { size }, { signal, onProgress }) {
+  if (to.folder !== undefined) {
+    const file = fileIn(to.folder, name)
+    if (!file) throw new Error(`it would be written outside ${to.folder}`)
+    return downloadToFile(from.backend, from.prefix + name, file, { signal, onProgress })
+  }
+  const key = to.prefix + name
+  if (from.folder === undefined) return copyObject({ ...from, key: from.prefix + name }, { ...to, key }, { signal, onProgress })
+  const body = fs.createReadStream(path.join(from.folder, name))
+  return to.backend.upload({ key, body, contentType: contentTypeOf(name, {}), contentLength: size, signal, onProgress })
+}
+
+function syncDelete(to, name) {
+  if (to.folder !== undefined) return fsp.rm(path.join(to.folder, ...name.split('/')))
+  return to.backend.delete(to.prefix + name)
 }
 
 const commands = {
@@ -114,7 +196,14 @@ const commands = {
     }
     if (file === '-') {
       if (values.resumable) throw new UsageError('--resumable needs a file, not standard input', 'put')
-      const result = await backend.upload({ key, body: process.stdin, contentType: contentTypeOf(key, values), signal })
+      const result = await backend.upload({
+        key,
+        body: process.stdin,
+        contentType: contentTypeOf(key, values),
+        signal,
+        onProgress: progressOf('put'),
+      })
+      endProgressLine() // a line without a total never ends itself
       return printPut(result, values)
     }
     // Checked before a stream is opened, so a missing file is one clear error, not a stream's.
@@ -153,26 +242,23 @@ const commands = {
     if (!values.recursive) {
       if (file === '-') return pipeline(await backend.download(key, { signal, onProgress: progressOf('get') }), process.stdout)
       // Into a folder, as cp does: under the key's last segment.
-      const isFolder = await fsp.stat(file).then((info) => info.isDirectory(), () => false)
-      return downloadToFile(backend, key, isFolder ? path.join(file, path.posix.basename(key)) : file, signal)
+      return downloadToFile(backend, key, (await isFolder(file)) ? path.join(file, path.posix.basename(key)) : file, { signal })
     }
     if (file === '-') throw new UsageError('get -r needs a folder: get -r <key> <folder>', 'get')
     const prefix = asFolder(key)
-    const root = path.resolve(file)
     let count = 0
     for await (const object of backend.listAll({ prefix })) {
       if (object.key.endsWith('/')) continue // a folder marker, not a file
-      const target = path.resolve(root, ...object.key.slice(prefix.length).split('/'))
-      // Keys are the store's to choose: none may write outside the folder asked for.
-      if (!target.startsWith(root + path.sep)) {
+      const target = fileIn(file, object.key.slice(prefix.length))
+      if (!target) {
         console.error(`skipped ${object.key}: it would be written outside ${file}`)
         continue
       }
-      await downloadToFile(backend, object.key, target, signal)
+      await downloadToFile(backend, object.key, target, { signal })
       console.log(`${object.key} -> ${path.relative('.', target)}`)
       count++
     }
-    if (count === 0) throw Object.assign(new Error(`no objects under ${prefix || 'the store'}`), { code: 'FILE_NOT_FOUND' })
+    if (count === 0) throw noObjectsUnder(prefix || 'the store')
     return undefined
   },
 
@@ -241,6 +327,75 @@ const commands = {
 
   cp: (args, _values, context) => transfer(args, context, false),
   mv: (args, _values, context) => transfer(args, context, true),
+
+  async sync([fromRef, toRef], values, { signal }) {
+    const from = syncSide(fromRef)
+    const to = syncSide(toRef)
+    if (from.folder !== undefined && to.folder !== undefined) {
+      const hint = `write a store as <backend>:<prefix> (local:${toRef})`
+      throw new UsageError(`neither ${fromRef} nor ${toRef} names a store: ${hint}`, 'sync')
+    }
+    if (from.id === to.id && (from.prefix.startsWith(to.prefix) || to.prefix.startsWith(from.prefix))) {
+      throw new UsageError(`${fromRef} and ${toRef} overlap: one holds the other`, 'sync')
+    }
+    const source = await syncContents(from)
+    // An empty prefix is more likely mistyped than meant, and with --delete would empty <to>.
+    if (from.folder === undefined && source.size === 0) throw noObjectsUnder(fromRef)
+    const target = to.folder === undefined || (await isFolder(to.folder)) ? await syncContents(to) : new Map()
+    const md5Etags = from.backend instanceof S3StorageBackend && to.backend instanceof S3StorageBackend
+    const copies = [...source].filter(([name, entry]) => needsCopy(entry, target.get(name), md5Etags))
+    const deletions = values.delete ? [...target.keys()].filter((name) => !source.has(name)) : []
+    const dryRun = values['dry-run']
+    const counts = { copied: 0, bytes: 0, deleted: 0, unchanged: source.size - copies.length, failed: 0 }
+    const draw = dryRun ? undefined : progressLine('sync', copies.reduce((sum, [, { size }]) => sum + size, 0))
+
+    const interrupted = () =>
+      Object.assign(new AbortError('The operation was aborted'), {
+        note: `${counts.copied} of ${copies.length} copied: run the same sync again to go on`,
+      })
+    /** Does one action (none on a dry run) and prints it; a failure is reported and the rest go on, but Ctrl-C stops all. */
+    const act = async (action, line, run) => {
+      if (signal?.aborted) throw interrupted()
+      try {
+        if (!dryRun) await run()
+      } catch (error) {
+        if (signal?.aborted) throw interrupted() // whatever the cut action failed with
+        clearProgressLine()
+        console.error(`failed ${line}: ${describe(error)}`)
+        counts.failed++
+        return false
+      }
+      clearProgressLine()
+      console.log(values.json ? JSON.stringify(action) : line)
+      return true
+    }
+
+    let settled = 0 // bytes of the copies done or failed
+    for (const [name, entry] of copies) {
+      const action = { action: 'copy', source: from.shown(name), target: to.shown(name), size: entry.size }
+      const onProgress = draw && (({ loaded }) => draw(settled + loaded))
+      const copy = () => syncCopy(from, to, name, entry, { signal, onProgress })
+      if (await act(action, `copy ${action.source} -> ${action.target}`, copy)) {
+        counts.copied++
+        counts.bytes += entry.size
+      }
+      settled += entry.size
+      draw?.(settled)
+    }
+    for (const name of deletions) {
+      const target = to.shown(name)
+      if (await act({ action: 'delete', target }, `delete ${target}`, () => syncDelete(to, name))) counts.deleted++
+    }
+
+    const { copied, bytes, deleted, unchanged, failed } = counts
+    if (values.json) console.log(JSON.stringify({ action: 'summary', ...counts, dryRun: Boolean(dryRun) }))
+    else if (dryRun) console.log(`dry run: ${copied} to copy (${bytes} bytes), ${deleted} to delete, ${unchanged} unchanged`)
+    else {
+      const failures = failed ? `, ${failed} failed` : ''
+      console.log(`${copied} copied (${bytes} bytes), ${deleted} deleted, ${unchanged} unchanged${failures}`)
+    }
+    return failed ? EXIT.failed : EXIT.ok
+  },
 
   async presign([ref], values) {
     const { backend, key } = openRef(ref)

@@ -27,28 +27,39 @@ function formatDuration(seconds) {
 /**
  * A function to call with the bytes done so far (of `total`), which draws
  * `label [####....] 12.0 MiB / 40.0 MiB  30%  25.3 MiB/s  ETA 0:01`; undefined when nothing is
- * to be drawn. `startAt`: bytes already there before this run (a resumed upload), left out of
- * the throughput.
+ * to be drawn. Without a total (standard input), `label 12.0 MiB  25.3 MiB/s`, from the point the
+ * transfer is long enough to be worth watching. `startAt`: bytes already there before this run
+ * (a resumed upload), left out of the throughput.
  */
 function progressLine(label, total, { startAt = 0 } = {}) {
-  if (!process.stderr.isTTY || !(total >= MIN_BYTES)) return undefined
+  const known = total != null
+  if (!process.stderr.isTTY || (known && !(total >= MIN_BYTES))) return undefined
   const started = Date.now()
   let last = 0
   return (done) => {
     const now = Date.now()
-    if (now - last < EVERY_MS && done !== total) return
+    if ((now - last < EVERY_MS && done !== total) || (!known && done < MIN_BYTES)) return
     last = now
-    const ratio = done / total
-    const bar = '#'.repeat(Math.round(ratio * 30)).padEnd(30, '.')
     const rate = (done - startAt) / Math.max((now - started) / 1000, 0.001)
-    const eta = rate > 0 ? `ETA ${formatDuration((total - done) / rate)}` : ''
-    const percent = `${Math.floor(ratio * 100)}%`.padStart(4)
-    process.stderr.write(
-      `\r${label} [${bar}] ${formatBytes(done)} / ${formatBytes(total)} ${percent}  ${formatBytes(rate)}/s  ${eta}\x1b[K`,
-    )
+    let measure = formatBytes(done)
+    let eta = ''
+    if (known) {
+      const ratio = done / total
+      const bar = '#'.repeat(Math.round(ratio * 30)).padEnd(30, '.')
+      const percent = `${Math.floor(ratio * 100)}%`.padStart(4)
+      measure = `[${bar}] ${formatBytes(done)} / ${formatBytes(total)} ${percent}`
+      eta = rate > 0 ? `  ETA ${formatDuration((total - done) / rate)}` : ''
+    }
+    process.stderr.write(`\r${label} ${measure}  ${formatBytes(rate)}/s${eta}\x1b[K`)
     lineOpen = done !== total
     if (!lineOpen) process.stderr.write('\n')
   }
+}
+
+/** Clears an open progress line, so that a line written next takes its place; the next draw brings it back. */
+function clearProgressLine() {
+  if (lineOpen) process.stderr.write('\r\x1b[K')
+  lineOpen = false
 }
 
 /** Ends a progress line cut short, so that what is written next starts on a line of its own. */
@@ -57,4 +68,4 @@ function endProgressLine() {
   lineOpen = false
 }
 
-module.exports = { formatBytes, progressLine, endProgressLine }
+module.exports = { formatBytes, progressLine, clearProgressLine, endProgressLine }

@@ -14,10 +14,16 @@ function openBackend(id = storage.storageConfig.STORAGE_BACKEND) {
  * begins with an id and a colon is written with its backend first (`local:local:x`).
  */
 function openRef(ref) {
+  const id = backendIdOf(ref)
+  if (id !== undefined) return { ...openBackend(id), key: ref.slice(id.length + 1) }
+  return { ...openBackend(), key: ref }
+}
+
+/** The registered backend id `ref` begins with (before its first colon), or undefined. */
+function backendIdOf(ref) {
   const colon = ref.indexOf(':')
   const id = colon > 0 ? ref.slice(0, colon) : ''
-  if (storage.isBackendRegistered(id)) return { ...openBackend(id), key: ref.slice(colon + 1) }
-  return { ...openBackend(), key: ref }
+  return storage.isBackendRegistered(id) ? id : undefined
 }
 
 /** Serves a backend's self-signed URLs; resolves to the listening server. */
@@ -29,4 +35,4 @@ function listen(backend, host = '127.0.0.1', port = 0) {
   })
 }
 
-module.exports = { openBackend, openRef, listen }
+module.exports = { openBackend, openRef, backendIdOf, listen }
