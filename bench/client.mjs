@@ -52,6 +52,29 @@ const workloads = {
     const total = Object.values(phases).reduce((a, p) => ({ wallMs: a.wallMs + p.wallMs, cpuMs: a.cpuMs + p.cpuMs }), { wallMs: 0, cpuMs: 0 })
     return { ...total, ops: count * 4, phases }
   },
+  // arg: "count,size,concurrency"; that many puts at once, each of a buffer of its own (as
+  // bodies of different requests are), with their latencies.
+  concurrent: measure(async () => {
+    const [count, size, concurrency] = arg.split(',').map(Number)
+    const latencies = []
+    await pool(count, concurrency, async (i) => {
+      const data = Buffer.alloc(size, i)
+      const start = performance.now()
+      await peer.put(`concurrent/${peerName}/${i}`, data)
+      latencies.push(performance.now() - start)
+    })
+    latencies.sort((a, b) => a - b)
+    const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]
+    return { ops: count, p50Ms: at(0.5), p99Ms: at(0.99) }
+  }),
+  // arg: a prefix; every key under it listed and counted.
+  list: measure(async () => ({ ops: await peer.count(arg) })),
+  // arg: "prefix,count"; every object under the prefix deleted.
+  deleteprefix: measure(async () => {
+    const [prefix, count] = arg.split(',')
+    await peer.deletePrefix(prefix)
+    return { ops: Number(count) }
+  }),
   // arg: how many signed GET URLs to make.
   presign: measure(async () => {
     const count = Number(arg)

@@ -22,7 +22,10 @@ function figures(item, peer) {
   const rate = item.bytes ? item.bytes / MiB / seconds : s.ops / seconds
   const server = s.serverCpuMs === undefined ? undefined : s.serverCpuMs / 1000
   const tusCpu = s.tusCpuMs === undefined ? undefined : s.tusCpuMs / 1000
-  return { peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, server, rss: s.maxRssMB, ops: s.ops, tusCpu, tusRss: s.tusRssMB }
+  return {
+    peer, seconds, rate, unit: item.bytes ? 'MiB/s' : 'ops/s', cpu: s.cpuMs / 1000, server, rss: s.maxRssMB, ops: s.ops,
+    tusCpu, tusRss: s.tusRssMB, p50: s.p50Ms, p99: s.p99Ms,
+  }
 }
 
 function targets(results) {
@@ -54,6 +57,34 @@ function targets(results) {
     add(`download ${size}: throughput vs curl`, ratio(down, 'raptscallions', 'curl', 'rate'), 0.95)
     add(`download ${size}: client CPU vs curl`, ratio(down, 'raptscallions', 'curl', 'cpu'), 2, false)
   }
+  // The client-bound rows, over HTTPS on the sink.
+  const sinkSmall = find('sink small')
+  if (sinkSmall) {
+    add('sink over HTTP, small objects: ops/s vs OpenDAL', ratio(sinkSmall, 'raptscallions-unsigned', 'opendal', 'rate'), 2)
+    add('HTTPS sink, small objects: ops/s vs AWS SDK', ratio(sinkSmall, 'raptscallions', 'aws-sdk', 'rate'), 8)
+    const perOp = (peer) => figures(sinkSmall, peer).cpu / figures(sinkSmall, peer).ops
+    add('sink over HTTP, small objects: client CPU per op vs OpenDAL', perOp('raptscallions-unsigned') / perOp('opendal'), 0.5, false)
+  }
+  const sinkUpload = find('sink upload')
+  if (sinkUpload) {
+    const size = sinkUpload.name.replace('HTTPS sink: upload ', '')
+    add(`HTTPS sink, upload ${size}: throughput vs AWS SDK`, ratio(sinkUpload, 'raptscallions', 'aws-sdk', 'rate'), 1.5)
+    add(`sink over HTTP, upload ${size}: throughput vs OpenDAL`, ratio(sinkUpload, 'raptscallions-unsigned', 'opendal', 'rate'), 1.3)
+    add(`HTTPS sink, upload ${size}: client CPU vs AWS SDK`, ratio(sinkUpload, 'raptscallions', 'aws-sdk', 'cpu'), 1 / 3, false)
+  }
+  const sinkDownload = find('sink download')
+  if (sinkDownload) {
+    const size = sinkDownload.name.replace('HTTPS sink: download ', '')
+    add(`HTTPS sink, download ${size}: throughput vs curl`, ratio(sinkDownload, 'raptscallions', 'curl', 'rate'), 0.9)
+    add(`HTTPS sink, download ${size}: client CPU vs curl`, ratio(sinkDownload, 'raptscallions', 'curl', 'cpu'), 1.5, false)
+  }
+  // Scale: no target in numbers, but not behind either peer.
+  for (const item of ['sink list', 'sink deleteprefix', 'sink concurrent'].map((group) => find(group)).filter(Boolean)) {
+    const name = item.name.replace('HTTPS sink: ', 'HTTPS sink, ')
+    add(`${name}: vs AWS SDK`, ratio(item, 'raptscallions', 'aws-sdk', 'rate'), 1.0)
+    add(`${name.replace('HTTPS sink', 'sink over HTTP')}: vs OpenDAL`, ratio(item, 'raptscallions-unsigned', 'opendal', 'rate'), 1.0)
+    if (item.group === 'sink concurrent') add(`${name}: peak RSS vs AWS SDK`, ratio(item, 'raptscallions', 'aws-sdk', 'rss'), 1.0, false)
+  }
   const presign = find('presign')
   if (presign) add('signed URLs: rate vs OpenDAL', ratio(presign, 'raptscallions', 'opendal', 'rate'), 2)
   // Each further store beside its official SDK, on the same emulator: no target, but not behind.
@@ -70,7 +101,9 @@ function targets(results) {
     add(`${item.name}: tus server peak RSS vs @tus/server`, ratio(item, 'raptscallions-tus', 'tus-server', 'tusRss'), 1.0, false)
   }
   for (const item of results.filter((r) => r.group.startsWith('local'))) {
-    if (item.group === 'local small') {
+    if (item.group === 'local list') {
+      add(`${item.name}: vs a recursive fs.readdir and stat`, ratio(item, 'raptscallions-local', 'fs', 'rate'), 1.0)
+    } else if (item.group === 'local small') {
       add(`${item.name}: vs fs/promises`, ratio(item, 'raptscallions-local', 'fs', 'rate'), 1.0)
       add(`${item.name}, without fsync as fs: vs fs/promises`, ratio(item, 'raptscallions-local-nofsync', 'fs', 'rate'), 1.0)
     } else {
@@ -89,6 +122,8 @@ function table(item) {
     [rows[0].unit, (r) => r.rate.toFixed(r.rate < 100 ? 1 : 0)],
     ['tus server CPU s', (r) => orDash(r.tusCpu?.toFixed(2)), 'tusCpu'],
     ['tus server peak RSS MB', (r) => orDash(r.tusRss), 'tusRss'],
+    ['p50 ms', (r) => orDash(r.p50?.toFixed(0)), 'p50'],
+    ['p99 ms', (r) => orDash(r.p99?.toFixed(0)), 'p99'],
     ['CPU s', (r) => r.cpu.toFixed(2)],
     ['server CPU s', (r) => orDash(r.server?.toFixed(2)), 'server'],
     ['peak RSS MB', (r) => r.rss],
@@ -161,6 +196,19 @@ a time), \`opendal\` its Node binding 0.49.2, \`curl\` a presigned URL (the serv
 \`azure-sdk\` @azure/storage-blob (\`uploadStream\` with 8 MiB blocks, 4 at a time), both on one
 Azurite; \`raptscallions-gcs\` is this package's GCS store and \`gcs-sdk\` @google-cloud/storage
 (\`createWriteStream\`, resumable, 8 MiB chunks), both on one fake-gcs-server.
+
+The rows headed "HTTPS sink" measure the clients rather than a server: every client goes over
+HTTPS (a rustls terminator of \`bench/sink\`, with a CA made for the run) to an S3 sink of
+\`bench/sink\` that checks no signature, counts and drops what it is sent and makes downloads of
+one repeated buffer, so it spends next to nothing per request or byte. The sink and its
+terminator run on one core and the clients on the other (\`taskset\`); server CPU there is the
+sink's and the terminator's together (TLS is most of it). \`raptscallions\` there runs with its
+defaults, which over HTTPS send the payload unsigned. \`opendal\` goes to the sink over plain
+HTTP: its Node binding trusts only the roots compiled into it and cannot be given the run's CA.
+So that it is set against a client doing the same work, \`raptscallions-unsigned\` there is this
+package over plain HTTP too, sending bodies unsigned as OpenDAL does; the targets against
+OpenDAL compare those two, the others \`raptscallions\` over HTTPS. The list and deletePrefix rows count keys
+per second; the uploads-at-once row gives each upload's latency.
 
 The tus rows send one file with tus-js-client (8 MiB PATCHes, a process of its own) through a
 tus server in a process of its own, on the one s3s-fs: \`raptscallions-tus\` is this package's

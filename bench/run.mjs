@@ -1,7 +1,9 @@
-// Benchmarks this package side by side with its peers, in one run, on one s3s-fs on 127.0.0.1.
+// Benchmarks this package side by side with its peers, in one run: on one s3s-fs on 127.0.0.1
+// (a real server), and over HTTPS on an S3 sink that does next to no work (bench/sink), with the
+// server and the clients pinned to different cores, so that those figures are the clients'.
 // Each measurement is its own process; runs alternate the peers' order. Prints a table and
 // writes BENCHMARKS.md with bench/ratios.svg.  Usage: node bench/run.mjs [--runs 3] [--quick]
-// [--only tus] (only the tus rows: printed, BENCHMARKS.md left as it is).
+// [--only tus|sink] (only those rows: printed, BENCHMARKS.md left as it is).
 import { execFile, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -11,7 +13,9 @@ import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { AzureBlobStorageBackend, GcsStorageBackend, S3StorageBackend } from '../index.mjs'
-import { ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY, startAzurite, startFakeGcs, startS3sFs, startTokenServer } from '../__test__/servers.mjs'
+import {
+  ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY, makeTestCa, startAzurite, startFakeGcs, startS3sFs, startTokenServer,
+} from '../__test__/servers.mjs'
 import { gcsTestKey } from '../__test__/fixtures.mjs'
 import { writeReport } from './report.mjs'
 
@@ -21,7 +25,7 @@ const flag = (name) => process.argv.indexOf(`--${name}`)
 const runs = flag('runs') > 0 ? Number(process.argv[flag('runs') + 1]) : 3
 const quick = flag('quick') > 0
 const only = flag('only') > 0 ? process.argv[flag('only') + 1] : undefined
-if (flag('only') > 0 && only !== 'tus') throw new Error('--only takes one group: tus')
+if (flag('only') > 0 && !['tus', 'sink'].includes(only)) throw new Error('--only takes one group: tus or sink')
 const MiB = 1 << 20
 const sizes = quick ? [{ label: '64 MiB', bytes: 64 * MiB }] : [{ label: '256 MiB', bytes: 256 * MiB }, { label: '1 GiB', bytes: 1024 * MiB }]
 const SMALL = quick ? '200,4096,32' : '1000,4096,32'
@@ -51,17 +55,29 @@ function makeFile(bytes) {
   return file
 }
 
-async function nodeClient(peer, workload, arg) {
-  const { stdout } = await run(process.execPath, [path.join(here, 'client.mjs'), peer, workload, String(arg)], {
-    env: { ...process.env, BENCH_ENV: JSON.stringify(env) },
+// On the sink, the server and its TLS terminator run on the last core and every client on the
+// others, so that neither takes the other's CPU.
+const cores = os.cpus().length
+const SERVER_CORE = String(cores - 1)
+const CLIENT_CORES = cores > 1 ? `0-${cores - 2}` : '0'
+const pinned = (pin, core, command, args) => (pin ? ['taskset', ['-c', core, command, ...args]] : [command, args])
+
+async function nodeClient(peer, workload, arg, item) {
+  const clientEnv = item.peerEnv?.[peer] ?? item.env ?? env
+  const [command, args] = pinned(item.pin, CLIENT_CORES, process.execPath, [path.join(here, 'client.mjs'), peer, workload, String(arg)])
+  const { stdout } = await run(command, args, {
+    // Node and the AWS SDK, OpenDAL (rustls, native roots) and this package trust the sink's CA.
+    env: { ...process.env, BENCH_ENV: JSON.stringify(clientEnv), ...(clientEnv.caFile ? { NODE_EXTRA_CA_CERTS: clientEnv.caFile, SSL_CERT_FILE: clientEnv.caFile } : {}) },
     maxBuffer: 1 << 20,
   })
   return JSON.parse(stdout.trim().split('\n').at(-1))
 }
 
 /** curl through GNU time: the raw limit of the server. */
-async function curl(args) {
-  const { stderr } = await run('/usr/bin/time', ['-f', '%e %U %S %M', 'curl', '-sS', '-f', '-o', '/dev/null', ...args])
+async function curl(args, item) {
+  const curlArgs = ['-sS', '-f', '-o', '/dev/null', ...(item.env?.caFile ? ['--cacert', item.env.caFile] : []), ...args]
+  const [command, pinnedArgs] = pinned(item.pin, CLIENT_CORES, 'curl', curlArgs)
+  const { stderr } = await run('/usr/bin/time', ['-f', '%e %U %S %M', command, ...pinnedArgs])
   const [wall, user, sys, rssKb] = stderr.trim().split('\n').at(-1).split(' ').map(Number)
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, maxRssMB: Math.round(rssKb / 1024) }
 }
@@ -126,21 +142,22 @@ async function sha256(stream) {
 
 const nodeClients = ['raptscallions', 'raptscallions-unsigned', 'raptscallions-local', 'raptscallions-local-nofsync', 'raptscallions-azure', 'raptscallions-gcs', 'aws-sdk', 'azure-sdk', 'gcs-sdk', 'opendal', 'fs']
 const peers = {
-  ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg) => nodeClient(name, workload, arg)])),
+  ...Object.fromEntries(nodeClients.map((name) => [name, (workload, arg, item) => nodeClient(name, workload, arg, item)])),
   'raptscallions-tus': (_workload, file) => tusUpload('raptscallions-tus', file),
   'tus-server': (_workload, file) => tusUpload('tus-server', file),
-  curl: async (workload, arg) => {
+  curl: async (workload, arg, item) => {
+    const signer = item.signer ?? ours
     if (workload === 'upload') {
-      const { url } = await ours.getSignedUrl('large/curl', { method: 'PUT', expiresIn: 3600 })
-      return curl(['-T', arg, url])
+      const { url } = await signer.getSignedUrl('large/curl', { method: 'PUT', expiresIn: 3600 })
+      return curl(['-T', arg, url], item)
     }
-    const { url } = await ours.getSignedUrl(arg, { expiresIn: 3600 })
-    return curl([url])
+    const { url } = await signer.getSignedUrl(arg, { expiresIn: 3600 })
+    return curl([url], item)
   },
 }
 
 const plan = []
-// Every row but tus's, with the emulators and the sources their downloads read.
+// The rows on s3s-fs and the emulators, with the sources their downloads read.
 if (only === undefined) {
   const azurite = await startAzurite(bucket)
   const fakeGcs = await startFakeGcs(bucket)
@@ -183,11 +200,83 @@ if (only === undefined) {
   plan.push({ group: 'small', name: `small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
   plan.push({ group: 'local small', name: `local small objects (${SMALL.split(',')[0]} × 4 KiB)`, arg: SMALL, peers: ['raptscallions-local', 'raptscallions-local-nofsync', 'fs'] })
   plan.push({ group: 'presign', name: `${PRESIGN.toLocaleString('en')} signed GET URLs`, arg: PRESIGN, peers: ['raptscallions', 'aws-sdk', 'opendal'] })
+  // A folder tree of small files for the local listing: 100 folders of 1,000 files.
+  const LOCAL_FILES = quick ? 20_000 : 100_000
+  for (let i = 0; i < LOCAL_FILES; i++) {
+    const folder = path.join(env.localRoot, 'tree', String(Math.floor(i / 1000)).padStart(3, '0'))
+    if (i % 1000 === 0) fs.mkdirSync(folder, { recursive: true })
+    fs.writeFileSync(path.join(folder, `${String(i).padStart(6, '0')}.txt`), 'x')
+  }
+  const counted = (peer, sample) => {
+    if (sample.ops !== LOCAL_FILES) throw new Error(`${peer} listed ${sample.ops} of ${LOCAL_FILES} files`)
+  }
+  plan.push({ group: 'local list', name: `local listing of ${LOCAL_FILES.toLocaleString('en')} files`, arg: 'tree/', peers: ['raptscallions-local', 'fs'], check: counted })
 }
+/** A process of bench/sink's, pinned to the server's core; resolves once it says `ready <port>`. */
+async function startSinkProcess(binary, args) {
+  const [command, pinnedArgs] = pinned(true, SERVER_CORE, path.join(here, 'sink/target/release', binary), args)
+  const child = spawn(command, pinnedArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (line) => resolve(Number(/ready (\d+)/.exec(String(line))[1])))
+    child.once('exit', (code) => reject(new Error(`${binary} exited with ${code}`)))
+  })
+  stops.push(() => child.kill())
+  return { child, port }
+}
+
+// The client-bound rows: every client over HTTPS (a TLS terminator of bench/sink's, with a CA
+// made for the run) on the S3 sink; the server's CPU is the sink's and the terminator's.
+if (only === undefined || only === 'sink') {
+  await run('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(here, 'sink/Cargo.toml')])
+  const ca = await makeTestCa()
+  stops.push(() => fs.rmSync(ca.dir, { recursive: true, force: true }))
+  const sink = await startSinkProcess('s3-sink', [])
+  const proxy = await startSinkProcess('tls-proxy', [`127.0.0.1:${sink.port}`, ca.certFile, ca.keyFile])
+  const sinkEnv = { endpoint: `https://127.0.0.1:${proxy.port}`, bucket: 'sink', accessKey: ACCESS_KEY, secretKey: SECRET_KEY, caFile: path.join(ca.dir, 'ca.pem') }
+  const server = { pids: [sink.child.pid, proxy.child.pid] }
+  const seed = (prefix, count, size) => fetch(`http://127.0.0.1:${sink.port}/_seed?prefix=${prefix}&count=${count}&size=${size}`, { method: 'POST' })
+  const onSink = new S3StorageBackend({
+    bucket: 'sink', region: 'us-east-1', endpoint: sinkEnv.endpoint, caCertificates: ca.caPem,
+    credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+  })
+  // OpenDAL's Node binding trusts only the roots compiled into it (webpki-roots): it cannot be
+  // given the run's CA, so it reaches the sink over plain HTTP, and so does this package beside
+  // it, as it sends bodies (unsigned), for the figures set against OpenDAL's.
+  const plain = { ...sinkEnv, endpoint: `http://127.0.0.1:${sink.port}`, caFile: undefined }
+  const peerEnv = { opendal: plain, 'raptscallions-unsigned': plain }
+  const common = { env: sinkEnv, peerEnv, pin: true, server, signer: onSink }
+  const trio = ['raptscallions', 'aws-sdk', 'raptscallions-unsigned', 'opendal']
+  const { label, bytes } = sizes.at(-1)
+  const file = makeFile(bytes)
+  await seed('source/', 1, bytes) // the object every download reads: source/00000000
+  const [LIST, DELETE, CONCURRENT] = quick ? [20_000, 2_000, 64] : [100_000, 10_000, 256]
+  await seed('list/', LIST, 1)
+  const expect = (count) => (peer, sample) => {
+    if (sample.ops !== count) throw new Error(`${peer} counted ${sample.ops} of ${count}`)
+  }
+  plan.push(
+    { ...common, group: 'sink small', name: `HTTPS sink: small objects (${SMALL.split(',')[0]} × 4 KiB, 32 at a time)`, arg: SMALL, peers: trio },
+    { ...common, group: 'sink upload', name: `HTTPS sink: upload ${label}`, bytes, arg: file, inputs: [file], peers: [...trio, 'curl'] },
+    { ...common, group: 'sink download', name: `HTTPS sink: download ${label}`, bytes, arg: 'source/00000000', peers: [...trio, 'curl'] },
+    { ...common, group: 'sink list', name: `HTTPS sink: list ${LIST.toLocaleString('en')} keys`, arg: 'list/', peers: trio, check: expect(LIST) },
+    {
+      ...common, group: 'sink deleteprefix', name: `HTTPS sink: deletePrefix of ${DELETE.toLocaleString('en')} keys`, arg: `delete/,${DELETE}`, peers: trio,
+      prepare: () => seed('delete/', DELETE, 1),
+      check: async (peer) => {
+        for await (const _ of onSink.listAll({ prefix: 'delete/' })) throw new Error(`${peer} left keys under delete/`)
+      },
+    },
+    {
+      ...common, group: 'sink concurrent', name: `HTTPS sink: ${CONCURRENT} uploads of 4 MiB at once`, bytes: CONCURRENT * 4 * MiB,
+      arg: `${CONCURRENT},${4 * MiB},${CONCURRENT}`, peers: trio,
+    },
+  )
+}
+
 // One file through a tus server in 8 MiB PATCHes, this package's handler beside @tus/server with
 // @tus/s3-store, both on the one s3s-fs. Each object is checked after its upload (outside the
 // figures): its size every time, its bytes once per server, so that a broken server cannot win.
-{
+if (only === undefined || only === 'tus') {
   const { label, bytes } = sizes[0]
   const file = makeFile(bytes)
   const digest = await sha256(fs.createReadStream(file))
@@ -228,9 +317,11 @@ for (let r = 0; r < runs; r++) {
       // every peer starts with its input cached: whoever went first would otherwise read cold.
       await run('sync')
       for (const file of item.inputs ?? []) warm(file)
-      const serverBefore = item.server && cpuMsOf(item.server.child.pid)
-      const sample = await peers[peer](workloadOf(item.group), item.arg)
-      if (serverBefore !== undefined) sample.serverCpuMs = cpuMsOf(item.server.child.pid) - serverBefore
+      await item.prepare?.()
+      const serverCpuMs = () => (item.server?.pids ?? [item.server?.child.pid]).reduce((sum, pid) => sum + (pid ? cpuMsOf(pid) : NaN), 0)
+      const serverBefore = item.server && serverCpuMs()
+      const sample = await peers[peer](workloadOf(item.group), item.arg, item)
+      if (serverBefore !== undefined && !Number.isNaN(serverBefore)) sample.serverCpuMs = serverCpuMs() - serverBefore
       await item.check?.(peer, sample)
       item.samples[peer].push(sample)
       process.stderr.write(`run ${r + 1}/${runs}  ${item.name.padEnd(44)} ${peer.padEnd(20)} ${(sample.wallMs / 1000).toFixed(2)} s\n`)

@@ -1,6 +1,8 @@
 // @aws-sdk/client-s3 with @aws-sdk/lib-storage's Upload (8 MiB parts, queue 4).
 import fs from 'node:fs'
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import {
+  DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, paginateListObjectsV2,
+} from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { clientConfig } from './s3-client-config.mjs'
@@ -17,5 +19,20 @@ export function create(env) {
     head: (Key) => client.send(new HeadObjectCommand({ Bucket, Key })),
     delete: (Key) => client.send(new DeleteObjectCommand({ Bucket, Key })),
     presign: (Key) => getSignedUrl(client, new GetObjectCommand({ Bucket, Key }), { expiresIn: 900 }),
+    count: async (Prefix) => {
+      let count = 0
+      for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix })) count += page.KeyCount ?? 0
+      return count
+    },
+    // A page listed, its keys deleted in one DeleteObjects, as the SDK's users write it.
+    deletePrefix: async (Prefix) => {
+      let count = 0
+      for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix })) {
+        if (!page.Contents?.length) continue
+        await client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: page.Contents.map(({ Key }) => ({ Key })), Quiet: true } }))
+        count += page.Contents.length
+      }
+      return count
+    },
   }
 }

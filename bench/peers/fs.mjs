@@ -20,5 +20,19 @@ export function create(env) {
     get: (key) => fsp.readFile(at(key)),
     head: (key) => fsp.stat(at(key)),
     delete: (key) => fsp.unlink(at(key)),
+    // A recursive readdir, then each file's size and time, 32 stat calls at a time: what a
+    // listing of keys, sizes and dates takes with fs alone.
+    count: async (prefix) => {
+      const entries = await fsp.readdir(at(prefix), { recursive: true, withFileTypes: true })
+      const files = entries.filter((entry) => entry.isFile())
+      let next = 0
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (next < files.length) {
+          const entry = files[next++]
+          await fsp.stat(path.join(entry.parentPath ?? entry.path, entry.name))
+        }
+      }))
+      return files.length
+    },
   }
 }

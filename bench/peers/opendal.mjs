@@ -23,5 +23,7 @@ export function create(env) {
     head: (key) => op.stat(key),
     delete: (key) => op.delete(key),
     presign: (key) => op.presignRead(key, 900),
+    count: async (prefix) => (await op.list(prefix, { recursive: true })).length,
+    deletePrefix: (prefix) => op.removeAll(prefix),
   }
 }

@@ -31,5 +31,11 @@ export function create(env, { variant } = {}) {
     head: (key) => backend.stat(key),
     delete: (key) => backend.delete(key),
     presign: (key) => backend.getSignedUrl(key, { expiresIn: 900 }),
+    count: async (prefix) => {
+      let count = 0
+      for await (const _ of backend.listAll({ prefix })) count++
+      return count
+    },
+    deletePrefix: (prefix) => backend.deletePrefix(prefix),
   }
 }
