@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
+import https from 'node:https'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -36,7 +37,7 @@ import {
 } from '../index.mjs'
 import { withEnv } from './env.mjs'
 import { fixtures, s3Backend } from './fixtures.mjs'
-import { ACCESS_KEY, SECRET_KEY, connectionsTo, startFaultProxy, startMoto } from './servers.mjs'
+import { ACCESS_KEY, SECRET_KEY, connectionsTo, makeTestCa, startFaultProxy, startMoto, startTlsTerminator } from './servers.mjs'
 
 const MiB = 1024 * 1024
 const BUCKET = 'conformance-bucket'
@@ -544,6 +545,72 @@ describe('S3 failures', () => {
         proxy.faults.stallAfterBytes = undefined
       }
     })
+  })
+})
+
+describe('S3 over HTTPS, with a CA of its own', () => {
+  const s3sfs = fixtures.find((f) => f.name === 's3s-fs')
+  let plain
+  let server
+  let cleanup
+  let ca
+  let terminator
+
+  before(async () => {
+    ;({ backend: plain, server, cleanup } = await s3sfs.create())
+    ca = await makeTestCa()
+    terminator = await startTlsTerminator(server.endpoint, ca)
+  })
+  after(async () => {
+    await terminator.stop()
+    await cleanup()
+    await fs.rm(ca.dir, { recursive: true, force: true })
+  })
+
+  const over = (options = {}) => s3Backend(terminator.endpoint, { partSize: 5 * MiB, ...options })
+
+  it('trusts the CA it is given, for object calls, listings, multipart uploads and signed URLs', { timeout: 60_000 }, async () => {
+    const trusted = over({ caCertificates: ca.caPem })
+    await trusted.put('tls/small.txt', 'over TLS')
+    assert.equal((await trusted.get('tls/small.txt')).toString(), 'over TLS')
+    const size = 11 * MiB + 1
+    await trusted.upload({ key: 'tls/large.bin', body: Readable.from(patterned(size)) })
+    assert.ok((await trusted.get('tls/large.bin')).equals(expected(size)))
+    assert.deepEqual((await trusted.list({ prefix: 'tls/' })).objects.map((o) => o.key), ['tls/large.bin', 'tls/small.txt'])
+    const { url } = await trusted.getSignedUrl('tls/small.txt', { expiresIn: 60 })
+    assert.ok(url.startsWith('https://'))
+    const body = await new Promise((resolve, reject) => {
+      https.get(url, { ca: ca.caPem }, (res) => {
+        const chunks = []
+        res.on('data', (chunk) => chunks.push(chunk)).on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }))
+      }).on('error', reject)
+    })
+    assert.deepEqual(body, { status: 200, text: 'over TLS' })
+    await withEnv({ NODE_EXTRA_CA_CERTS: path.join(ca.dir, 'ca.pem') }, async () => {
+      assert.equal((await over().get('tls/small.txt')).toString(), 'over TLS')
+    })
+  })
+
+  it('refuses a server nobody trusts with a ConfigurationError at once, and writes nothing', { timeout: 60_000 }, async () => {
+    const untrusted = over()
+    const calls = {
+      put: () => untrusted.put('tls/refused.txt', 'never'),
+      multipart: () => untrusted.upload({ key: 'tls/refused.bin', body: Readable.from(patterned(6 * MiB)) }),
+      exists: () => untrusted.exists('tls/small.txt'),
+      get: () => untrusted.get('tls/small.txt'),
+      list: () => untrusted.list({ prefix: 'tls/' }),
+    }
+    for (const [name, call] of Object.entries(calls)) {
+      const started = Date.now()
+      await assert.rejects(call(), (error) => {
+        assert.ok(error instanceof ConfigurationError, `${name}: ${error}`)
+        assert.match(error.message, /certificate this machine does not trust/)
+        return true
+      })
+      assert.ok(Date.now() - started < 2000, `${name}: an untrusted certificate is not retried`)
+    }
+    assert.equal(await plain.exists('tls/refused.txt'), false)
+    assert.equal(await plain.exists('tls/refused.bin'), false)
   })
 })
 

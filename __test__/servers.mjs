@@ -5,6 +5,7 @@ import http from 'node:http'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import tls from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
@@ -291,6 +292,36 @@ export async function makeTestCa() {
   openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
     '-out', file('server.pem'), '-days', '2', '-extfile', file('server.ext'))
   return { dir, caPem: fs.readFileSync(file('ca.pem'), 'utf8'), certFile: file('server.pem'), keyFile: file('server.key') }
+}
+
+/**
+ * A TLS terminator in front of a plain-HTTP server (`target`, an http:// URL) with the
+ * certificate of `ca` (from makeTestCa): `{ endpoint, stop }`.
+ */
+export async function startTlsTerminator(target, ca) {
+  const upstream = new URL(target)
+  const sockets = new Set()
+  const server = tls.createServer({ cert: fs.readFileSync(ca.certFile), key: fs.readFileSync(ca.keyFile) }, (client) => {
+    const origin = net.connect(Number(upstream.port), upstream.hostname)
+    for (const socket of [client, origin]) {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+      socket.on('error', () => {})
+    }
+    client.pipe(origin).pipe(client)
+    client.once('close', () => origin.destroy())
+    origin.once('close', () => client.destroy())
+  })
+  // A handshake refused by a client that does not trust the CA is the expected case in tests.
+  server.on('tlsClientError', () => {})
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    endpoint: `https://127.0.0.1:${server.address().port}`,
+    stop: () => {
+      for (const socket of sockets) socket.destroy()
+      return new Promise((resolve) => server.close(resolve))
+    },
+  }
 }
 
 /**

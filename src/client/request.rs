@@ -85,13 +85,8 @@ impl HttpClient {
                     after_doubt |= !matches!(status, 429 | 503);
                 }
                 Some(Err(error)) => {
-                    if let Some(problem) = untrusted_certificate(&error) {
-                        // Trying again changes nothing: the set-up must.
-                        return Err(Error::Configuration(format!(
-                            "{} presented a certificate this machine does not trust ({problem}): add its CA with \
-                             caCertificates or NODE_EXTRA_CA_CERTS",
-                            self.service
-                        )));
+                    if let Some(refusal) = untrusted_certificate(self.service, &error) {
+                        return Err(refusal);
                     }
                     if last || error.is_user() {
                         return Err(unreachable(self.service, operation, error.is_timeout(), root_cause(&error)));
@@ -309,11 +304,16 @@ pub fn build_request<'a>(
 }
 
 /// What is wrong with the server's certificate, when that is why the connection failed.
-fn untrusted_certificate(error: &ConnectorError) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+/// The refusal of a server whose certificate is not trusted, when that is why `error` failed:
+/// trying again changes nothing, the set-up must.
+pub fn untrusted_certificate(service: &str, error: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut source = Some(error);
     while let Some(e) = source {
         if let Some(rustls::Error::InvalidCertificate(problem)) = e.downcast_ref::<rustls::Error>() {
-            return Some(format!("{problem:?}"));
+            return Some(Error::Configuration(format!(
+                "{service} presented a certificate this machine does not trust ({problem:?}): add its CA with \
+                 caCertificates or NODE_EXTRA_CA_CERTS"
+            )));
         }
         // An io::Error's source() skips the error it wraps: step into that instead.
         source = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {

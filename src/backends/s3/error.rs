@@ -4,7 +4,7 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use crate::client::request::{root_cause, unreachable};
+use crate::client::request::{root_cause, unreachable, untrusted_certificate};
 use crate::core::error::Error;
 use crate::core::key::Key;
 
@@ -47,6 +47,9 @@ pub fn s3_error<E>(operation: &str, key: &Key, error: SdkError<E, HttpResponse>)
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(refusal) = untrusted_certificate("S3", &error) {
+        return refusal;
+    }
     match &error {
         SdkError::ServiceError(service) => {
             service_error(operation, key, service.raw().status().as_u16(), service.err().code().unwrap_or(""))
