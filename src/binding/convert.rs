@@ -44,7 +44,7 @@ pub struct MemoryBudgetInfo {
     pub in_use: f64,
     /// The most in use since the limit was last set.
     pub peak: f64,
-    /// Uploads waiting for a buffer.
+    /// Uploads that hold no buffer and wait for one (one that holds some waits for those).
     pub waiting: u32,
 }
 

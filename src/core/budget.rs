@@ -43,7 +43,7 @@ pub struct Usage {
     pub limit: u64,
     pub in_use: u64,
     pub peak: u64,
-    /// Uploads waiting for a share.
+    /// Uploads that hold no buffer and wait for one (one that holds some waits for those).
     pub waiting: usize,
 }
 
