@@ -164,7 +164,7 @@ export interface MemoryBudgetInfo {
   inUse: number
   /** The most in use since the limit was last set. */
   peak: number
-  /** Uploads waiting for a buffer. */
+  /** Uploads that hold no buffer and wait for one (one that holds some waits for those). */
   waiting: number
 }
 
