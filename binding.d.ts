@@ -156,6 +156,18 @@ export interface LocalSettings {
   durable?: boolean
 }
 
+export declare function memoryBudget(): MemoryBudgetInfo
+
+/** The part-buffer memory budget, in bytes. */
+export interface MemoryBudgetInfo {
+  limit: number
+  inUse: number
+  /** The most in use since the limit was last set. */
+  peak: number
+  /** Uploads that hold no buffer and wait for one (one that holds some waits for those). */
+  waiting: number
+}
+
 export interface MemorySettings {
   baseUrl: string
   signingSecret?: string
@@ -225,6 +237,12 @@ export interface S3Options {
   /** PEM certificates to trust beyond the system's. */
   caCertificates?: string
 }
+
+/**
+ * Sets the bytes the part buffers of all uploads in the process may take together (counted
+ * in whole KiB); lowered below what is in use, it holds once enough buffers are freed.
+ */
+export declare function setMemoryBudget(bytes: number): void
 
 /** The fields of a request to a signed URL, as the HTTP handler parsed them. */
 export interface SignedRequest {

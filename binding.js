@@ -577,4 +577,6 @@ module.exports.NativeStorage = nativeBinding.NativeStorage
 module.exports.NativeWriter = nativeBinding.NativeWriter
 module.exports.checkStorageKey = nativeBinding.checkStorageKey
 module.exports.generateStorageKey = nativeBinding.generateStorageKey
+module.exports.memoryBudget = nativeBinding.memoryBudget
 module.exports.panicForTesting = nativeBinding.panicForTesting
+module.exports.setMemoryBudget = nativeBinding.setMemoryBudget

@@ -364,7 +364,7 @@ export interface CloudStoreOptions {
 export interface S3StorageBackendOptions extends CloudStoreOptions {
   /** Multipart part size in bytes (default 8 MiB, at least 5 MiB). */
   partSize?: number | undefined
-  /** Parts uploaded at once (default 4); memory for an upload is about partSize × queueSize. */
+  /** Parts uploaded at once (default 4); memory for an upload is at most partSize × queueSize, within the process's memory budget (setMemoryBudget). */
   queueSize?: number | undefined
   /**
    * Sign each body's SHA-256 (default: over plain HTTP only). Unsigned bodies go as
@@ -426,7 +426,7 @@ export interface AzureBlobStorageBackendOptions extends CloudStoreOptions {
   credential?: { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number } | null> } | undefined
   /** Default `https://<account>.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/devstoreaccount1`. */
   endpoint?: string | undefined
-  /** Block size in bytes (default 8 MiB); memory for an upload is about partSize × queueSize. */
+  /** Block size in bytes (default 8 MiB); memory for an upload is at most partSize × queueSize, within the process's memory budget (setMemoryBudget). */
   partSize?: number | undefined
   /** Blocks uploaded at once (default 4). */
   queueSize?: number | undefined
@@ -487,7 +487,7 @@ export interface GcsStorageBackendOptions extends CloudStoreOptions {
   endpoint?: string | undefined
   /** Resumable upload chunk size in bytes (default 8 MiB, a multiple of 256 KiB). */
   partSize?: number | undefined
-  /** Chunks read ahead while one is sent (default 4); memory for an upload is about partSize × queueSize. */
+  /** Chunks read ahead while one is sent (default 4); memory for an upload is at most partSize × queueSize, within the process's memory budget (setMemoryBudget). */
   queueSize?: number | undefined
 }
 
@@ -590,6 +590,31 @@ export declare function sendDownload(
   res: ServerResponse,
   options?: SendDownloadOptions,
 ): Promise<void>
+
+// ---------------------------------------------------------------- memory budget
+
+/** The memory budget for upload part buffers, in bytes. */
+export interface MemoryBudget {
+  limit: number
+  inUse: number
+  /** The most in use since the limit was last set. */
+  peak: number
+  /** Uploads that hold no buffer and wait for one (one that holds some waits for those to come back). */
+  waiting: number
+}
+
+/**
+ * Sets the bytes the part buffers of all uploads in the process (every store, every backend
+ * instance) may take together, counted in whole KiB. An upload that would go past it waits for
+ * buffers to be freed; each upload can always go on with one part, so a budget smaller than a
+ * part slows uploads down to one part at a time, never to a halt. Bodies that fit one request
+ * and take no part buffer (under 1 MiB) are not counted. Lowered below what is in use, the new
+ * limit holds once enough buffers are freed. Default: STORAGE_MEMORY_BUDGET_BYTES, or else an
+ * eighth of the machine's (or its container's) memory, between 64 MiB and 1 GiB.
+ */
+export declare function setMemoryBudget(bytes: number): void
+/** The budget as it stands: for tests and metrics. */
+export declare function memoryBudget(): MemoryBudget
 
 // ---------------------------------------------------------------- registry and factory
 

@@ -4,7 +4,7 @@
 
 const errors = require('./lib/errors')
 const registry = require('./lib/registry')
-const { readBackendEnv, configuredBackendDefaults, ...config } = require('./lib/config')
+const { readBackendEnv, readMemoryBudgetEnv, configuredBackendDefaults, ...config } = require('./lib/config')
 const { StorageBackend, generateKey } = require('./lib/backend')
 const { LocalStorageBackend, createLocalBackend } = require('./lib/backends/local')
 const { MemoryStorageBackend, createMemoryBackend } = require('./lib/backends/memory')
@@ -14,6 +14,7 @@ const { createTusHandler } = require('./lib/tus')
 const { serveObject } = require('./lib/serve')
 const { createSignedUrlHandler, sendDownload } = require('./lib/handler')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
+const { setMemoryBudget, memoryBudget } = require('./lib/budget')
 
 /** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
 function registerBuiltInBackends() {
@@ -62,4 +63,6 @@ module.exports = {
   sendDownload,
   GcsStorageBackend,
   createGcsBackend,
+  setMemoryBudget,
+  memoryBudget,
 }

@@ -85,6 +85,8 @@ export const {
   sendDownload,
   GcsStorageBackend,
   createGcsBackend,
+  setMemoryBudget,
+  memoryBudget,
 } = storage
 
 export default storage

@@ -14,6 +14,11 @@ const commonConfigSchema = z.object({
   STORAGE_SIGNED_URL_EXPIRATION_SECONDS: z.coerce.number().int().positive().max(604_800, 'at most 604800 (7 days)').default(15 * 60),
 })
 
+/** Read once, when the package loads: the memory budget is the process's, not a backend's. */
+const memoryBudgetConfigSchema = z.object({
+  STORAGE_MEMORY_BUDGET_BYTES: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+})
+
 const localConfigSchema = z.object({
   STORAGE_LOCAL_PATH: z.string().default('./storage/uploads'),
   /** Where the signed-URL handler is reachable; local signed URLs point there. */
@@ -172,6 +177,13 @@ function readBackendEnv(identifier, schema, env = process.env) {
   return result.data
 }
 
+/** STORAGE_MEMORY_BUDGET_BYTES, when set; an invalid value is a ConfigurationError. */
+function readMemoryBudgetEnv(env = process.env) {
+  const result = check(memoryBudgetConfigSchema, { STORAGE_MEMORY_BUDGET_BYTES: env.STORAGE_MEMORY_BUDGET_BYTES })
+  if (result.issues.length > 0) throw fail(result.issues)
+  return result.data.STORAGE_MEMORY_BUDGET_BYTES
+}
+
 let configInstance
 
 function loadConfig() {
@@ -243,4 +255,5 @@ module.exports = {
   configuredBackendDefaults,
   getBackendConfig,
   readBackendEnv,
+  readMemoryBudgetEnv,
 }

@@ -1,12 +1,12 @@
 // Streams 1 GiB up and back down through pipelines and reports peak RSS growth as JSON.
 import crypto from 'node:crypto'
-import { Readable, Writable } from 'node:stream'
+import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fixtures } from '../fixtures.mjs'
+import { patternSource } from '../generated.mjs'
 
 const [name] = process.argv.slice(2)
 const TOTAL = 1 << 30
-const CHUNK = 64 * 1024
 
 const { backend, cleanup } = await fixtures.find((f) => f.name === name).create()
 const baseline = process.memoryUsage().rss
@@ -15,23 +15,8 @@ const sampler = setInterval(() => {
   peak = Math.max(peak, process.memoryUsage().rss)
 }, 20)
 
-// A pseudo-random pattern, regenerated rather than held, so the source costs no memory.
-const block = crypto.randomBytes(CHUNK)
-function source() {
-  let sent = 0
-  return new Readable({
-    read() {
-      if (sent >= TOTAL) return this.push(null)
-      const chunk = Buffer.from(block)
-      chunk.writeUInt32LE(sent / CHUNK, 0)
-      sent += CHUNK
-      this.push(chunk)
-    },
-  })
-}
-
 const upHash = crypto.createHash('sha256')
-const src = source()
+const src = patternSource(TOTAL)
 src.on('data', (c) => upHash.update(c))
 let uploaded = 0
 await backend.upload({ key: 'large/1gib.bin', body: src, contentType: 'application/octet-stream', onProgress: (p) => (uploaded = p.loaded) })

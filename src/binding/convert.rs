@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use napi_derive::napi;
 
 use crate::core::backend::{ByteRange, ListEntry, ListOptions, ListPage, Method, ObjectMeta, PutOptions, SignOptions};
+use crate::core::budget::Usage;
 use crate::core::error::{Error, Result};
 use crate::core::resumable::UploadStatus;
 use crate::core::storage::{Quota, UploadOptions};
@@ -33,6 +34,28 @@ pub struct QuotaSettings {
 impl QuotaSettings {
     fn into_core(self) -> Result<Quota> {
         Ok(Quota { prefix: self.prefix, max_bytes: whole_number("quota.maxBytes", self.max_bytes)? })
+    }
+}
+
+/// The part-buffer memory budget, in bytes.
+#[napi(object)]
+pub struct MemoryBudgetInfo {
+    pub limit: f64,
+    pub in_use: f64,
+    /// The most in use since the limit was last set.
+    pub peak: f64,
+    /// Uploads that hold no buffer and wait for one (one that holds some waits for those).
+    pub waiting: u32,
+}
+
+impl From<Usage> for MemoryBudgetInfo {
+    fn from(usage: Usage) -> MemoryBudgetInfo {
+        MemoryBudgetInfo {
+            limit: usage.limit as f64,
+            in_use: usage.in_use as f64,
+            peak: usage.peak as f64,
+            waiting: u32::try_from(usage.waiting).unwrap_or(u32::MAX),
+        }
     }
 }
 

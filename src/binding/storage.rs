@@ -17,14 +17,15 @@ use crate::backends::memory::MemoryBackend;
 use crate::backends::s3::{CredentialsFrom, S3Backend, S3Settings};
 use crate::binding::chunk::Chunk;
 use crate::binding::convert::{
-    from_millis, millis, whole_number, CompletedUpload, ListSettings, ListedPage, ObjectInfo, RangeSettings,
-    SignSettings, SignedUrlInfo, UploadInfo, UploadOutcome, UploadSettings, UsageInfo,
+    from_millis, millis, whole_number, CompletedUpload, ListSettings, ListedPage, MemoryBudgetInfo, ObjectInfo,
+    RangeSettings, SignSettings, SignedUrlInfo, UploadInfo, UploadOutcome, UploadSettings, UsageInfo,
 };
 use crate::binding::credentials::{CredentialsProvider, JsCredentials, JsTokens, TokenProvider};
 use crate::binding::streams::{NativeReader, NativeWriter, Written};
 use crate::binding::task::{contained_sync, promise};
 use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
 use crate::core::body::Body;
+use crate::core::budget::MemoryBudget;
 use crate::core::error::{Error, Result};
 use crate::core::key::{generate_key, Key};
 use crate::core::resumable::{Checksum, ChecksumAlgorithm, NewUpload, DEFAULT_UPLOAD_TTL};
@@ -559,6 +560,25 @@ pub fn panic_for_testing<'env>(env: &'env Env, place: String) -> napi::Result<Pr
                 .map_err(|e| Error::Internal(format!("a background task failed: {e}")))
         }),
     }
+}
+
+/// Sets the bytes the part buffers of all uploads in the process may take together (counted
+/// in whole KiB); lowered below what is in use, it holds once enough buffers are freed.
+#[napi]
+pub fn set_memory_budget(bytes: f64) -> napi::Result<()> {
+    contained_sync(|| {
+        let bytes = whole_number("bytes", bytes)?;
+        if bytes == 0 {
+            return Err(Error::InvalidArgument("the memory budget must be at least 1 byte".into()));
+        }
+        MemoryBudget::global().set_limit(bytes);
+        Ok(())
+    })
+}
+
+#[napi]
+pub fn memory_budget() -> napi::Result<MemoryBudgetInfo> {
+    contained_sync(|| Ok(MemoryBudget::global().usage().into()))
 }
 
 /// `prefix/YYYY/MM/<uuid>.<ext>`.

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod body;
+pub mod budget;
 pub mod error;
 pub mod key;
 pub mod listing;

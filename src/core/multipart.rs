@@ -1,17 +1,20 @@
 //! Bodies too long for one request, sent in parts: the one bounded driver every store uses.
 //! A store says how one part goes up, how the parts become the object, and how to give up;
 //! the driver cuts the body, keeps at most `concurrency` parts in memory and in flight, and
-//! gives up (aborts) on any failure, so a failed upload leaves no parts behind.
+//! gives up (aborts) on any failure, so a failed upload leaves no parts behind. Part buffers
+//! take their share of the process-wide memory budget, and wait for it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::core::backend::PutResult;
 use crate::core::body::{Body, ByteStream};
+use crate::core::budget::{MemoryBudget, Reservation};
 use crate::core::error::{Error, Result};
 
 /// A body is held as its chunks up to this size before it gets a part buffer.
@@ -31,19 +34,36 @@ pub trait Parts: Send + Sync + 'static {
 }
 
 /// How a store cuts bodies.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct PartLimits {
     pub part_size: usize,
-    /// Parts in memory and in flight at once.
+    /// Parts in memory and in flight at once, as the budget allows.
     pub concurrency: usize,
     /// Parts one upload may have; a stated length that needs more gets larger parts.
     pub max_parts: u64,
+    /// What the part buffers of all uploads may take together: `MemoryBudget::global()`.
+    pub budget: &'static MemoryBudget,
 }
 
 /// A body after its first part was read: all of it, or the first of several parts.
 pub enum Cut {
-    Whole(Bytes),
-    Parts(Bytes, PartReader),
+    Whole(Part),
+    Parts(Part, PartReader),
+}
+
+/// Some of a body in memory. Read into a part buffer, it holds the buffer's share of the
+/// budget until it is dropped: keep it until its request is done.
+#[derive(Default)]
+pub struct Part {
+    pub data: Bytes,
+    share: Option<Reservation>,
+}
+
+impl Part {
+    /// Less than a part buffer's worth, held as it came: outside the budget, as a small body is.
+    fn held(data: Bytes) -> Part {
+        Part { data, share: None }
+    }
 }
 
 impl PartLimits {
@@ -53,7 +73,9 @@ impl PartLimits {
             Some(len) => self.part_size.max(len.div_ceil(self.max_parts) as usize),
             None => self.part_size,
         };
-        let pool = Arc::new(PartPool { size, keep: self.concurrency, free: Mutex::new(Vec::new()) });
+        // A stated length shorter than a part needs (and takes from the budget) no more.
+        let capacity = body.length.and_then(|len| usize::try_from(len).ok()).map_or(size, |len| size.min(len));
+        let pool = Arc::new(PartPool::new(capacity, self.concurrency, self.budget));
         let mut reader = PartReader { stream: body.stream, size, leftover: None, ended: false, pool };
         let first = reader.next_part().await?.unwrap_or_default();
         Ok(if reader.at_end().await? { Cut::Whole(first) } else { Cut::Parts(first, reader) })
@@ -66,7 +88,7 @@ impl PartLimits {
 /// background, so no parts are left behind then either.
 pub async fn send_parts(
     upload: Arc<dyn Parts>,
-    first: Bytes,
+    first: Part,
     reader: PartReader,
     concurrency: usize,
 ) -> Result<PutResult> {
@@ -96,23 +118,40 @@ impl Drop for AbortOnDrop {
 
 async fn send_all(
     upload: Arc<dyn Parts>,
-    first: Bytes,
-    mut reader: PartReader,
+    first: Part,
+    reader: PartReader,
     concurrency: usize,
 ) -> Result<Vec<(u32, String)>> {
     let mut uploads = JoinSet::new();
+    let sent = send_each(&mut uploads, upload, first, reader, concurrency).await;
+    if sent.is_err() {
+        // The parts still going up end, and free their buffers, before the upload is aborted:
+        // a part that lands after the abort would be left behind.
+        uploads.shutdown().await;
+    }
+    sent
+}
+
+async fn send_each(
+    uploads: &mut JoinSet<Result<(u32, String)>>,
+    upload: Arc<dyn Parts>,
+    first: Part,
+    mut reader: PartReader,
+    concurrency: usize,
+) -> Result<Vec<(u32, String)>> {
     let mut sent = Vec::new();
     let mut next = Some(first);
     let mut number = 1;
-    while let Some(data) = next {
+    while let Some(part) = next {
         let (upload, pool) = (Arc::clone(&upload), Arc::clone(&reader.pool));
         uploads.spawn(async move {
-            let id = upload.put_part(number, data.clone()).await;
-            pool.give(data);
+            let id = upload.put_part(number, part.data.clone()).await;
+            pool.give(part);
             Ok((number, id?))
         });
         number += 1;
-        // The next part is read only once one is done: at most `concurrency` in memory.
+        // The next part is read only once one is done: at most `concurrency` in memory (fewer
+        // when the budget runs short: then the reader waits for a buffer).
         while uploads.len() >= concurrency {
             sent.push(joined(uploads.join_next().await)?);
         }
@@ -133,29 +172,77 @@ fn joined<T>(done: Option<std::result::Result<Result<T>, tokio::task::JoinError>
     }
 }
 
-/// One upload's part buffers, reused from part to part: its memory stays at `concurrency`
-/// parts instead of churning (and fragmenting) the allocator, and is freed when it ends.
+/// One upload's part buffers, each with its share of the budget, reused from part to part:
+/// its memory stays at `concurrency` parts instead of churning (and fragmenting) the
+/// allocator, and is freed when it ends.
 struct PartPool {
     size: usize,
     keep: usize,
-    free: Mutex<Vec<BytesMut>>,
+    budget: &'static MemoryBudget,
+    shelf: Mutex<Shelf>,
+    /// A buffer came back (or was freed).
+    returned: Notify,
+}
+
+struct Shelf {
+    free: Vec<(BytesMut, Reservation)>,
+    /// Buffers off the shelf: being filled or in flight.
+    lent: usize,
 }
 
 impl PartPool {
-    fn take(&self) -> BytesMut {
-        let pooled = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        pooled.unwrap_or_else(|| BytesMut::with_capacity(self.size))
+    fn new(size: usize, keep: usize, budget: &'static MemoryBudget) -> PartPool {
+        PartPool { size, keep, budget, shelf: Mutex::new(Shelf { free: Vec::new(), lent: 0 }), returned: Notify::new() }
     }
 
-    /// Takes a part back once its upload no longer holds it.
-    fn give(&self, part: Bytes) {
-        if let Ok(mut buffer) = part.try_into_mut() {
-            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            if buffer.capacity() >= self.size && free.len() < self.keep {
-                buffer.clear();
-                free.push(buffer);
+    /// A buffer and its share. An upload that holds no buffer waits its turn for one; one that
+    /// holds some takes another only if the budget has it to spare, else waits for one of its
+    /// own to come back. So no upload waits on the others while it holds buffers, and each can
+    /// always go on with one.
+    async fn take(&self) -> Result<(BytesMut, Reservation)> {
+        loop {
+            // Before looking: a buffer given back after the look still wakes this wait.
+            let returned = self.returned.notified();
+            {
+                let mut shelf = self.shelf();
+                if let Some(buffer) = shelf.free.pop() {
+                    shelf.lent += 1;
+                    return Ok(buffer);
+                }
+                if shelf.lent == 0 {
+                    break;
+                }
+                if let Some(share) = self.budget.try_reserve(self.size) {
+                    shelf.lent += 1;
+                    return Ok((BytesMut::with_capacity(self.size), share));
+                }
+            }
+            returned.await;
+        }
+        let share = self.budget.reserve(self.size).await?;
+        self.shelf().lent += 1;
+        Ok((BytesMut::with_capacity(self.size), share))
+    }
+
+    /// Takes a part back once its request is done. Its buffer is kept for the next part unless
+    /// other uploads wait for the budget: then it is freed, for them.
+    fn give(&self, part: Part) {
+        let Some(share) = part.share else { return };
+        let mut shelf = self.shelf();
+        shelf.lent -= 1;
+        if shelf.free.len() < self.keep && self.budget.usage().waiting == 0 {
+            if let Ok(mut buffer) = part.data.try_into_mut() {
+                if buffer.capacity() >= self.size {
+                    buffer.clear();
+                    shelf.free.push((buffer, share));
+                }
             }
         }
+        self.returned.notify_one();
+    }
+
+    fn shelf(&self) -> MutexGuard<'_, Shelf> {
+        self.shelf.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -170,11 +257,11 @@ pub struct PartReader {
 }
 
 impl PartReader {
-    async fn next_part(&mut self) -> Result<Option<Bytes>> {
+    async fn next_part(&mut self) -> Result<Option<Part>> {
         // Chunks are held as they come until there are enough to be worth a part buffer: a
         // small body is sent as it came, never copied into a buffer the size of a part.
         let mut held: Vec<Bytes> = Vec::new();
-        let mut part: Option<BytesMut> = None;
+        let mut part: Option<(BytesMut, Reservation)> = None;
         let mut len = 0;
         while len < self.size {
             let mut chunk = match self.leftover.take() {
@@ -197,23 +284,23 @@ impl PartReader {
             }
             len += chunk.len();
             match part.as_mut() {
-                Some(part) => part.extend_from_slice(&chunk),
+                Some((buffer, _)) => buffer.extend_from_slice(&chunk),
                 None => held.push(chunk),
             }
             if part.is_none() && len >= HELD_BEFORE_BUFFERING && len < self.size {
-                let mut buffer = self.pool.take();
+                let (mut buffer, share) = self.pool.take().await?;
                 held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
-                part = Some(buffer);
+                part = Some((buffer, share));
             }
         }
         Ok(match (part, held.len()) {
-            (Some(part), _) => Some(part.freeze()),
+            (Some((buffer, share)), _) => Some(Part { data: buffer.freeze(), share: Some(share) }),
             (None, 0) => None,
-            (None, 1) => held.pop(),
+            (None, 1) => held.pop().map(Part::held),
             (None, _) => {
                 let mut joined = BytesMut::with_capacity(len);
                 held.iter().for_each(|chunk| joined.extend_from_slice(chunk));
-                Some(joined.freeze())
+                Some(Part::held(joined.freeze()))
             }
         })
     }
@@ -248,8 +335,17 @@ mod tests {
     use super::*;
     use crate::core::testing::{cut, strict_body, strict_stream};
 
+    /// A budget of its own: tests run side by side, and the global one is shared.
+    fn budget(bytes: u64) -> &'static MemoryBudget {
+        Box::leak(Box::new(MemoryBudget::new(bytes)))
+    }
+
+    fn limits(part_size: usize, concurrency: usize, max_parts: u64) -> PartLimits {
+        PartLimits { part_size, concurrency, max_parts, budget: budget(1 << 30) }
+    }
+
     fn reader(chunks: Vec<Bytes>, size: usize) -> PartReader {
-        let pool = Arc::new(PartPool { size, keep: 2, free: Mutex::new(Vec::new()) });
+        let pool = Arc::new(PartPool::new(size, 2, budget(1 << 30)));
         let stream = strict_stream(chunks.into_iter().map(Ok).collect());
         PartReader { stream, size, leftover: None, ended: false, pool }
     }
@@ -257,25 +353,44 @@ mod tests {
     #[tokio::test]
     async fn a_small_body_goes_out_as_it_came() {
         let body = Bytes::from(vec![7u8; 4096]);
-        let limits = PartLimits { part_size: 8 << 20, concurrency: 4, max_parts: 10_000 };
+        let limits = limits(8 << 20, 4, 10_000);
         let Cut::Whole(part) = limits.cut(strict_body(vec![body.clone()], None)).await.unwrap() else {
             panic!("a 4 KiB body cut into parts");
         };
-        assert_eq!(part.as_ptr(), body.as_ptr(), "copied into a part buffer");
+        assert_eq!(part.data.as_ptr(), body.as_ptr(), "copied into a part buffer");
+        assert_eq!(limits.budget.usage().peak, 0, "took a share of the budget");
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_a_part_holds_a_share_for_its_length_until_sent() {
+        let limits = limits(8 << 20, 4, 10_000);
+        let len = 3 << 20;
+        let Cut::Whole(part) =
+            limits.cut(strict_body(cut(&vec![1u8; len], vec![1 << 19]), Some(len as u64))).await.unwrap()
+        else {
+            panic!("3 MiB cut into parts of 8");
+        };
+        assert_eq!(limits.budget.usage().in_use, len as u64);
+        drop(part);
+        assert_eq!(limits.budget.usage().in_use, 0);
     }
 
     #[tokio::test]
     async fn a_stated_length_that_needs_too_many_parts_gets_larger_ones() {
-        let limits = PartLimits { part_size: 10, concurrency: 1, max_parts: 4 };
+        let limits = limits(10, 1, 4);
         let body = strict_body(cut(&[1u8; 100], vec![]), Some(100));
         let Cut::Parts(first, _) = limits.cut(body).await.unwrap() else { panic!("one part") };
-        assert_eq!(first.len(), 25);
+        assert_eq!(first.data.len(), 25);
     }
 
     /// A store that records what the driver does, and fails where told.
     #[derive(Default)]
     struct Recorder {
         fail_part: Option<u32>,
+        /// Parts never finish: the upload can only be given up on.
+        hang: bool,
+        /// Bytes in flight, shared by the recorders of uploads that run side by side.
+        bytes: Arc<Gauge>,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
         parts: Mutex<Vec<(u32, usize)>>,
@@ -288,7 +403,13 @@ mod tests {
         async fn put_part(&self, number: u32, data: Bytes) -> Result<String> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            let bytes = self.bytes.now.fetch_add(data.len(), Ordering::SeqCst) + data.len();
+            self.bytes.most.fetch_max(bytes, Ordering::SeqCst);
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            self.bytes.now.fetch_sub(data.len(), Ordering::SeqCst);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.parts.lock().unwrap().push((number, data.len()));
             if self.fail_part == Some(number) {
@@ -307,11 +428,21 @@ mod tests {
         }
     }
 
+    #[derive(Default)]
+    struct Gauge {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
     async fn drive(recorder: Arc<Recorder>, len: usize, size: usize, concurrency: usize) -> Result<PutResult> {
-        let limits = PartLimits { part_size: size, concurrency, max_parts: 10_000 };
-        match limits.cut(strict_body(cut(&vec![3u8; len], vec![len / 3, len / 2]), None)).await? {
-            Cut::Whole(_) => panic!("{len} bytes fit one part of {size}"),
-            Cut::Parts(first, rest) => send_parts(recorder, first, rest, concurrency).await,
+        let body = strict_body(cut(&vec![3u8; len], vec![len / 3, len / 2]), None);
+        drive_within(recorder, body, limits(size, concurrency, 10_000)).await
+    }
+
+    async fn drive_within(recorder: Arc<Recorder>, body: Body, limits: PartLimits) -> Result<PutResult> {
+        match limits.cut(body).await? {
+            Cut::Whole(_) => panic!("the body fits one part of {}", limits.part_size),
+            Cut::Parts(first, rest) => send_parts(recorder, first, rest, limits.concurrency).await,
         }
     }
 
@@ -335,6 +466,107 @@ mod tests {
         assert!(recorder.completed.lock().unwrap().is_none());
     }
 
+    const MIB: usize = 1 << 20;
+
+    /// `len` bytes in chunks of 256 KiB, sliced from one buffer.
+    fn chunked(data: &Bytes) -> Body {
+        let chunks = (0..data.len()).step_by(MIB / 4).map(|at| data.slice(at..data.len().min(at + MIB / 4))).collect();
+        strict_body(chunks, None)
+    }
+
+    fn nine_mib() -> Bytes {
+        (0..9 * MIB).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+    }
+
+    /// Parts of 2 MiB, four at once, within `budget` bytes.
+    fn budgeted(budget_bytes: u64) -> PartLimits {
+        PartLimits { part_size: 2 * MIB, concurrency: 4, max_parts: 10_000, budget: budget(budget_bytes) }
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_given_back_when_an_upload_completes() {
+        let (recorder, limits) = (Arc::new(Recorder::default()), budgeted(5 * MIB as u64));
+        drive_within(Arc::clone(&recorder), chunked(&nine_mib()), limits).await.unwrap();
+        assert_eq!(recorder.completed.lock().unwrap().as_ref().map(Vec::len), Some(5));
+        let usage = limits.budget.usage();
+        assert_eq!((usage.in_use, usage.waiting), (0, 0));
+        assert!(usage.peak > 0 && usage.peak <= usage.limit, "{usage:?}");
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_given_back_when_a_part_fails() {
+        let recorder = Arc::new(Recorder { fail_part: Some(3), ..Default::default() });
+        let limits = budgeted(5 * MIB as u64);
+        assert!(drive_within(Arc::clone(&recorder), chunked(&nine_mib()), limits).await.is_err());
+        assert_eq!(recorder.aborted.load(Ordering::SeqCst), 1);
+        assert_eq!(limits.budget.usage().in_use, 0);
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_given_back_when_the_body_fails_mid_way() {
+        let (recorder, limits) = (Arc::new(Recorder::default()), budgeted(5 * MIB as u64));
+        let data = nine_mib();
+        let mut chunks: Vec<Result<Bytes>> = (0..20).map(|i| Ok(data.slice(i * MIB / 4..(i + 1) * MIB / 4))).collect();
+        chunks.push(Err(Error::Aborted("the client went away".into())));
+        let body = Body::stream(strict_stream(chunks), None);
+        let failed = drive_within(Arc::clone(&recorder), body, limits).await.unwrap_err();
+        assert_eq!(failed.code(), "ABORTED");
+        assert_eq!(recorder.aborted.load(Ordering::SeqCst), 1);
+        assert_eq!(limits.budget.usage().in_use, 0);
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_given_back_when_an_upload_is_dropped_mid_flight() {
+        let recorder = Arc::new(Recorder { hang: true, ..Default::default() });
+        let limits = budgeted(5 * MIB as u64);
+        let upload = tokio::spawn(drive_within(Arc::clone(&recorder), chunked(&nine_mib()), limits));
+        while recorder.in_flight.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.budget.usage().in_use, 4 * MIB as u64);
+        upload.abort();
+        assert!(upload.await.unwrap_err().is_cancelled());
+        // The parts' tasks end as the runtime gets to them.
+        for _ in 0..1000 {
+            if limits.budget.usage().in_use == 0 && recorder.aborted.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.budget.usage().in_use, 0);
+        assert_eq!(recorder.aborted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Twenty uploads of five parts, four at once each, within budgets of less than one part
+    /// up to more than they all need: all complete, and their buffers never take more than
+    /// the budget (or, below one part, one part).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn uploads_side_by_side_stay_within_the_budget_and_all_complete() {
+        let data = nine_mib();
+        for budget_bytes in [MIB, 2 * MIB, 5 * MIB, 64 * MIB] {
+            let (limits, bytes) = (budgeted(budget_bytes as u64), Arc::new(Gauge::default()));
+            let recorders: Vec<_> =
+                (0..20).map(|_| Arc::new(Recorder { bytes: Arc::clone(&bytes), ..Default::default() })).collect();
+            let uploads = recorders
+                .iter()
+                .map(|recorder| tokio::spawn(drive_within(Arc::clone(recorder), chunked(&data), limits)));
+            let all = futures::future::join_all(uploads);
+            let done =
+                tokio::time::timeout(std::time::Duration::from_secs(120), all).await.expect("uploads deadlocked");
+            assert!(done.into_iter().all(|upload| upload.is_ok_and(|put| put.is_ok())));
+            for recorder in &recorders {
+                let parts = recorder.parts.lock().unwrap();
+                assert_eq!(parts.iter().map(|(_, len)| len).sum::<usize>(), data.len());
+                assert_eq!(recorder.completed.lock().unwrap().as_ref().map(Vec::len), Some(5));
+            }
+            let usage = limits.budget.usage();
+            assert_eq!((usage.in_use, usage.waiting), (0, 0));
+            assert!(usage.peak <= usage.limit, "{usage:?}");
+            let most = bytes.most.load(Ordering::SeqCst);
+            assert!(most <= budget_bytes.max(2 * MIB), "{most} bytes in flight within {budget_bytes}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -355,7 +587,7 @@ mod tests {
                 let mut parts = reader(cut(&data, points), size);
                 let mut out = Vec::new();
                 while let Some(part) = parts.next_part().await.unwrap() {
-                    out.push(part);
+                    out.push(part.data);
                 }
                 assert!(parts.at_end().await.unwrap());
                 out

@@ -195,7 +195,7 @@ fn signed_url(
 impl Backend for AzureBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         match self.limits.cut(body).await? {
-            Cut::Whole(data) => self.put_blob(key, data, &options).await,
+            Cut::Whole(part) => self.put_blob(key, part.data, &options).await,
             Cut::Parts(first, rest) => {
                 let blocks = Blocks::new(Arc::clone(&self.container), key, &options);
                 send_parts(Arc::new(blocks), first, rest, self.limits.concurrency).await

@@ -11,6 +11,7 @@ use super::{AzureBackend, MAX_BLOCKS};
 use crate::client::connector::{pooled_connector, Trust};
 use crate::client::credentials::CredentialCache;
 use crate::client::request::{check_transfer_settings, HttpClient};
+use crate::core::budget::MemoryBudget;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -147,6 +148,7 @@ impl AzureBackend {
                 part_size: settings.part_size,
                 concurrency: settings.concurrency,
                 max_parts: MAX_BLOCKS,
+                budget: MemoryBudget::global(),
             },
         })
     }

@@ -89,7 +89,7 @@ impl Backend for GcsBackend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         let condition = self.write_condition(key, &options).await?;
         match self.limits.cut(body).await? {
-            Cut::Whole(data) => put_whole(&self.api, key, data, &options, &condition).await,
+            Cut::Whole(part) => put_whole(&self.api, key, part.data, &options, &condition).await,
             Cut::Parts(first, rest) => {
                 let upload = Resumable::start(Arc::clone(&self.api), key, &options, &condition).await?;
                 send_parts(Arc::new(upload), first, rest, self.limits.concurrency).await

@@ -13,6 +13,7 @@ use super::GcsBackend;
 use crate::client::connector::{pooled_connector, Trust};
 use crate::client::credentials::CredentialCache;
 use crate::client::request::{check_transfer_settings, HttpClient};
+use crate::core::budget::MemoryBudget;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -104,6 +105,7 @@ impl GcsBackend {
                 concurrency: settings.concurrency,
                 // A resumable session has no part count limit; parts stay at the chunk size.
                 max_parts: u64::MAX,
+                budget: MemoryBudget::global(),
             },
             signing_key,
         })

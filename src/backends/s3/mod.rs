@@ -183,7 +183,7 @@ fn object_headers(options: &PutOptions) -> Vec<(String, String)> {
 impl Backend for S3Backend {
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         match self.limits.cut(body).await? {
-            Cut::Whole(data) => self.put_object(key, data, &options).await,
+            Cut::Whole(part) => self.put_object(key, part.data, &options).await,
             Cut::Parts(first, rest) => {
                 let unaborted = Arc::clone(&self.unaborted);
                 let parts = S3Parts::create(Arc::clone(&self.direct), key, &options, unaborted).await?;

@@ -18,6 +18,7 @@ use super::signer::Signer;
 use super::{S3Backend, MAX_PARTS, MIN_PART_SIZE};
 use crate::client::connector::{pooled_connector, Trust};
 use crate::client::request::{check_transfer_settings, HttpClient};
+use crate::core::budget::MemoryBudget;
 use crate::core::error::{Error, Result};
 use crate::core::multipart::PartLimits;
 
@@ -88,6 +89,7 @@ impl S3Backend {
                 part_size: settings.part_size,
                 concurrency: settings.concurrency,
                 max_parts: MAX_PARTS,
+                budget: MemoryBudget::global(),
             },
             signer,
             credentials,
