@@ -58,6 +58,7 @@ export const {
   registerBuiltInConfigs,
   commonConfigSchema,
   localConfigSchema,
+  memoryConfigSchema,
   s3ConfigSchema,
   azureConfigSchema,
   gcsConfigSchema,

@@ -171,3 +171,13 @@ describe('STORAGE_MAX_FILE_SIZE_BYTES', () => {
     }
   })
 })
+
+describe('the two entries', () => {
+  it('the ESM entry exports every name of the CommonJS one, and nothing else', async () => {
+    const { createRequire } = await import('node:module')
+    const esm = await import('../index.mjs')
+    const cjs = createRequire(import.meta.url)('../index.js')
+    assert.deepEqual(Object.keys(esm).filter((name) => name !== 'default').sort(), Object.keys(cjs).sort())
+    for (const name of Object.keys(cjs)) assert.equal(esm[name], cjs[name], name)
+  })
+})
