@@ -157,7 +157,6 @@ fn object_meta(key: &Key, headers: &Headers, size: Option<u64>) -> ObjectMeta {
     }
 }
 
-/// The headers that give a new object its content type and metadata.
 /// The headers that make a put conditional: create only, or replace only a given version.
 fn write_conditions(options: &PutOptions) -> Vec<(String, String)> {
     let mut headers = Vec::new();
