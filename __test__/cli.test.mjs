@@ -278,6 +278,12 @@ describe('CLI usage, errors and exit codes', () => {
     await fs.mkdir(path.join(tree, 'sub/deeper'), { recursive: true })
     const files = { 'index.html': '<p>hi</p>', 'sub/a.txt': 'a', 'sub/deeper/b.json': '{"b":1}' }
     for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(tree, name), text)
+    // Working files of this package's (a local store's folder, a half download, an upload's
+    // state) are not the user's: never uploaded.
+    await fs.mkdir(path.join(tree, '.rstorage/tmp'), { recursive: true })
+    await fs.writeFile(path.join(tree, '.rstorage/tmp/x'), 'internal')
+    await fs.writeFile(path.join(tree, 'sub/.a.txt.123.rstorage-part'), 'half')
+    await fs.writeFile(path.join(tree, 'index.html.rstorage-upload'), '{}')
     const put = await run(cwd, ['put', '-r', '--json', 'site', 'tree'])
     assert.equal(put.code, 0, put.stderr)
     const lines = put.stdout.trim().split('\n').map((line) => JSON.parse(line))

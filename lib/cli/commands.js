@@ -33,12 +33,19 @@ function contentTypeOf(name, values) {
   return values['content-type'] ?? (mime.lookup(name) || 'application/octet-stream')
 }
 
+/**
+ * What is ours, not the user's: the local store's own folder (its temp files and sidecars, when
+ * its root is uploaded as a folder), and this CLI's half downloads and resumable-upload states.
+ */
+const isWorkingFile = (name) => name === '.rstorage' || /\.rstorage-(part|upload)$/.test(name)
+
 /** Regular files under `dir`, in name order, as paths relative to it with '/' separators. */
 async function* filesUnder(dir, relative = '') {
   const entries = await fsp.readdir(path.join(dir, relative), { withFileTypes: true })
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   for (const entry of entries) {
     const name = relative ? `${relative}/${entry.name}` : entry.name
+    if (isWorkingFile(entry.name)) continue
     if (entry.isDirectory()) yield* filesUnder(dir, name)
     else if (entry.isFile()) yield name
     else console.error(`skipped ${path.join(dir, name)}: not a regular file`)
