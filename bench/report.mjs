@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { limitOf } from './limits.mjs'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const MiB = 1 << 20
@@ -31,8 +32,14 @@ function figures(item, peer) {
 function targets(results) {
   const out = []
   const find = (group, label) => results.find((r) => r.group === group && (!label || r.name.includes(label)))
-  const ratio = (item, a, b, key) => figures(item, a)[key] / figures(item, b)[key]
-  const add = (label, value, target, atLeast = true, unit = 'x') => out.push({ label, value, target, atLeast, unit, pass: atLeast ? value >= target : value <= target })
+  // `item`: the row the figure comes from, for what limits it when the target is not met.
+  let item
+  const add = (label, value, target, atLeast = true, unit = 'x') =>
+    out.push({ label, value, target, atLeast, unit, item, pass: atLeast ? value >= target : value <= target })
+  const ratio = (row, a, b, key) => {
+    item = row
+    return figures(row, a)[key] / figures(row, b)[key]
+  }
   // A run with --only has some groups and not others.
   const small = find('small')
   if (small) {
@@ -168,7 +175,10 @@ export function writeReport(results, { runs, quick, only }) {
     const fmt = (n) => (n >= 10 ? n.toFixed(0) : n.toFixed(2))
     verdictLines.push(`| ${v.label} | ${fmt(v.value)}${v.unit} | ${v.atLeast ? '≥' : '≤'} ${fmt(v.target)}${v.unit} | ${v.pass ? 'yes' : 'no'} |`)
   }
-  process.stdout.write(`${tables}\n\n${verdictLines.join('\n')}\n`)
+  const limits = verdicts
+    .filter((v) => !v.pass)
+    .map((v) => `- **${v.label}** (${v.value >= 10 ? v.value.toFixed(0) : v.value.toFixed(2)}${v.unit}): ${limitOf(v, figures) ?? 'not yet known.'}`)
+  process.stdout.write(`${tables}\n\n${verdictLines.join('\n')}\n\n${limits.join('\n')}\n`)
   // Some rows only: the report keeps the others as they were measured, beside their own runs.
   if (only) {
     process.stderr.write(`--only ${only}: BENCHMARKS.md and bench/ratios.svg left as they are\n`)
@@ -224,6 +234,10 @@ multipart upload (through a temp file on disk) and keeps an \`.info\` object.
 ## Targets
 
 ${verdictLines.join('\n')}
+
+### What holds back the targets not met
+
+${limits.join('\n')}
 
 ## Figures
 
