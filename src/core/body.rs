@@ -125,6 +125,7 @@ impl UploadGuard {
             expected,
             max_bytes: self.max_bytes,
             sniff_against: self.allowed_content_types,
+            declared: self.content_type.unwrap_or_default(),
             finished: false,
         };
         Ok(Body::stream(stream::try_unfold(state, GuardState::next).boxed(), expected))
@@ -138,6 +139,8 @@ struct GuardState {
     max_bytes: Option<u64>,
     /// Set until the leading bytes have been sniffed.
     sniff_against: Option<Vec<String>>,
+    /// The content type the caller gave.
+    declared: String,
     finished: bool,
 }
 
@@ -180,21 +183,34 @@ impl GuardState {
                 None => break,
             }
         }
-        if let Some(kind) = infer::get(&head) {
-            if !type_allowed(kind.mime_type(), allowed) {
-                return Err(Error::InvalidFileType {
-                    provided: kind.mime_type().to_owned(),
-                    allowed: allowed.to_vec(),
-                });
-            }
+        let sniffed = sniffed_type(&head, &self.declared);
+        if let Some(sniffed) = sniffed.filter(|t| !type_allowed(t, allowed)) {
+            return Err(Error::InvalidFileType { provided: sniffed.to_owned(), allowed: allowed.to_vec() });
         }
         Ok((!head.is_empty()).then(|| head.freeze()))
     }
 }
 
+/// What a body is said to be when its leading bytes match no known signature.
+pub(crate) const UNIDENTIFIED: &str = "application/octet-stream";
+
+/// The type a body's leading bytes show; none when they tell nothing. A type known by its
+/// signature (PDF, PNG, ZIP…) must carry it: an SVG or a script declared as a PDF is an
+/// unidentified body. Types without a signature (text, JSON, SVG) are taken as declared.
+pub(crate) fn sniffed_type(head: &[u8], declared: &str) -> Option<&'static str> {
+    match infer::get(head) {
+        Some(kind) => Some(kind.mime_type()),
+        None => infer::is_mime_supported(&essence(declared)).then_some(UNIDENTIFIED),
+    }
+}
+
+/// A content type without its parameters, in lower case.
+fn essence(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
 /// `image/png` matches `image/png`, `image/*` and `*/*`; parameters and case are ignored.
 pub fn type_allowed(content_type: &str, allowed: &[String]) -> bool {
-    let essence = |t: &str| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let actual = essence(content_type);
     let Some((kind, _)) = actual.split_once('/') else {
         return false;
@@ -256,6 +272,23 @@ mod tests {
         assert_eq!(run(guard.clone(), chunks(&[png, b"x"])).await.unwrap().len(), png.len() + 1);
         let wrong_declared = UploadGuard { content_type: Some("text/html".into()), ..guard };
         assert!(matches!(wrong_declared.apply(chunks(&[png])), Err(Error::InvalidFileType { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_type_known_by_its_signature_must_carry_it() {
+        let pdf_only = |declared: &str| UploadGuard {
+            allowed_content_types: Some(vec!["application/pdf".into(), "application/json".into()]),
+            content_type: Some(declared.into()),
+            ..Default::default()
+        };
+        let svg: &'static [u8] = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+        let err = run(pdf_only("application/pdf"), chunks(&[svg])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidFileType { ref provided, .. } if provided == UNIDENTIFIED), "{err}");
+        assert!(run(pdf_only("Application/PDF; x=y"), chunks(&[])).await.is_err(), "an empty body is no PDF either");
+        let pdf: &'static [u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj";
+        assert_eq!(run(pdf_only("application/pdf"), chunks(&[&pdf[..3], &pdf[3..]])).await.unwrap(), pdf);
+        // No signature to check: taken as declared.
+        assert_eq!(run(pdf_only("application/json"), chunks(&[b"{}"])).await.unwrap(), "{}");
     }
 
     #[tokio::test]

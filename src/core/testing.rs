@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use proptest::prelude::*;
 
-use crate::core::body::{type_allowed, Body, ByteStream, UploadGuard, SNIFF_BYTES};
+use crate::core::body::{sniffed_type, type_allowed, Body, ByteStream, UploadGuard, SNIFF_BYTES};
 use crate::core::error::Result;
 
 /// A stream that panics when polled after its end, as `futures::stream::unfold` does (the
@@ -71,7 +71,7 @@ pub fn expected_failures(data: &[u8], guard: &UploadGuard) -> Vec<&'static str> 
     }
     if let Some(allowed) = &guard.allowed_content_types {
         let declared = type_allowed(guard.content_type.as_deref().unwrap_or(""), allowed);
-        let sniffed = infer::get(&data[..data.len().min(SNIFF_BYTES)]).map(|k| k.mime_type());
+        let sniffed = sniffed_type(&data[..data.len().min(SNIFF_BYTES)], guard.content_type.as_deref().unwrap_or(""));
         if !declared || sniffed.is_some_and(|t| !type_allowed(t, allowed)) {
             codes.push("INVALID_FILE_TYPE");
         }
