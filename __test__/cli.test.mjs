@@ -632,6 +632,24 @@ describe('sync between folders and the local store', () => {
     assert.equal(again.stdout, '0 copied (0 bytes), 0 deleted, 3 unchanged\n')
   })
 
+  it('gives downloaded files the objects\' times: a sync of the folder back copies nothing', async () => {
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    for (const [name, text] of Object.entries(files)) {
+      await store.upload({ key: `round/${name}`, body: text })
+      // The local store's time is its file's: an object stored before this second.
+      await fs.utimes(path.join(cwd, 'storage/uploads/round', name), hourAgo, hourAgo)
+    }
+    const down = await run(cwd, ['sync', 'local:round', 'round-trip'])
+    assert.match(down.stdout, /^5 copied \(17 bytes\), 0 deleted, 0 unchanged$/m)
+    const { mtime } = await fs.stat(path.join(cwd, 'round-trip/sub/b.txt'))
+    assert.equal(mtime.getTime(), (await store.stat('round/sub/b.txt')).lastModified.getTime())
+    assert.deepEqual(await run(cwd, ['sync', 'round-trip', 'local:round']), {
+      code: 0,
+      stdout: '0 copied (0 bytes), 0 deleted, 5 unchanged\n',
+      stderr: '',
+    })
+  })
+
   it('--delete removes what the source lacks, only under the destination prefix or folder', async () => {
     for (const key of ['mirror/a.txt', 'mirror/gone.txt', 'mirror/old/deep.txt', 'mirror-sibling/keep.txt', 'keep.txt']) {
       await store.upload({ key, body: 'x' })

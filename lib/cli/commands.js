@@ -77,9 +77,9 @@ function printPut({ key, size, etag }, values) {
 
 /**
  * Downloads to a temp file beside `file` (its folders made), renamed into place once whole: a
- * failed download leaves no half file.
+ * failed download leaves no half file. `modified` (ms), when given, becomes the file's times.
  */
-async function downloadToFile(backend, key, file, { signal, onProgress = progressOf('get') }) {
+async function downloadToFile(backend, key, file, { signal, onProgress = progressOf('get'), modified }) {
   // Made first: from the moment the download is open, the pipeline must be there to take its
   // error (a Ctrl-C while the folders were made would be an uncaught one).
   await fsp.mkdir(path.dirname(file), { recursive: true })
@@ -87,6 +87,7 @@ async function downloadToFile(backend, key, file, { signal, onProgress = progres
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.rstorage-part`)
   try {
     await pipeline(stream, fs.createWriteStream(temp))
+    if (modified !== undefined) await fsp.utimes(temp, new Date(modified), new Date(modified))
     await fsp.rename(temp, file)
   } catch (error) {
     await fsp.rm(temp, { force: true })
@@ -164,11 +165,12 @@ function needsCopy(source, target, md5Etags) {
 }
 
 /** Copies one entry of a sync; uploads and downloads are whole or nothing, so a cut never leaves half of one. */
-async function syncCopy(from, to, name, { size }, { signal, onProgress }) {
+async function syncCopy(from, to, name, { size, modified }, { signal, onProgress }) {
   if (to.folder !== undefined) {
     const file = fileIn(to.folder, name)
     if (!file) throw new Error(`it would be written outside ${to.folder}`)
-    return downloadToFile(from.backend, from.prefix + name, file, { signal, onProgress })
+    // The object's time, as aws s3 sync sets it: a sync of the folder back sees nothing newer.
+    return downloadToFile(from.backend, from.prefix + name, file, { signal, onProgress, modified })
   }
   const key = to.prefix + name
   if (from.folder === undefined) return copyObject({ ...from, key: from.prefix + name }, { ...to, key }, { signal, onProgress })
