@@ -242,10 +242,13 @@ describe('CLI usage, errors and exit codes', () => {
     assert.equal(config.code, 1)
     assert.equal(config.stderr.split('\n').length, 2, config.stderr)
     assert.match(config.stderr, /^raptscallions-storage ls: Invalid storage configuration: STORAGE_S3_REGION: .*\[CONFIGURATION_ERROR\]$/m)
-    // Read when the package loads, not when a command opens the store.
-    const budget = await run(cwd, ['ls'], { STORAGE_MEMORY_BUDGET_BYTES: 'abc' })
-    assert.equal(budget.code, 1)
-    assert.match(budget.stderr, /^raptscallions-storage ls: Invalid storage configuration: STORAGE_MEMORY_BUDGET_BYTES: .*\[CONFIGURATION_ERROR\]\n$/)
+    // The budget is read when the package loads, not when a command opens the store. An empty
+    // value is as invalid as 'abc', for every variable.
+    for (const [name, value] of [['STORAGE_MEMORY_BUDGET_BYTES', 'abc'], ['STORAGE_MEMORY_BUDGET_BYTES', ''], ['STORAGE_LOCAL_PATH', '']]) {
+      const bad = await run(cwd, ['ls'], { [name]: value })
+      assert.equal(bad.code, 1, `${name}=${value}`)
+      assert.match(bad.stderr, new RegExp(`^raptscallions-storage ls: Invalid storage configuration: ${name}: .*\\[CONFIGURATION_ERROR\\]\n$`))
+    }
   })
 
   it('rm says what it deleted; a missing key is reported and exits with 3 unless --force', async () => {
