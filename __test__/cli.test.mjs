@@ -161,14 +161,14 @@ function assertPlainError(result) {
 
 /**
  * Runs the CLI on a pseudo-terminal (script(1)), as a person at a shell does, with standard input
- * from the file `input` if given; resolves to what the terminal showed, once it exits with 0.
+ * from the file `input` if given; resolves to what the terminal showed, once it exits with `code`.
  */
-async function onTerminal(cwd, args, input) {
+async function onTerminal(cwd, args, input, code = 0) {
   const command = [process.execPath, cli, ...args].map((a) => `'${a}'`).join(' ') + (input ? ` < '${input}'` : '')
   const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
   let screen = ''
   tty.stdout.on('data', (chunk) => (screen += chunk))
-  assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+  assert.equal(await new Promise((resolve) => tty.once('close', resolve)), code, screen)
   return screen
 }
 
@@ -211,6 +211,7 @@ describe('CLI usage, errors and exit codes', () => {
       [['put', '--resumable', '--part-size', 'big', 'k', 'note.txt'], /--part-size takes a size such as 8MiB/],
       [['put', '--resumable', 'k', '-'], /--resumable needs a file, not standard input/],
       [['put', 'k', '.'], /\. is a folder: upload it with put -r/],
+      [['put', '-r', 'site', 'note.txt'], /note\.txt is not a folder: upload it without -r/],
       [['rm', '--prefix', ''], /an empty --prefix would delete every object/],
       [['put', '../escape', 'note.txt'], /must not contain '\.' or '\.\.' segments \[INVALID_KEY\]/],
       [['bogus'], /unknown command "bogus"/],
@@ -372,6 +373,11 @@ describe('put --resumable on the local store', () => {
     assert.doesNotMatch(screen, /\rput \[/)
     assert.match(screen, /\r?\nbig\/stdin-tty\.bin {2}"/, 'the line is ended before the result')
     assert.ok((await store.get('big/stdin-tty.bin')).equals(data))
+    // Unnamed, standard input is read from a pipe (above) or a file, but not from a terminal.
+    const typing = await onTerminal(cwd, ['put', 'big/typed.bin'], undefined, 2)
+    assert.match(typing, /put: put needs a file, or - to read standard input from a pipe/)
+    assert.equal((await run(cwd, ['put', 'big/unnamed.bin'], {}, 'piped')).code, 0)
+    assert.equal(await store.exists('big/typed.bin'), false)
   })
 
   it('Ctrl-C stops with 130 and keeps the upload; the next run resumes it', async () => {

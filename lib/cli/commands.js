@@ -186,12 +186,14 @@ function syncDelete(to, name) {
 const commands = {
   doctor,
 
-  async put([ref, file = '-'], values, { signal }) {
+  async put([ref, named], values, { signal }) {
     const { id, backend, key } = openRef(ref)
+    const file = named ?? '-'
     if (values['part-size'] !== undefined && !values.resumable) throw new UsageError('--part-size goes with --resumable', 'put')
     if (values.recursive) {
       if (file === '-') throw new UsageError('put -r needs a folder: put -r <key> <folder>', 'put')
       if (values.resumable) throw new UsageError('--resumable uploads one file, not a folder', 'put')
+      if (!(await fsp.stat(file)).isDirectory()) throw new UsageError(`${file} is not a folder: upload it without -r`, 'put')
       for await (const name of filesUnder(file)) {
         const result = await backend.upload({
           key: `${asFolder(key)}${name}`,
@@ -204,6 +206,10 @@ const commands = {
       return undefined
     }
     if (file === '-') {
+      // Unnamed, it is read from a pipe or a file only: on a terminal it would wait, silently, for typing.
+      if (named === undefined && process.stdin.isTTY) {
+        throw new UsageError('put needs a file, or - to read standard input from a pipe', 'put')
+      }
       if (values.resumable) throw new UsageError('--resumable needs a file, not standard input', 'put')
       const result = await backend.upload({
         key,
