@@ -737,6 +737,13 @@ describe('sync between folders and the local store', () => {
     assert.match(result.stderr, /^failed copy site\/a\.txt -> local:clash\/a\.txt: .*\[KEY_CONFLICT\]$/m)
     assert.match(result.stdout, /^4 copied \(12 bytes\), 0 deleted, 0 unchanged, 1 failed$/m)
     assert.equal((await store.get('clash/sub/deeper/c.json')).toString(), files['sub/deeper/c.json'])
+    const json = await run(cwd, ['sync', '--json', 'site', 'local:clash'])
+    assert.equal(json.code, 1)
+    const [failed, summary] = json.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.match(failed.error, /\[KEY_CONFLICT\]$/)
+    assert.deepEqual(failed, { action: 'copy', source: 'site/a.txt', target: 'local:clash/a.txt', size: 5, error: failed.error })
+    assert.equal(summary.failed, 1)
+    assert.match(json.stderr, /^failed copy site\/a\.txt -> local:clash\/a\.txt: /m)
   })
 
   it('Ctrl-C stops with 130 and no partial file; the next run copies the rest', async () => {

@@ -377,6 +377,8 @@ const commands = {
         if (signal?.aborted) throw interrupted() // whatever the cut action failed with
         clearProgressLine()
         console.error(`failed ${line}: ${describe(error)}`)
+        // Standard output tells every action, with its error, to whatever reads the JSON.
+        if (values.json) console.log(JSON.stringify({ ...action, error: describe(error) }))
         counts.failed++
         return false
       }
