@@ -623,7 +623,6 @@ export declare function getBackendFactory(identifier: string): BackendFactory
 export declare function isBackendRegistered(identifier: string): boolean
 export declare function getRegisteredBackends(): string[]
 export declare function resetRegistry(): void
-/** The backend for an id; without one, the id STORAGE_BACKEND names (default "local"). */
 /** The ids this package registers its stores under. */
 export type BuiltInBackendId = 'local' | 'memory' | 's3' | 'azure' | 'aliyun' | 'gcs'
 /** The class each built-in id's factory makes. */
@@ -636,6 +635,7 @@ export interface BuiltInBackends {
   gcs: GcsStorageBackend
 }
 /**
+ * The backend for an id; without one, the id STORAGE_BACKEND names (default "local").
  * A built-in store's id gives its class (`getBackend('memory').clear()`), every extended method
  * typed. An app that registers a class of its own under such an id names it:
  * `getBackend<MyBackend>('s3')`.
@@ -645,7 +645,7 @@ export declare function getBackend<T extends IStorageBackend = IStorageBackend>(
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void
 export declare function resetAll(): void
-/** Registers "local", "memory" and "s3" again (they are registered on load). */
+/** Registers the built-in stores again, every BuiltInBackendId (they are registered on load). */
 export declare function registerBuiltInBackends(): void
 /**
  * One call for a test's reset: cached backends dropped, the registry back to the built-in stores,

@@ -16,7 +16,7 @@ const { createSignedUrlHandler, sendDownload } = require('./lib/handler')
 const { GcsStorageBackend, createGcsBackend } = require('./lib/backends/gcs')
 const { setMemoryBudget, memoryBudget } = require('./lib/budget')
 
-/** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun"). */
+/** Registers the stores this package ships under their ids ("local", "memory", "s3", "azure", "aliyun", "gcs"). */
 function registerBuiltInBackends() {
   registry.registerBackend('local', createLocalBackend)
   registry.registerBackend('memory', createMemoryBackend)

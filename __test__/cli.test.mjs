@@ -161,14 +161,14 @@ function assertPlainError(result) {
 
 /**
  * Runs the CLI on a pseudo-terminal (script(1)), as a person at a shell does, with standard input
- * from the file `input` if given; resolves to what the terminal showed, once it exits with 0.
+ * from the file `input` if given; resolves to what the terminal showed, once it exits with `code`.
  */
-async function onTerminal(cwd, args, input) {
+async function onTerminal(cwd, args, input, code = 0) {
   const command = [process.execPath, cli, ...args].map((a) => `'${a}'`).join(' ') + (input ? ` < '${input}'` : '')
   const tty = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'inherit'] })
   let screen = ''
   tty.stdout.on('data', (chunk) => (screen += chunk))
-  assert.equal(await new Promise((resolve) => tty.once('close', resolve)), 0, screen)
+  assert.equal(await new Promise((resolve) => tty.once('close', resolve)), code, screen)
   return screen
 }
 
@@ -211,6 +211,7 @@ describe('CLI usage, errors and exit codes', () => {
       [['put', '--resumable', '--part-size', 'big', 'k', 'note.txt'], /--part-size takes a size such as 8MiB/],
       [['put', '--resumable', 'k', '-'], /--resumable needs a file, not standard input/],
       [['put', 'k', '.'], /\. is a folder: upload it with put -r/],
+      [['put', '-r', 'site', 'note.txt'], /note\.txt is not a folder: upload it without -r/],
       [['rm', '--prefix', ''], /an empty --prefix would delete every object/],
       [['put', '../escape', 'note.txt'], /must not contain '\.' or '\.\.' segments \[INVALID_KEY\]/],
       [['bogus'], /unknown command "bogus"/],
@@ -242,6 +243,13 @@ describe('CLI usage, errors and exit codes', () => {
     assert.equal(config.code, 1)
     assert.equal(config.stderr.split('\n').length, 2, config.stderr)
     assert.match(config.stderr, /^raptscallions-storage ls: Invalid storage configuration: STORAGE_S3_REGION: .*\[CONFIGURATION_ERROR\]$/m)
+    // The budget is read when the package loads, not when a command opens the store. An empty
+    // value is as invalid as 'abc', for every variable.
+    for (const [name, value] of [['STORAGE_MEMORY_BUDGET_BYTES', 'abc'], ['STORAGE_MEMORY_BUDGET_BYTES', ''], ['STORAGE_LOCAL_PATH', '']]) {
+      const bad = await run(cwd, ['ls'], { [name]: value })
+      assert.equal(bad.code, 1, `${name}=${value}`)
+      assert.match(bad.stderr, new RegExp(`^raptscallions-storage ls: Invalid storage configuration: ${name}: .*\\[CONFIGURATION_ERROR\\]\n$`))
+    }
   })
 
   it('rm says what it deleted; a missing key is reported and exits with 3 unless --force', async () => {
@@ -365,6 +373,11 @@ describe('put --resumable on the local store', () => {
     assert.doesNotMatch(screen, /\rput \[/)
     assert.match(screen, /\r?\nbig\/stdin-tty\.bin {2}"/, 'the line is ended before the result')
     assert.ok((await store.get('big/stdin-tty.bin')).equals(data))
+    // Unnamed, standard input is read from a pipe (above) or a file, but not from a terminal.
+    const typing = await onTerminal(cwd, ['put', 'big/typed.bin'], undefined, 2)
+    assert.match(typing, /put: put needs a file, or - to read standard input from a pipe/)
+    assert.equal((await run(cwd, ['put', 'big/unnamed.bin'], {}, 'piped')).code, 0)
+    assert.equal(await store.exists('big/typed.bin'), false)
   })
 
   it('Ctrl-C stops with 130 and keeps the upload; the next run resumes it', async () => {
@@ -632,6 +645,24 @@ describe('sync between folders and the local store', () => {
     assert.equal(again.stdout, '0 copied (0 bytes), 0 deleted, 3 unchanged\n')
   })
 
+  it('gives downloaded files the objects\' times: a sync of the folder back copies nothing', async () => {
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    for (const [name, text] of Object.entries(files)) {
+      await store.upload({ key: `round/${name}`, body: text })
+      // The local store's time is its file's: an object stored before this second.
+      await fs.utimes(path.join(cwd, 'storage/uploads/round', name), hourAgo, hourAgo)
+    }
+    const down = await run(cwd, ['sync', 'local:round', 'round-trip'])
+    assert.match(down.stdout, /^5 copied \(17 bytes\), 0 deleted, 0 unchanged$/m)
+    const { mtime } = await fs.stat(path.join(cwd, 'round-trip/sub/b.txt'))
+    assert.equal(mtime.getTime(), (await store.stat('round/sub/b.txt')).lastModified.getTime())
+    assert.deepEqual(await run(cwd, ['sync', 'round-trip', 'local:round']), {
+      code: 0,
+      stdout: '0 copied (0 bytes), 0 deleted, 5 unchanged\n',
+      stderr: '',
+    })
+  })
+
   it('--delete removes what the source lacks, only under the destination prefix or folder', async () => {
     for (const key of ['mirror/a.txt', 'mirror/gone.txt', 'mirror/old/deep.txt', 'mirror-sibling/keep.txt', 'keep.txt']) {
       await store.upload({ key, body: 'x' })
@@ -706,6 +737,13 @@ describe('sync between folders and the local store', () => {
     assert.match(result.stderr, /^failed copy site\/a\.txt -> local:clash\/a\.txt: .*\[KEY_CONFLICT\]$/m)
     assert.match(result.stdout, /^4 copied \(12 bytes\), 0 deleted, 0 unchanged, 1 failed$/m)
     assert.equal((await store.get('clash/sub/deeper/c.json')).toString(), files['sub/deeper/c.json'])
+    const json = await run(cwd, ['sync', '--json', 'site', 'local:clash'])
+    assert.equal(json.code, 1)
+    const [failed, summary] = json.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.match(failed.error, /\[KEY_CONFLICT\]$/)
+    assert.deepEqual(failed, { action: 'copy', source: 'site/a.txt', target: 'local:clash/a.txt', size: 5, error: failed.error })
+    assert.equal(summary.failed, 1)
+    assert.match(json.stderr, /^failed copy site\/a\.txt -> local:clash\/a\.txt: /m)
   })
 
   it('Ctrl-C stops with 130 and no partial file; the next run copies the rest', async () => {

@@ -88,6 +88,13 @@ describe('configuration from the environment', () => {
     })
   })
 
+  it('refuses an empty value as it refuses any other invalid one', () => {
+    for (const name of ['STORAGE_MAX_FILE_SIZE_BYTES', 'STORAGE_LOCAL_PATH']) {
+      setEnv({ [name]: '' })
+      assert.throws(() => storageConfig.STORAGE_BACKEND, (e) => e instanceof ConfigurationError && e.details.issues[0].field === name, name)
+    }
+  })
+
   it('validates only the selected backend', () => {
     setEnv({ STORAGE_BACKEND: 'local', STORAGE_S3_ENDPOINT: 'not a url' })
     assert.equal(storageConfig.STORAGE_BACKEND, 'local')

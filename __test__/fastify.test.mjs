@@ -273,6 +273,26 @@ for (const fixture of fixtures) {
         assert.equal(got.status, 400)
         assert.equal(got.json().code, 'INVALID_ARGUMENT')
       })
+
+      it('answers a form cut before its closing boundary with a 400, and stores nothing', async () => {
+        // Whole as sent (its Content-Length is what it holds): the client's form is what ends early.
+        const body = Buffer.concat([
+          Buffer.from('--cut\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\n'),
+          randomBytes(10 * KiB),
+        ])
+        const got = await new Promise((resolve, reject) => {
+          const headers = { 'Content-Type': 'multipart/form-data; boundary=cut', 'Content-Length': body.length }
+          const sent = http.request(url('/uploads/unfinished.txt'), { method: 'POST', headers }, (response) => {
+            const chunks = []
+            response.on('data', (chunk) => chunks.push(chunk))
+            response.on('end', () => resolve({ status: response.statusCode, json: () => JSON.parse(Buffer.concat(chunks)) }))
+          })
+          sent.on('error', reject).end(body)
+        })
+        assert.equal(got.status, 400)
+        assert.equal(got.json().code, 'INVALID_ARGUMENT')
+        assert.equal(await backend.exists('up/unfinished.txt'), false)
+      })
     })
 
     if (!selfSigning) return

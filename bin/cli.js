@@ -4,7 +4,6 @@
 // lib/cli/; this file reads the command line and turns failures into one line and an exit code.
 
 const { PROGRAM, USAGE, COMMANDS, commandHelp, parseCommand } = require('../lib/cli/args')
-const { commands } = require('../lib/cli/commands')
 const { EXIT, describe, exitCodeFor } = require('../lib/cli/errors')
 const { endProgressLine } = require('../lib/cli/progress')
 
@@ -43,6 +42,9 @@ async function main(argv) {
       process.stdout.write(commandHelp(name))
       return EXIT.ok
     }
+    // Loaded here, not above: loading the package reads the environment (the memory budget), and
+    // a bad value is then reported as any other configuration error.
+    const { commands } = require('../lib/cli/commands')
     const signal = INTERRUPTIBLE.has(name) ? interruptSignal() : undefined
     return (await commands[name](positionals, values, { signal })) ?? EXIT.ok
   } catch (error) {

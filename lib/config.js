@@ -20,7 +20,8 @@ const memoryBudgetConfigSchema = z.object({
 })
 
 const localConfigSchema = z.object({
-  STORAGE_LOCAL_PATH: z.string().default('./storage/uploads'),
+  // Empty is refused, as every other variable's empty value is, rather than taken for no root.
+  STORAGE_LOCAL_PATH: z.string().min(1, 'the root folder must not be empty; unset, it is ./storage/uploads').default('./storage/uploads'),
   /** Where the signed-URL handler is reachable; local signed URLs point there. */
   STORAGE_LOCAL_BASE_URL: z.string().url().optional(),
   /** Shared by every process that signs or verifies local URLs; kept in the store if unset. */

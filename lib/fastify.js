@@ -137,7 +137,8 @@ async function signedUrlRoutes(scope, { backend }) {
 /**
  * Streams one file of @fastify/multipart into the backend. @fastify/multipart cuts a file off
  * at its `limits.fileSize` and only marks it `truncated`: such a file is never stored, its
- * upload is aborted (nothing is left at the key) and a FileTooLargeError (413) thrown.
+ * upload is aborted (nothing is left at the key) and a FileTooLargeError (413) thrown. A form
+ * the client cut short or malformed is an InvalidArgumentError (400), nothing stored either.
  */
 async function uploadMultipartFile(file, { backend, signal, ...options }) {
   if (typeof file?.file?.pipe !== 'function') {
@@ -148,6 +149,13 @@ async function uploadMultipartFile(file, { backend, signal, ...options }) {
   const onLimit = () => truncated.abort()
   if (stream.truncated) onLimit()
   else stream.once('limit', onLimit)
+  // busboy fails the file's stream with what it could not parse ("Part terminated early…"), then
+  // the rest of the form: the upload fails with the first.
+  let unreadable
+  const onError = (error) => {
+    unreadable ??= error
+  }
+  stream.on('error', onError)
   try {
     return await backend.upload({
       contentType: file.mimetype,
@@ -156,6 +164,9 @@ async function uploadMultipartFile(file, { backend, signal, ...options }) {
       signal: signal ? AbortSignal.any([signal, truncated.signal]) : truncated.signal,
     })
   } catch (error) {
+    if (error === unreadable) {
+      throw new InvalidArgumentError(`The multipart body could not be read: ${error.message}`, {})
+    }
     if (!truncated.signal.aborted) throw error
     // The rest of the file is not wanted: let busboy skip it rather than wait for a reader.
     stream.destroy()
@@ -163,6 +174,7 @@ async function uploadMultipartFile(file, { backend, signal, ...options }) {
     throw new FileTooLargeError(`The file is larger than the ${stream.bytesRead} bytes accepted here`, { maxBytes: stream.bytesRead })
   } finally {
     stream.off('limit', onLimit)
+    stream.off('error', onError)
   }
 }
 

@@ -77,9 +77,9 @@ function printPut({ key, size, etag }, values) {
 
 /**
  * Downloads to a temp file beside `file` (its folders made), renamed into place once whole: a
- * failed download leaves no half file.
+ * failed download leaves no half file. `modified` (ms), when given, becomes the file's times.
  */
-async function downloadToFile(backend, key, file, { signal, onProgress = progressOf('get') }) {
+async function downloadToFile(backend, key, file, { signal, onProgress = progressOf('get'), modified }) {
   // Made first: from the moment the download is open, the pipeline must be there to take its
   // error (a Ctrl-C while the folders were made would be an uncaught one).
   await fsp.mkdir(path.dirname(file), { recursive: true })
@@ -87,6 +87,7 @@ async function downloadToFile(backend, key, file, { signal, onProgress = progres
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.rstorage-part`)
   try {
     await pipeline(stream, fs.createWriteStream(temp))
+    if (modified !== undefined) await fsp.utimes(temp, new Date(modified), new Date(modified))
     await fsp.rename(temp, file)
   } catch (error) {
     await fsp.rm(temp, { force: true })
@@ -164,11 +165,12 @@ function needsCopy(source, target, md5Etags) {
 }
 
 /** Copies one entry of a sync; uploads and downloads are whole or nothing, so a cut never leaves half of one. */
-async function syncCopy(from, to, name, { size }, { signal, onProgress }) {
+async function syncCopy(from, to, name, { size, modified }, { signal, onProgress }) {
   if (to.folder !== undefined) {
     const file = fileIn(to.folder, name)
     if (!file) throw new Error(`it would be written outside ${to.folder}`)
-    return downloadToFile(from.backend, from.prefix + name, file, { signal, onProgress })
+    // The object's time, as aws s3 sync sets it: a sync of the folder back sees nothing newer.
+    return downloadToFile(from.backend, from.prefix + name, file, { signal, onProgress, modified })
   }
   const key = to.prefix + name
   if (from.folder === undefined) return copyObject({ ...from, key: from.prefix + name }, { ...to, key }, { signal, onProgress })
@@ -184,12 +186,14 @@ function syncDelete(to, name) {
 const commands = {
   doctor,
 
-  async put([ref, file = '-'], values, { signal }) {
+  async put([ref, named], values, { signal }) {
     const { id, backend, key } = openRef(ref)
+    const file = named ?? '-'
     if (values['part-size'] !== undefined && !values.resumable) throw new UsageError('--part-size goes with --resumable', 'put')
     if (values.recursive) {
       if (file === '-') throw new UsageError('put -r needs a folder: put -r <key> <folder>', 'put')
       if (values.resumable) throw new UsageError('--resumable uploads one file, not a folder', 'put')
+      if (!(await fsp.stat(file)).isDirectory()) throw new UsageError(`${file} is not a folder: upload it without -r`, 'put')
       for await (const name of filesUnder(file)) {
         const result = await backend.upload({
           key: `${asFolder(key)}${name}`,
@@ -202,6 +206,10 @@ const commands = {
       return undefined
     }
     if (file === '-') {
+      // Unnamed, it is read from a pipe or a file only: on a terminal it would wait, silently, for typing.
+      if (named === undefined && process.stdin.isTTY) {
+        throw new UsageError('put needs a file, or - to read standard input from a pipe', 'put')
+      }
       if (values.resumable) throw new UsageError('--resumable needs a file, not standard input', 'put')
       const result = await backend.upload({
         key,
@@ -369,6 +377,8 @@ const commands = {
         if (signal?.aborted) throw interrupted() // whatever the cut action failed with
         clearProgressLine()
         console.error(`failed ${line}: ${describe(error)}`)
+        // Standard output tells every action, with its error, to whatever reads the JSON.
+        if (values.json) console.log(JSON.stringify({ ...action, error: describe(error) }))
         counts.failed++
         return false
       }
