@@ -397,6 +397,13 @@ for (const fixture of fixtures) {
           (error) => error instanceof InvalidFileTypeError && error.statusCode === 400 && /executable/.test(error.details.providedType),
         )
         assert.equal(await backend.exists(key), false)
+        // A type known by its signature must carry it: a script in an SVG declared as a PDF is refused.
+        const svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+        await assert.rejects(
+          backend.put(key, svg, { contentType: 'application/pdf', allowedContentTypes: allowed }),
+          (error) => error instanceof InvalidFileTypeError && error.details.providedType === 'application/octet-stream',
+        )
+        assert.equal(await backend.exists(key), false)
         await backend.put(key, PNG_HEADER, { contentType: 'image/png', allowedContentTypes: allowed })
         assert.equal((await backend.stat(key)).contentType, 'image/png')
       })
