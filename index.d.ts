@@ -641,6 +641,8 @@ export interface BuiltInBackends {
  * `getBackend<MyBackend>('s3')`.
  */
 export declare function getBackend<K extends BuiltInBackendId>(identifier: K): BuiltInBackends[K]
+/** The store STORAGE_BACKEND names, one of the built-in ones (an app whose own class it names: `getBackend<MyBackend>()`). */
+export declare function getBackend(): StorageBackend
 export declare function getBackend<T extends IStorageBackend = IStorageBackend>(identifier?: string): T
 export declare function isBackendCached(identifier: string): boolean
 export declare function resetFactory(): void

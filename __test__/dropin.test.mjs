@@ -47,6 +47,8 @@ const signed = await local.getSignedUrl('a/b.txt', { expiresIn: 60 })
 // and options built with optional fields that may be undefined pass exactOptionalPropertyTypes.
 const maxBytes: number | undefined = process.env.NO_SUCH_LIMIT ? Number(process.env.NO_SUCH_LIMIT) : undefined
 const info = await local.stat(uploaded.key)
+// The store STORAGE_BACKEND names (local here) is typed with its extended methods too.
+const fromEnvironment = await getBackend().stat(uploaded.key)
 await local.upload({ key: 'a/typed.txt', body: 'x', maxBytes, contentType: undefined })
 const custom = getBackend<EchoBackend>('echo')
 const echo = await custom.getSignedUrl('k', { method: 'PUT' })
@@ -58,7 +60,7 @@ try {
     const missingKey: string = error.details.key
     const exact: 'FILE_NOT_FOUND' = error.code
     void missingKey, exact
-    console.log(JSON.stringify({ text, size: info.size, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON() }))
+    console.log(JSON.stringify({ text, size: info.size, signed: signed.url.startsWith('http'), echo: echo.url, backend: config.STORAGE_BACKEND, s3, json: error.toJSON(), fromEnvironment: fromEnvironment.size }))
   }
 }
 `
@@ -133,6 +135,7 @@ describe('drop-in: the packed package in other apps', { timeout: 300_000 }, () =
     const result = JSON.parse(stdout)
     assert.equal(result.text, 'drop-in')
     assert.equal(result.size, 7)
+    assert.equal(result.fromEnvironment, 7)
     assert.equal(result.signed, true)
     assert.equal(result.echo, 'https://example.test/k?PUT')
     assert.equal(result.backend, 'local')
