@@ -16,7 +16,15 @@ const LIMITS = [
       `${serverBound(item, figures, 'raptscallions')}. On the sink, where the server does next to nothing, the same workload runs at 17× the AWS SDK (over HTTPS) and beside OpenDAL (over HTTP).`,
   },
   {
-    match: /^upload (256 MiB|1 GiB)(, unsigned payload)?: (throughput|client CPU)/,
+    match: /^upload (256 MiB|1 GiB)(, unsigned payload)?: client CPU/,
+    explain: ({ label }) =>
+      (label.includes('unsigned')
+        ? ''
+        : 'Over plain HTTP the default hashes every byte for the signature (SHA-256), as the SDK does; the unsigned row is the same client without it. ') +
+      'Its CPU otherwise goes to reading the file through a JS stream and copying each chunk into the addon; on the sink, where no server competes for the cores, the CPU target is met over HTTPS (0.32×).',
+  },
+  {
+    match: /^upload (256 MiB|1 GiB)(, unsigned payload)?: throughput/,
     explain: ({ item, figures, label }) => {
       const ours = label.includes('unsigned') ? 'raptscallions-unsigned' : 'raptscallions'
       const signing = label.includes('unsigned')
@@ -31,8 +39,8 @@ const LIMITS = [
       'Part buffers are bounded (8 MiB × 4, within the memory budget); the rest is the file stream\'s 64 KiB chunks, copied into the addon and left for V8\'s collector: with the collector forced after each chunk, the same upload peaked at 97 MB (round 1). Bodies are copied because the addon must never read memory JS owns after the call returns (a Buffer changed or collected, a Worker torn down).',
   },
   {
-    match: /^download 1 GiB: throughput vs curl/,
-    explain: ({ item, figures }) => `${serverBound(item, figures, 'raptscallions')}; on the sink over HTTPS, 0.99× curl at 1.26× its CPU (met).`,
+    match: /^download (256 MiB|1 GiB): throughput vs curl/,
+    explain: ({ item, figures }) => `${serverBound(item, figures, 'raptscallions')}; on the sink over HTTPS the download targets are met.`,
   },
   {
     match: /^sink over HTTP, small objects/,
@@ -53,6 +61,11 @@ const LIMITS = [
     match: /^(sink over HTTP|HTTPS sink), \d+ uploads of 4 MiB at once: (vs|peak RSS)/,
     explain: () =>
       'Each body given as a Buffer is copied into the addon when the call is made, so that the app may reuse its buffer and no Worker torn down mid-upload leaves the addon reading freed memory: 256 bodies of 4 MiB at once are held twice (2.2 GB peak against OpenDAL\'s 1.3). Profiled 2026-11-29: the copy (memmove, 11% of the client\'s CPU) and the page faults of the fresh memory it lands in (27%) are what OpenDAL spends less on.',
+  },
+  {
+    match: /^tus upload .*peak RSS/,
+    explain: ({ item, figures }) =>
+      `${figures(item, 'raptscallions-tus').tusRss} MB against ${figures(item, 'tus-server').tusRss} MB: both are Node's baseline and one 8 MiB PATCH in flight; the difference is within what repeated runs vary by.`,
   },
   {
     match: /^tus upload/,
