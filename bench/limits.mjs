@@ -13,7 +13,7 @@ const LIMITS = [
   {
     match: /^small objects: ops\/s/,
     explain: ({ item, figures }) =>
-      `${serverBound(item, figures, 'raptscallions')}. On the sink, where the server does next to nothing, the same workload runs at 17× the AWS SDK (over HTTPS) and beside OpenDAL (over HTTP).`,
+      `${serverBound(item, figures, 'raptscallions')}. On the sink, where the server does next to nothing, the same workload meets its target against the AWS SDK (over HTTPS) and runs ahead of OpenDAL (over HTTP).`,
   },
   {
     match: /^upload (256 MiB|1 GiB)(, unsigned payload)?: client CPU/,

@@ -93,7 +93,7 @@ function targets(results) {
     if (item.group === 'sink concurrent') add(`${name}: peak RSS vs AWS SDK`, ratio(item, 'raptscallions', 'aws-sdk', 'rss'), 1.0, false)
   }
   const presign = find('presign')
-  if (presign) add('signed URLs: rate vs OpenDAL', ratio(presign, 'raptscallions', 'opendal', 'rate'), 2)
+  if (presign) add('signed URLs: rate vs OpenDAL', ratio(presign, 'raptscallions', 'opendal', 'rate'), 4)
   // Each further store beside its official SDK, on the same emulator: no target, but not behind.
   for (const [store, ours, sdk] of [['azure', 'raptscallions-azure', 'azure-sdk'], ['gcs', 'raptscallions-gcs', 'gcs-sdk']]) {
     for (const item of results.filter((r) => r.group.startsWith(`${store} `))) {
