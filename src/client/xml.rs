@@ -4,7 +4,12 @@
 
 /// The text of the first `<tag>…</tag>` (attributes allowed on the opening tag), unescaped.
 pub fn text(body: &[u8], tag: &str) -> Option<String> {
-    elements(std::str::from_utf8(body).ok()?, tag).next().map(unescape)
+    field(std::str::from_utf8(body).ok()?, tag)
+}
+
+/// `text` of a document already read as text (an element of a listing): no second UTF-8 check.
+pub fn field(document: &str, tag: &str) -> Option<String> {
+    elements(document, tag).next().map(unescape)
 }
 
 /// The inner text of each `<tag>…</tag>` in `document`, in order, still escaped. Elements of

@@ -90,7 +90,7 @@ impl Blocks {
         let body = self.container.read_capped(answer.response).await;
         let text = String::from_utf8_lossy(&body);
         let committed: Vec<String> =
-            xml::elements(&text, "Block").filter_map(|block| xml::text(block.as_bytes(), "Name")).collect();
+            xml::elements(&text, "Block").filter_map(|block| xml::field(block, "Name")).collect();
         committed.len() == parts.len() && committed.iter().zip(parts).all(|(name, (_, id))| name == id)
     }
 }

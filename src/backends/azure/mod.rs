@@ -246,20 +246,19 @@ impl Backend for AzureBackend {
         let answer = self.container.send_ok(&call).await?;
         let body = self.container.http.read_document(call.operation, answer.response).await?;
         let text = String::from_utf8_lossy(&body);
-        let field = |element: &str, tag: &str| xml::text(element.as_bytes(), tag);
         let objects = xml::elements(&text, "Blob")
             .filter_map(|blob| {
                 Some(ListEntry {
-                    key: field(blob, "Name")?,
-                    size: field(blob, "Content-Length").and_then(|s| s.parse().ok()).unwrap_or(0),
-                    last_modified: http_date(field(blob, "Last-Modified").as_deref()),
+                    key: xml::field(blob, "Name")?,
+                    size: xml::field(blob, "Content-Length").and_then(|s| s.parse().ok()).unwrap_or(0),
+                    last_modified: http_date(xml::field(blob, "Last-Modified").as_deref()),
                     // Listings give the ETag bare; answers to requests, quoted.
-                    etag: field(blob, "Etag").map(|e| if e.starts_with('"') { e } else { format!("\"{e}\"") }),
+                    etag: xml::field(blob, "Etag").map(|e| if e.starts_with('"') { e } else { format!("\"{e}\"") }),
                 })
             })
             .collect();
-        let prefixes = xml::elements(&text, "BlobPrefix").filter_map(|p| field(p, "Name")).collect();
-        let cursor = xml::text(&body, "NextMarker").filter(|m| !m.is_empty());
+        let prefixes = xml::elements(&text, "BlobPrefix").filter_map(|p| xml::field(p, "Name")).collect();
+        let cursor = xml::field(&text, "NextMarker").filter(|m| !m.is_empty());
         Ok(ListPage { objects, prefixes, cursor })
     }
 

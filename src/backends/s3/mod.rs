@@ -233,20 +233,19 @@ impl Backend for S3Backend {
         let answer = self.direct.send_ok(&call).await?;
         let body = self.direct.http().read_document(call.operation, answer.response).await?;
         let text = String::from_utf8_lossy(&body);
-        let field = |element: &str, tag: &str| xml::text(element.as_bytes(), tag);
         let objects = xml::elements(&text, "Contents")
             .filter_map(|object| {
                 Some(ListEntry {
-                    key: field(object, "Key")?,
-                    size: field(object, "Size").and_then(|s| s.parse().ok()).unwrap_or(0),
-                    last_modified: rfc3339(field(object, "LastModified").as_deref()),
-                    etag: field(object, "ETag"),
+                    key: xml::field(object, "Key")?,
+                    size: xml::field(object, "Size").and_then(|s| s.parse().ok()).unwrap_or(0),
+                    last_modified: rfc3339(xml::field(object, "LastModified").as_deref()),
+                    etag: xml::field(object, "ETag"),
                 })
             })
             .collect();
-        let prefixes = xml::elements(&text, "CommonPrefixes").filter_map(|p| field(p, "Prefix")).collect();
-        let truncated = xml::text(&body, "IsTruncated").as_deref() == Some("true");
-        let cursor = xml::text(&body, "NextContinuationToken").filter(|t| truncated && !t.is_empty());
+        let prefixes = xml::elements(&text, "CommonPrefixes").filter_map(|p| xml::field(p, "Prefix")).collect();
+        let truncated = xml::field(&text, "IsTruncated").as_deref() == Some("true");
+        let cursor = xml::field(&text, "NextContinuationToken").filter(|t| truncated && !t.is_empty());
         Ok(ListPage { objects, prefixes, cursor })
     }
 
