@@ -20,6 +20,13 @@ export declare class NativeStorage {
   put(key: string, data: Buffer, settings: UploadSettings): Promise<UploadOutcome>
   /** Starts a streamed upload; the store reads chunks as the writer receives them. */
   upload(key: string, settings: UploadSettings): NativeWriter
+  /**
+   * Starts an upload whose body the addon reads from a file JS has open (an untouched
+   * `fs.ReadStream`), so no chunk crosses from JS. `start` and the inclusive `end` mean what
+   * they mean to `fs.createReadStream`; without `start` the file is read from its current
+   * offset. Null when `fd` is not a regular file: JS then streams it as any other body.
+   */
+  uploadFile(key: string, settings: UploadSettings, fd: number, start?: number | undefined | null, end?: number | undefined | null): NativeWriter | null
   /** Starts a resumable upload of `key`; `length` may be stated later. `expiresIn` in seconds. */
   createUpload(key: string, length: number | undefined | null, expiresIn: number | undefined | null, settings: UploadSettings): Promise<UploadInfo>
   uploadStatus(id: string): Promise<UploadInfo>

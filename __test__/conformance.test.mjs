@@ -1,6 +1,9 @@
 // One behaviour everywhere: this suite runs unchanged against every fixture's backend.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -23,7 +26,7 @@ import {
   ChecksumMismatchError,
   PreconditionFailedError,
 } from '../index.mjs'
-import { fixtures } from './fixtures.mjs'
+import { fixtures, tempDir } from './fixtures.mjs'
 
 const MiB = 1024 * 1024
 
@@ -698,6 +701,124 @@ for (const fixture of fixtures) {
           const contentLength = round % 2 ? data.length : undefined
           await backend.upload({ key, body: generate(randomChunks(data, random)), contentType: 'x/y', contentLength })
           assert.ok((await backend.get(key)).equals(data), `round ${round}`)
+        }
+      })
+    })
+
+    // An untouched fs.ReadStream's file is read by the addon itself; every other stream in JS.
+    describe('file streams', () => {
+      let dir
+      const file = (name, data) => {
+        const at = path.join(dir, name)
+        fs.writeFileSync(at, data)
+        return at
+      }
+      before(async () => {
+        dir = await tempDir('file-streams')
+      })
+
+      it('files of the edge sizes, whole and in spans, are stored whole and the stream closed', async () => {
+        for (const size of [0, 1, MiB - 1, MiB, MiB + 1, 8 * MiB + 1]) {
+          const data = crypto.randomBytes(size)
+          const at = file(`edge-${size}`, data)
+          const spans = [{}, { start: 1 }, { end: size >> 1 }, { start: size >> 2, end: Math.max(size >> 2, size - 2) }, { start: size + 5 }]
+          for (const span of spans) {
+            const key = fresh()
+            const body = fs.createReadStream(at, span)
+            await backend.upload({ key, body, contentType: 'x/y' })
+            const expected = data.subarray(span.start ?? 0, span.end === undefined ? size : Math.min(size, span.end + 1))
+            assert.ok((await backend.get(key)).equals(expected), `${size} bytes, ${JSON.stringify(span)}`)
+            assert.equal(body.bytesRead, 0, 'the addon read the file, not the stream')
+            assert.equal(body.destroyed, true, 'the stream is closed')
+          }
+        }
+      })
+
+      it('a descriptor is read from its offset, and closed after', async () => {
+        const data = crypto.randomBytes(MiB + 3)
+        const fd = fs.openSync(file('offset', data), 'r')
+        fs.readSync(fd, Buffer.alloc(10))
+        const body = fs.createReadStream(null, { fd, end: MiB })
+        const closed = new Promise((resolve) => body.once('close', resolve))
+        const key = fresh()
+        await backend.upload({ key, body })
+        assert.ok((await backend.get(key)).equals(data.subarray(10, 10 + MiB + 1)))
+        await closed
+        assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' })
+      })
+
+      it('streams that are not plain files are read in JS, as before', async () => {
+        const data = Buffer.from('caf\u00e9 \u00fcber ' + 'x'.repeat(70_000), 'latin1')
+        const at = file('latin1', data)
+        const cases = {
+          'decoded to strings': () => [fs.createReadStream(at, { encoding: 'latin1' }), Buffer.from(data.toString('latin1'))],
+          'read with another fs': () => [fs.createReadStream(at, { fs: { open: fs.open, read: fs.read, close: fs.close } }), data],
+          'with a data listener': () => {
+            const body = fs.createReadStream(at)
+            body.on('data', () => {})
+            return [body, data]
+          },
+        }
+        for (const [kind, make] of Object.entries(cases)) {
+          const [body, expected] = make()
+          const key = fresh()
+          await backend.upload({ key, body })
+          assert.ok((await backend.get(key)).equals(expected), kind)
+          assert.equal(body.bytesRead, data.length, `${kind}: read in JS`)
+        }
+        // A FIFO is no regular file: the addon gives it back and JS reads it.
+        const fifo = path.join(dir, `fifo-${counter}`)
+        execFileSync('mkfifo', [fifo])
+        const body = fs.createReadStream(fifo)
+        const writing = fs.promises.writeFile(fifo, data)
+        const key = fresh()
+        await backend.upload({ key, body })
+        await writing
+        assert.ok((await backend.get(key)).equals(data), 'a FIFO')
+        // A folder opens, then fails to read, in JS: the error comes back as it is.
+        await assert.rejects(backend.upload({ key: fresh(), body: fs.createReadStream(dir) }), { code: 'EISDIR' })
+      })
+
+      it('a missing file, a wrong stated length, a destroyed stream or an abort store nothing', async () => {
+        const data = crypto.randomBytes(9 * MiB)
+        const at = file('nothing', data)
+        const missing = fresh()
+        await assert.rejects(backend.upload({ key: missing, body: fs.createReadStream(path.join(dir, 'absent')) }), { code: 'ENOENT' })
+        const mismatched = fresh()
+        await assert.rejects(
+          backend.upload({ key: mismatched, body: fs.createReadStream(at), contentLength: data.length + 1 }),
+          ContentLengthMismatchError,
+        )
+        const destroyed = fresh()
+        const body = fs.createReadStream(at)
+        const upload = backend.upload({ key: destroyed, body })
+        setImmediate(() => body.destroy())
+        await assert.rejects(upload, { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+        // Aborted right after the call, while the upload still awaits its store and the file.
+        const aborted = [fresh(), fresh(), fresh()]
+        const bodies = [fs.createReadStream(at), Readable.from([data]), data]
+        for (const [i, body] of bodies.entries()) {
+          const controller = new AbortController()
+          const upload = backend.upload({ key: aborted[i], body, signal: controller.signal })
+          controller.abort()
+          await assert.rejects(upload, AbortError)
+        }
+        for (const key of [missing, mismatched, destroyed, ...aborted]) assert.equal(await backend.exists(key), false, key)
+      })
+
+      it('stopped at random points, an upload is either whole or absent, never torn', async () => {
+        const random = seeded(0xf11e)
+        const data = crypto.randomBytes(9 * MiB + 7)
+        const at = file('random-stops', data)
+        for (let round = 0; round < 8; round++) {
+          const key = fresh()
+          const body = fs.createReadStream(at)
+          const controller = new AbortController()
+          const upload = backend.upload({ key, body, signal: controller.signal })
+          const stop = round % 2 ? () => controller.abort() : () => body.destroy()
+          setTimeout(stop, Math.floor(random() * 40))
+          const stored = await upload.then(() => true, () => false)
+          if (stored || (await backend.exists(key))) assert.ok((await backend.get(key)).equals(data), `round ${round}`)
         }
       })
     })

@@ -5,7 +5,7 @@
 const { Readable } = require('node:stream')
 const { NativeStorage, generateStorageKey } = require('./addon')
 const { downloadArchive } = require('./archive')
-const { asBuffer, isStreamBody, bodyChunks } = require('./body')
+const { asBuffer, isStreamBody, bodyChunks, plainFileStream, whenDestroyed } = require('./body')
 const { AbortError, InvalidArgumentError } = require('./errors')
 const { callNative, callNativeSync, fromNative } = require('./native')
 const options = require('./options')
@@ -68,7 +68,9 @@ function abortion(signal) {
   let onAbort
   const promise = new Promise((_resolve, reject) => {
     onAbort = () => reject(abortErrorFor(signal))
-    signal.addEventListener('abort', onAbort, { once: true })
+    // Aborted while the call awaited its store: no event will come.
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
   })
   promise.catch(() => {})
   return { promise, dispose: () => signal.removeEventListener('abort', onAbort) }
@@ -185,6 +187,13 @@ class StorageBackend {
     }
     const body = buffer !== null ? oneChunk(buffer) : params.body
     if (buffer !== null) settings.contentLength ??= buffer.length
+    // A file stream's file is read by the addon, unless progress is wanted chunk by chunk.
+    const file = buffer === null && !onProgress ? await plainFileStream(body) : null
+    if (file !== null) {
+      const open = (native) => native.uploadFile(key, settings, file.fd, file.start, file.end)
+      const result = await this.#sendFile(body, open, signal)
+      if (result !== null) return { key, etag: result.etag ?? undefined }
+    }
     const result = await this.#send(body, (native) => native.upload(key, settings), {
       signal,
       onProgress,
@@ -236,6 +245,40 @@ class StorageBackend {
       throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
     } finally {
       aborted?.dispose()
+    }
+  }
+
+  /**
+   * Uploads a plain file stream (see `plainFileStream`) whose file the addon reads itself;
+   * resolves to null, the stream untouched, when the addon will not (not a regular file).
+   * The stream is closed when done, as reading it to its end would have closed it; destroying
+   * it (the app, its own signal) fails the upload.
+   */
+  async #sendFile(body, open, signal) {
+    let writer
+    try {
+      const native = await this.#store()
+      writer = callNativeSync(() => open(native))
+    } catch (error) {
+      body.destroy()
+      throw error
+    }
+    if (writer === null) return null
+    let stopWatching
+    const destroyed = new Promise((_resolve, reject) => (stopWatching = whenDestroyed(body, reject)))
+    const aborted = signal && abortion(signal)
+    try {
+      const closing = callNative(() => writer.close())
+      closing.catch(() => {})
+      return await Promise.race([closing, destroyed, ...(aborted ? [aborted.promise] : [])])
+    } catch (error) {
+      writer.abort()
+      await writer.close().catch(() => {})
+      throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
+    } finally {
+      aborted?.dispose()
+      stopWatching()
+      body.destroy()
     }
   }
 

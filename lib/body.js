@@ -2,7 +2,18 @@
 // Upload bodies: every accepted shape becomes either one Buffer or an async run of Buffers
 // that can be stopped, even while it waits for a chunk that never comes.
 
+const fs = require('node:fs')
+const { finished } = require('node:stream')
 const { InvalidArgumentError } = require('./errors')
+
+// Where a ReadStream keeps the fs it reads with (its `fs` option), found by handing one a
+// stand-in whose open never finishes; undefined on a Node that keeps it elsewhere, and then
+// every stream is read in JS.
+const kFs = (() => {
+  const standIn = { open() {}, read() {}, close() {} }
+  const probe = fs.createReadStream('', { fs: standIn })
+  return Object.getOwnPropertySymbols(probe).find((symbol) => probe[symbol] === standIn)
+})()
 
 /** Buffer, Uint8Array (and other byte views), ArrayBuffer or string → a Buffer; else null. */
 function asBuffer(value) {
@@ -73,4 +84,59 @@ async function* webStreamChunks(reader) {
   }
 }
 
-module.exports = { asBuffer, isStreamBody, bodyChunks }
+/**
+ * A plain `fs.ReadStream` nothing has read from, once its file is open: `{ fd, start, end }`
+ * for the addon to read the file itself (no JS chunks, no copies), else null. Plain: the
+ * real fs, bytes not decoded to strings, closed when done; nobody listening to its data.
+ * Rejects with the stream's own error when the file cannot be opened.
+ */
+async function plainFileStream(body) {
+  if (!isUntouchedFileStream(body)) return null
+  if (body.pending) await opened(body)
+  // Destroyed while it opened: the upload fails as if the stream had been read.
+  if (body.destroyed) throw body.errored ?? prematureClose()
+  if (!isUntouchedFileStream(body) || typeof body.fd !== 'number') return null
+  return { fd: body.fd, start: body.start ?? null, end: Number.isFinite(body.end) ? body.end : null }
+}
+
+function isUntouchedFileStream(body) {
+  return (
+    kFs !== undefined &&
+    Object.getPrototypeOf(body) === fs.ReadStream.prototype &&
+    body[kFs] === fs &&
+    body.autoClose === true &&
+    body.readableEncoding === null &&
+    body.bytesRead === 0 &&
+    body.readableLength === 0 &&
+    body.readableDidRead === false &&
+    body.readableFlowing !== true &&
+    !body.destroyed &&
+    body.listenerCount('data') === 0 &&
+    body.listenerCount('readable') === 0
+  )
+}
+
+function opened(stream) {
+  return new Promise((resolve, reject) => {
+    const done = finished(stream, (error) => reject(error ?? prematureClose()))
+    stream.once('ready', () => {
+      done()
+      resolve()
+    })
+  })
+}
+
+/**
+ * Calls `onEnd(error)` if the stream is destroyed or fails (the app destroyed it, its own
+ * signal fired) while the addon reads its file; returns the function that stops watching.
+ */
+function whenDestroyed(stream, onEnd) {
+  return finished(stream, (error) => onEnd(error ?? prematureClose()))
+}
+
+/** What reading a stream destroyed before its end throws. */
+function prematureClose() {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+}
+
+module.exports = { asBuffer, isStreamBody, bodyChunks, plainFileStream, whenDestroyed }

@@ -2,11 +2,13 @@
 //! class wraps it and adds Node streams, error classes and the Part A signatures. Each async
 //! method clones what it needs and returns a promise over an owned future (see `task`).
 
+use std::io::Seek;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -27,10 +29,11 @@ use crate::core::backend::{Backend, GetOptions, SignedUrl, Signing};
 use crate::core::body::Body;
 use crate::core::budget::MemoryBudget;
 use crate::core::error::{Error, Result};
+use crate::core::file::{read_file, regular_file_of, ReadTo};
 use crate::core::key::{generate_key, Key};
 use crate::core::resumable::{Checksum, ChecksumAlgorithm, NewUpload, DEFAULT_UPLOAD_TTL};
 use crate::core::signing::{SignedFields, UrlSigner, Verdict};
-use crate::core::storage::Storage;
+use crate::core::storage::{Storage, UploadOptions};
 
 #[napi(object)]
 pub struct LocalSettings {
@@ -277,11 +280,49 @@ impl NativeStorage {
     #[napi]
     pub fn upload(&self, key: String, settings: UploadSettings) -> napi::Result<NativeWriter> {
         contained_sync(|| {
-            let (storage, options) = (self.storage.clone(), settings.into_core()?);
-            Ok(NativeWriter::start(options.content_length, move |body| async move {
-                storage.put(&key, body, options).await.map(Written::Put)
-            }))
+            let options = settings.into_core()?;
+            Ok(NativeWriter::start(options.content_length, self.putting(key, options)))
         })
+    }
+
+    /// Starts an upload whose body the addon reads from a file JS has open (an untouched
+    /// `fs.ReadStream`), so no chunk crosses from JS. `start` and the inclusive `end` mean what
+    /// they mean to `fs.createReadStream`; without `start` the file is read from its current
+    /// offset. Null when `fd` is not a regular file: JS then streams it as any other body.
+    #[napi]
+    pub fn upload_file(
+        &self,
+        key: String,
+        settings: UploadSettings,
+        fd: i32,
+        start: Option<f64>,
+        end: Option<f64>,
+    ) -> napi::Result<Option<NativeWriter>> {
+        contained_sync(|| {
+            let options = settings.into_core()?;
+            let Some(mut file) = regular_file_of(fd)? else {
+                return Ok(None);
+            };
+            let (start, end) = (
+                start.map(|n| whole_number("start", n)).transpose()?,
+                end.map(|n| whole_number("end", n)).transpose()?,
+            );
+            let from = match start {
+                Some(start) => start,
+                None => file.stream_position().map_err(|e| Error::io("seek", e))?,
+            };
+            // An end counts from `start`, or from where reading began without one.
+            let to = end
+                .map_or(u64::MAX, |end| from.saturating_add(end.saturating_add(1).saturating_sub(start.unwrap_or(0))));
+            let body = Body::stream(read_file(file, from, ReadTo::AtMost(to)), options.content_length);
+            Ok(Some(NativeWriter::reading(body, self.putting(key, options))))
+        })
+    }
+
+    /// What a streamed upload does with its body: store it at `key`.
+    fn putting(&self, key: String, options: UploadOptions) -> impl FnOnce(Body) -> BoxFuture<'static, Result<Written>> {
+        let storage = self.storage.clone();
+        move |body| async move { storage.put(&key, body, options).await.map(Written::Put) }.boxed()
     }
 
     /// Starts a resumable upload of `key`; `length` may be stated later. `expiresIn` in seconds.

@@ -42,7 +42,7 @@ pub struct NativeWriter {
 }
 
 impl NativeWriter {
-    /// A writer whose body `consume` stores (a put, an append).
+    /// A writer whose body, the chunks JS writes, `consume` stores (a put, an append).
     pub fn start<F>(length: Option<u64>, consume: impl FnOnce(Body) -> F) -> NativeWriter
     where
         F: Future<Output = std::result::Result<Written, Error>> + Send + 'static,
@@ -50,6 +50,22 @@ impl NativeWriter {
         let (sender, receiver) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
         let abort = CancellationToken::new();
         let storing = consume(Body::stream(incoming(receiver, abort.clone()), length));
+        NativeWriter::run(Some(sender), abort, storing)
+    }
+
+    /// A writer that takes no chunks: `body` is already whole (a file the addon reads itself),
+    /// and JS only closes or aborts it.
+    pub fn reading<F>(body: Body, consume: impl FnOnce(Body) -> F) -> NativeWriter
+    where
+        F: Future<Output = std::result::Result<Written, Error>> + Send + 'static,
+    {
+        NativeWriter::run(None, CancellationToken::new(), consume(body))
+    }
+
+    fn run<F>(sender: Option<mpsc::Sender<Bytes>>, abort: CancellationToken, storing: F) -> NativeWriter
+    where
+        F: Future<Output = std::result::Result<Written, Error>> + Send + 'static,
+    {
         let (done, outcome) = tokio::sync::oneshot::channel();
         let aborted = abort.clone();
         napi::bindgen_prelude::spawn(async move {
@@ -68,7 +84,7 @@ impl NativeWriter {
                 Err(_) => Err(Arc::new(Error::Aborted("the upload task ended early".into()))),
             }
         };
-        NativeWriter { sender: Mutex::new(Some(sender)), abort, outcome: outcome.boxed().shared() }
+        NativeWriter { sender: Mutex::new(sender), abort, outcome: outcome.boxed().shared() }
     }
 
     /// Held only for an instant, and nothing panics while it is held; a poisoned lock still

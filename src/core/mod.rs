@@ -5,6 +5,7 @@ pub mod backend;
 pub mod body;
 pub mod budget;
 pub mod error;
+pub mod file;
 pub mod key;
 pub mod listing;
 pub mod multipart;

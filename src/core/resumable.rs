@@ -603,7 +603,7 @@ mod tests {
     use crate::backends::local::LocalBackend;
     use crate::backends::memory::MemoryBackend;
     use crate::core::signing::UrlSigner;
-    use crate::core::testing::{chunked_body, cut, strict_body};
+    use crate::core::testing::{chunked_body, cut};
 
     const BASE: &str = "http://127.0.0.1:9/files";
 

@@ -14,15 +14,13 @@ mod sidecar;
 mod write;
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use rustix::fs::{self as rfs, AtFlags, FileType};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
@@ -31,8 +29,9 @@ use crate::core::backend::{
     Backend, GetOptions, GetResult, ListEntry, ListOptions, ListPage, Metadata, ObjectMeta, PutOptions, PutResult,
     SignOptions, Signing, DEFAULT_CONTENT_TYPE,
 };
-use crate::core::body::{Body, ByteStream, CHUNK_SIZE};
+use crate::core::body::Body;
 use crate::core::error::{Error, Result};
+use crate::core::file::{blocking, read_file, ReadTo};
 use crate::core::key::Key;
 use crate::core::listing::paginate;
 use crate::core::signing::UrlSigner;
@@ -472,7 +471,7 @@ impl Backend for LocalBackend {
             Some(range) => range.resolve(meta.size)?,
             None => (0, meta.size),
         };
-        Ok(GetResult { stream: read_file(file, span), meta, span })
+        Ok(GetResult { stream: read_file(file, span.0, ReadTo::Exactly(span.1)), meta, span })
     }
 
     async fn stat(&self, key: &Key) -> Result<ObjectMeta> {
@@ -524,42 +523,11 @@ impl LocalBackend {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("a file task failed: {e}")))?
-}
-
-/// Streams `[start, end)` of an open file in `CHUNK_SIZE` reads, each into a fresh buffer that
-/// becomes a JS Buffer without a copy. Dropping the stream closes the file.
-fn read_file(file: File, (start, end): (u64, u64)) -> ByteStream {
-    let state = (Some(file), start, end);
-    stream::try_unfold(state, |(file, pos, end)| async move {
-        let Some(mut file) = file.filter(|_| pos < end) else {
-            return Ok(None);
-        };
-        let want = (end - pos).min(CHUNK_SIZE as u64);
-        let (file, chunk) = blocking(move || {
-            let mut chunk = Vec::with_capacity(want as usize);
-            file.seek(SeekFrom::Start(pos))
-                .and_then(|_| (&mut file).take(want).read_to_end(&mut chunk))
-                .map_err(|e| Error::io("read", e))?;
-            Ok((file, chunk))
-        })
-        .await?;
-        if chunk.is_empty() {
-            return Err(Error::io(
-                "read",
-                io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while being read"),
-            ));
-        }
-        let next = pos + chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (Some(file), next, end))))
-    })
-    .boxed()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
+
+    use bytes::Bytes;
 
     use super::*;
     use crate::core::storage::{Storage, UploadOptions};
