@@ -71,6 +71,11 @@ export declare class NativeWriter {
   tryWrite(chunk: Buffer): boolean
   /** Resolves once the chunk is queued; rejects with the upload's own error if it has failed. */
   write(chunk: Buffer): Promise<void>
+  /**
+   * A file body's progress, once `PROGRESS_EVERY` has passed or the file is read to its
+   * end; rejects with the upload's error if it has failed.
+   */
+  progress(): Promise<ReadProgress>
   /** Ends the body and resolves when the object (or the appended segment) is stored. */
   close(): Promise<UploadOutcome>
   /** Fails the upload; the store discards what it had received. */
@@ -220,6 +225,12 @@ export interface QuotaSettings {
 export interface RangeSettings {
   start: number
   end?: number
+}
+
+export interface ReadProgress {
+  loaded: number
+  /** The file is read to its end: `loaded` is final. */
+  done: boolean
 }
 
 export interface S3Options {

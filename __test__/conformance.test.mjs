@@ -734,6 +734,25 @@ for (const fixture of fixtures) {
         }
       })
 
+      it('progress is reported as the addon reads; an onProgress that throws at the end stores nothing', async () => {
+        const data = crypto.randomBytes(9 * MiB + 1)
+        const at = file('progress', data)
+        const seen = []
+        const key = fresh()
+        const body = fs.createReadStream(at)
+        await backend.upload({ key, body, contentLength: data.length, onProgress: (p) => seen.push(p) })
+        assert.ok((await backend.get(key)).equals(data))
+        assert.equal(body.bytesRead, 0, 'the addon read the file')
+        assert.deepEqual(seen.at(-1), { loaded: data.length, total: data.length })
+        assert.ok(seen.every((p, i) => i === 0 || p.loaded > seen[i - 1].loaded))
+        const broken = fresh()
+        const onProgress = ({ loaded }) => {
+          if (loaded === data.length) throw new Error('progress handler broke')
+        }
+        await assert.rejects(backend.upload({ key: broken, body: fs.createReadStream(at), onProgress }), /progress handler broke/)
+        assert.equal(await backend.exists(broken), false)
+      })
+
       it('a descriptor is read from its offset, and closed after', async () => {
         const data = crypto.randomBytes(MiB + 3)
         const fd = fs.openSync(file('offset', data), 'r')

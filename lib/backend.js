@@ -187,11 +187,11 @@ class StorageBackend {
     }
     const body = buffer !== null ? oneChunk(buffer) : params.body
     if (buffer !== null) settings.contentLength ??= buffer.length
-    // A file stream's file is read by the addon, unless progress is wanted chunk by chunk.
-    const file = buffer === null && !onProgress ? await plainFileStream(body) : null
+    // A file stream's file is read by the addon itself.
+    const file = buffer === null ? await plainFileStream(body) : null
     if (file !== null) {
       const open = (native) => native.uploadFile(key, settings, file.fd, file.start, file.end)
-      const result = await this.#sendFile(body, open, signal)
+      const result = await this.#sendFile(body, open, { signal, onProgress, total: settings.contentLength })
       if (result !== null) return { key, etag: result.etag ?? undefined }
     }
     const result = await this.#send(body, (native) => native.upload(key, settings), {
@@ -252,9 +252,10 @@ class StorageBackend {
    * Uploads a plain file stream (see `plainFileStream`) whose file the addon reads itself;
    * resolves to null, the stream untouched, when the addon will not (not a regular file).
    * The stream is closed when done, as reading it to its end would have closed it; destroying
-   * it (the app, its own signal) fails the upload.
+   * it (the app, its own signal) fails the upload. Progress is reported as the addon reads,
+   * the last report before the store commits, as for any other body.
    */
-  async #sendFile(body, open, signal) {
+  async #sendFile(body, open, { signal, onProgress, total }) {
     let writer
     try {
       const native = await this.#store()
@@ -267,10 +268,16 @@ class StorageBackend {
     let stopWatching
     const destroyed = new Promise((_resolve, reject) => (stopWatching = whenDestroyed(body, reject)))
     const aborted = signal && abortion(signal)
+    const stops = [destroyed, ...(aborted ? [aborted.promise] : [])]
     try {
+      for (let reported = 0, done = !onProgress; !done; ) {
+        const progress = await Promise.race([callNative(() => writer.progress()), ...stops])
+        done = progress.done
+        if (progress.loaded > reported) onProgress({ loaded: (reported = progress.loaded), total })
+      }
       const closing = callNative(() => writer.close())
       closing.catch(() => {})
-      return await Promise.race([closing, destroyed, ...(aborted ? [aborted.promise] : [])])
+      return await Promise.race([closing, ...stops])
     } catch (error) {
       writer.abort()
       await writer.close().catch(() => {})

@@ -314,8 +314,8 @@ impl NativeStorage {
             // An end counts from `start`, or from where reading began without one.
             let to = end
                 .map_or(u64::MAX, |end| from.saturating_add(end.saturating_add(1).saturating_sub(start.unwrap_or(0))));
-            let body = Body::stream(read_file(file, from, ReadTo::AtMost(to)), options.content_length);
-            Ok(Some(NativeWriter::reading(body, self.putting(key, options))))
+            let body = read_file(file, from, ReadTo::AtMost(to));
+            Ok(Some(NativeWriter::reading_file(body, options.content_length, self.putting(key, options))))
         })
     }
 

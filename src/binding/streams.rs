@@ -3,7 +3,9 @@
 //! per chunk; `cancel()` drops the Rust stream, which closes the file or connection.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -39,6 +41,27 @@ pub struct NativeWriter {
     sender: Mutex<Option<mpsc::Sender<Bytes>>>,
     abort: CancellationToken,
     outcome: Outcome,
+    /// Set when the body is a file the addon reads itself.
+    file: Option<Arc<FileReading>>,
+}
+
+/// How far the addon has read a file body. The body ends only once JS closes the writer, so
+/// that JS reports the last progress before the store commits anything (as it does for chunks
+/// it writes itself): an `onProgress` that throws then stores nothing.
+struct FileReading {
+    loaded: AtomicU64,
+    read_to_end: CancellationToken,
+    closed: CancellationToken,
+}
+
+/// How often `progress()` reports while a file body is read.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+#[napi(object)]
+pub struct ReadProgress {
+    pub loaded: f64,
+    /// The file is read to its end: `loaded` is final.
+    pub done: bool,
 }
 
 impl NativeWriter {
@@ -53,13 +76,33 @@ impl NativeWriter {
         NativeWriter::run(Some(sender), abort, storing)
     }
 
-    /// A writer that takes no chunks: `body` is already whole (a file the addon reads itself),
-    /// and JS only closes or aborts it.
-    pub fn reading<F>(body: Body, consume: impl FnOnce(Body) -> F) -> NativeWriter
+    /// A writer that takes no chunks: the addon reads the body from a file itself, and JS
+    /// follows its `progress()`, then closes or aborts it.
+    pub fn reading_file<F>(file: ByteStream, length: Option<u64>, consume: impl FnOnce(Body) -> F) -> NativeWriter
     where
         F: Future<Output = std::result::Result<Written, Error>> + Send + 'static,
     {
-        NativeWriter::run(None, CancellationToken::new(), consume(body))
+        let reading = Arc::new(FileReading {
+            loaded: AtomicU64::new(0),
+            read_to_end: CancellationToken::new(),
+            closed: CancellationToken::new(),
+        });
+        let counting = Arc::clone(&reading);
+        let file = file.inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                counting.loaded.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        });
+        let ending = Arc::clone(&reading);
+        let close = stream::once(async move {
+            ending.read_to_end.cancel();
+            ending.closed.cancelled().await;
+        })
+        .filter_map(|()| async { None });
+        let storing = consume(Body::stream(file.chain(close).boxed(), length));
+        let mut writer = NativeWriter::run(None, CancellationToken::new(), storing);
+        writer.file = Some(reading);
+        writer
     }
 
     fn run<F>(sender: Option<mpsc::Sender<Bytes>>, abort: CancellationToken, storing: F) -> NativeWriter
@@ -84,7 +127,7 @@ impl NativeWriter {
                 Err(_) => Err(Arc::new(Error::Aborted("the upload task ended early".into()))),
             }
         };
-        NativeWriter { sender: Mutex::new(sender), abort, outcome: outcome.boxed().shared() }
+        NativeWriter { sender: Mutex::new(sender), abort, outcome: outcome.boxed().shared(), file: None }
     }
 
     /// Held only for an instant, and nothing panics while it is held; a poisoned lock still
@@ -142,10 +185,31 @@ impl NativeWriter {
         })
     }
 
+    /// A file body's progress, once `PROGRESS_EVERY` has passed or the file is read to its
+    /// end; rejects with the upload's error if it has failed.
+    #[napi(ts_return_type = "Promise<ReadProgress>")]
+    pub fn progress<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ReadProgress>> {
+        let (file, outcome) = (self.file.clone(), self.outcome.clone());
+        promise_js(env, async move {
+            let Some(file) = file else {
+                return Err(to_js(&Error::InvalidArgument("only a file body reports its progress".into())));
+            };
+            let done = tokio::select! {
+                _ = file.read_to_end.cancelled() => true,
+                _ = tokio::time::sleep(PROGRESS_EVERY) => false,
+                result = outcome => result.map(|_| true).map_err(|e| to_js(&e))?,
+            };
+            Ok(ReadProgress { loaded: file.loaded.load(Ordering::Relaxed) as f64, done })
+        })
+    }
+
     /// Ends the body and resolves when the object (or the appended segment) is stored.
     #[napi(ts_return_type = "Promise<UploadOutcome>")]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, UploadOutcome>> {
         self.sender().take();
+        if let Some(file) = &self.file {
+            file.closed.cancel();
+        }
         let outcome = self.outcome.clone();
         promise_js(env, async move {
             match outcome.await.map_err(|e| to_js(&e))? {
