@@ -287,7 +287,10 @@ impl PartReader {
                 Some((buffer, _)) => buffer.extend_from_slice(&chunk),
                 None => held.push(chunk),
             }
-            if part.is_none() && len >= HELD_BEFORE_BUFFERING && len < self.size {
+            // Not for one chunk that is the whole stated body (a Buffer given whole): it is
+            // sent as it came, without a copy or a share of the budget it would not use.
+            let whole_in_one = held.len() == 1 && len == self.pool.size;
+            if part.is_none() && len >= HELD_BEFORE_BUFFERING && len < self.size && !whole_in_one {
                 let (mut buffer, share) = self.pool.take().await?;
                 held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
                 part = Some((buffer, share));
@@ -359,6 +362,27 @@ mod tests {
         };
         assert_eq!(part.data.as_ptr(), body.as_ptr(), "copied into a part buffer");
         assert_eq!(limits.budget.usage().peak, 0, "took a share of the budget");
+    }
+
+    #[tokio::test]
+    async fn a_stated_body_in_one_chunk_goes_out_as_it_came_and_a_longer_one_is_buffered() {
+        let limits = limits(8 << 20, 4, 10_000);
+        for len in [(1 << 20) + 1, 4 << 20, 8 << 20] {
+            let body = Bytes::from(vec![5u8; len]);
+            let Cut::Whole(part) = limits.cut(strict_body(vec![body.clone()], Some(len as u64))).await.unwrap() else {
+                panic!("{len} bytes cut into parts of 8 MiB");
+            };
+            assert_eq!(part.data.as_ptr(), body.as_ptr(), "{len} bytes copied into a part buffer");
+        }
+        assert_eq!(limits.budget.usage().peak, 0, "took a share of the budget");
+        // Stated longer than its first chunk: the rest is gathered into a buffer of the budget's.
+        let len = 4 << 20;
+        let chunks = vec![Bytes::from(vec![1u8; 2 << 20]), Bytes::from(vec![2u8; 2 << 20])];
+        let Cut::Whole(part) = limits.cut(strict_body(chunks, Some(len as u64))).await.unwrap() else {
+            panic!("4 MiB cut into parts of 8");
+        };
+        assert_eq!(part.data.len(), len);
+        assert_eq!(limits.budget.usage().in_use, len as u64);
     }
 
     #[tokio::test]
