@@ -1,11 +1,15 @@
 // Peak memory of many uploads at once against the memory budget: a measurement, not a test.
-// Starts one s3s-fs, sends `--uploads` generated bodies of unknown length (`--mib` each, so
-// multipart, 8 MiB × 4 parts per upload) all at once, deletes each object once it is stored
-// (the disk holds only the uploads in progress), and prints the process's peak RSS against
-// its baseline and the budget as JSON. Build with `npm run build` (release) first.
-// Usage: node bench/budget.mjs [--uploads 100] [--mib 64] [--budget-mib N | --budget-mib none]
+// Sends `--uploads` generated bodies of unknown length (`--mib` each, so multipart, 8 MiB × 4
+// parts per upload) all at once and prints the process's peak RSS against its baseline and the
+// budget as JSON. The server: s3s-fs (`--server s3s-fs`, the default), which keeps every part on
+// disk, so each object is deleted once stored and the disk holds only the uploads in progress;
+// or bench/sink's S3 sink (`--server sink`), which keeps nothing, for sizes the disk cannot hold.
+// Build with `npm run build` (release) first.
+// Usage: node bench/budget.mjs [--uploads 100] [--mib 64] [--budget-mib N | --budget-mib none] [--server sink]
 // (`none`: a budget no upload reaches, as before there was one).
-import { memoryBudget, setMemoryBudget } from '../index.mjs'
+import { execFileSync, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { memoryBudget, S3StorageBackend, setMemoryBudget } from '../index.mjs'
 import { fixtures } from '../__test__/fixtures.mjs'
 import { patternSource } from '../__test__/generated.mjs'
 
@@ -17,17 +21,36 @@ const option = (name, fallback) => {
 const uploads = Number(option('uploads', 100))
 const size = Number(option('mib', 64)) * MiB
 const budgetMib = option('budget-mib', undefined)
+const server = option('server', 's3s-fs')
 if (budgetMib === 'none') setMemoryBudget(2 ** 50)
 else if (budgetMib !== undefined) setMemoryBudget(Number(budgetMib) * MiB)
 
-const s3sFs = fixtures.find((f) => f.name === 's3s-fs')
-const { place, cleanup } = await s3sFs.provision()
-const backend = s3sFs.open(place, {
-  // Uploads that share a budget finish together, and s3s-fs then takes longer than the default
-  // 20 s to answer a hundred CompleteMultipartUploads at once; a retry of one it did complete
-  // is refused (AccessDenied: it knows the upload no more).
-  stallTimeout: 120,
-})
+// Uploads that share a budget finish together, and s3s-fs then takes longer than the default
+// 20 s to answer a hundred CompleteMultipartUploads at once; a retry of one it did complete
+// is refused (AccessDenied: it knows the upload no more).
+const stallTimeout = 120
+const { backend, cleanup } = server === 'sink' ? await startSink() : await startS3sFs()
+
+async function startS3sFs() {
+  const s3sFs = fixtures.find((f) => f.name === 's3s-fs')
+  const { place, cleanup } = await s3sFs.provision()
+  return { backend: s3sFs.open(place, { stallTimeout }), cleanup }
+}
+
+async function startSink() {
+  const manifest = fileURLToPath(new URL('./sink/Cargo.toml', import.meta.url))
+  execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
+  const sink = spawn(fileURLToPath(new URL('./sink/target/release/s3-sink', import.meta.url)), [], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise((resolve, reject) => {
+    sink.stdout.once('data', (line) => resolve(Number(/ready (\d+)/.exec(String(line))[1])))
+    sink.once('exit', (code) => reject(new Error(`s3-sink exited with ${code}`)))
+  })
+  const backend = new S3StorageBackend({
+    bucket: 'sink', region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, stallTimeout,
+    credentials: { accessKeyId: 'sink', secretAccessKey: 'sink' },
+  })
+  return { backend, cleanup: () => sink.kill() }
+}
 
 // The baseline: the addon, the runtime and a connection pool warmed by one small upload.
 await backend.upload({ key: 'warm-up', body: Buffer.alloc(1024), contentType: 'application/octet-stream' })

@@ -17,8 +17,12 @@ use crate::core::body::{Body, ByteStream};
 use crate::core::budget::{MemoryBudget, Reservation};
 use crate::core::error::{Error, Result};
 
-/// A body is held as its chunks up to this size before it gets a part buffer.
+/// The first part of a body is held as its chunks up to this size before it gets a part
+/// buffer, so that a small body goes out as it came; later parts take a buffer at once.
 const HELD_BEFORE_BUFFERING: usize = 1 << 20;
+/// The same while the budget has no buffer to spare: an upload waiting its turn for one holds
+/// little outside the budget.
+const HELD_WHILE_SHORT: usize = 256 << 10;
 
 /// One multipart upload, as a store carries it out.
 #[async_trait]
@@ -76,7 +80,7 @@ impl PartLimits {
         // A stated length shorter than a part needs (and takes from the budget) no more.
         let capacity = body.length.and_then(|len| usize::try_from(len).ok()).map_or(size, |len| size.min(len));
         let pool = Arc::new(PartPool::new(capacity, self.concurrency, self.budget));
-        let mut reader = PartReader { stream: body.stream, size, leftover: None, ended: false, pool };
+        let mut reader = PartReader { stream: body.stream, size, leftover: None, ended: false, started: false, pool };
         let first = reader.next_part().await?.unwrap_or_default();
         Ok(if reader.at_end().await? { Cut::Whole(first) } else { Cut::Parts(first, reader) })
     }
@@ -241,6 +245,12 @@ impl PartPool {
         self.returned.notify_one();
     }
 
+    /// Whether a first buffer would have to wait for the budget.
+    fn budget_short(&self) -> bool {
+        let usage = self.budget.usage();
+        usage.waiting > 0 || usage.limit.saturating_sub(usage.in_use) < self.size as u64
+    }
+
     fn shelf(&self) -> MutexGuard<'_, Shelf> {
         self.shelf.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -253,13 +263,17 @@ pub struct PartReader {
     size: usize,
     leftover: Option<Bytes>,
     ended: bool,
+    /// A part has been read: the body is no small one.
+    started: bool,
     pool: Arc<PartPool>,
 }
 
 impl PartReader {
     async fn next_part(&mut self) -> Result<Option<Part>> {
-        // Chunks are held as they come until there are enough to be worth a part buffer: a
-        // small body is sent as it came, never copied into a buffer the size of a part.
+        // The first chunks are held as they come until there are enough to be worth a part
+        // buffer: a small body is sent as it came, never copied into a buffer the size of a
+        // part. Past the first part every byte read waits in a buffer of the budget's.
+        let first = !std::mem::replace(&mut self.started, true);
         let mut held: Vec<Bytes> = Vec::new();
         let mut part: Option<(BytesMut, Reservation)> = None;
         let mut len = 0;
@@ -290,7 +304,9 @@ impl PartReader {
             // Not for one chunk that is the whole stated body (a Buffer given whole): it is
             // sent as it came, without a copy or a share of the budget it would not use.
             let whole_in_one = held.len() == 1 && len == self.pool.size;
-            if part.is_none() && len >= HELD_BEFORE_BUFFERING && len < self.size && !whole_in_one {
+            let enough =
+                !first || len >= HELD_BEFORE_BUFFERING || (len >= HELD_WHILE_SHORT && self.pool.budget_short());
+            if part.is_none() && enough && len < self.size && !whole_in_one {
                 let (mut buffer, share) = self.pool.take().await?;
                 held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
                 part = Some((buffer, share));
@@ -332,6 +348,7 @@ impl PartReader {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     use proptest::prelude::*;
 
@@ -350,7 +367,7 @@ mod tests {
     fn reader(chunks: Vec<Bytes>, size: usize) -> PartReader {
         let pool = Arc::new(PartPool::new(size, 2, budget(1 << 30)));
         let stream = strict_stream(chunks.into_iter().map(Ok).collect());
-        PartReader { stream, size, leftover: None, ended: false, pool }
+        PartReader { stream, size, leftover: None, ended: false, started: false, pool }
     }
 
     #[tokio::test]
@@ -383,6 +400,48 @@ mod tests {
         };
         assert_eq!(part.data.len(), len);
         assert_eq!(limits.budget.usage().in_use, len as u64);
+    }
+
+    /// A stream of `count` chunks of `size` bytes that counts how many were taken.
+    fn counted(count: usize, size: usize) -> (ByteStream, Arc<AtomicUsize>) {
+        let taken = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&taken);
+        let stream = futures::stream::iter(0..count)
+            .map(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(Bytes::from(vec![9u8; size]))
+            })
+            .boxed();
+        (stream, taken)
+    }
+
+    #[tokio::test]
+    async fn an_upload_waiting_for_the_budget_holds_little_outside_it() {
+        const CHUNK: usize = 64 << 10;
+        let limits = PartLimits { part_size: 2 << 20, concurrency: 2, max_parts: 10_000, budget: budget(2 << 20) };
+        // Another upload holds the whole budget: this one's first part waits for it.
+        let other = limits.budget.reserve(2 << 20).await.unwrap();
+        let (stream, taken) = counted(64, CHUNK);
+        let cutting = tokio::spawn(async move { limits.cut(Body::stream(stream, None)).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(taken.load(Ordering::SeqCst) * CHUNK, HELD_WHILE_SHORT, "read before it waited");
+        drop(other);
+        cutting.await.unwrap().unwrap();
+
+        // Once a part is read, the next waits for a buffer before it reads more than a chunk.
+        let limits = PartLimits { part_size: 2 << 20, concurrency: 2, max_parts: 10_000, budget: budget(2 << 20) };
+        let (stream, taken) = counted(96, CHUNK);
+        let Cut::Parts(first, mut rest) = limits.cut(Body::stream(stream, None)).await.unwrap() else {
+            panic!("6 MiB in one part of 2");
+        };
+        let pool = Arc::clone(&rest.pool);
+        let reading = tokio::spawn(async move { rest.next_part().await.map(|part| part.map(|p| p.data.len())) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first part and the chunk `cut` read to see more was coming, which the next part
+        // starts with: it waits for a buffer before it reads another.
+        assert_eq!(taken.load(Ordering::SeqCst), 32 + 1);
+        pool.give(first);
+        assert_eq!(reading.await.unwrap().unwrap(), Some(2 << 20));
     }
 
     #[tokio::test]
