@@ -21,7 +21,7 @@ const LIMITS = [
       (label.includes('unsigned')
         ? ''
         : 'Over plain HTTP the default hashes every byte for the signature (SHA-256), as the SDK does; the unsigned row is the same client without it. ') +
-      'Its CPU otherwise goes to reading the file through a JS stream and copying each chunk into the addon; on the sink, where no server competes for the cores, the CPU target is met over HTTPS (0.32×).',
+      'The file itself is read by the addon (an untouched fs.ReadStream), with no chunk through JS; on the sink, where no server competes for the cores, the CPU target is met over HTTPS.',
   },
   {
     match: /^upload (256 MiB|1 GiB)(, unsigned payload)?: throughput/,
@@ -36,7 +36,7 @@ const LIMITS = [
   {
     match: /^upload 1 GiB: peak RSS/,
     explain: () =>
-      'Part buffers are bounded (8 MiB × 4, within the memory budget); the rest is the file stream\'s 64 KiB chunks, copied into the addon and left for V8\'s collector: with the collector forced after each chunk, the same upload peaked at 97 MB (round 1). Bodies are copied because the addon must never read memory JS owns after the call returns (a Buffer changed or collected, a Worker torn down).',
+      'Part buffers are bounded (8 MiB × 4, within the memory budget) and the addon reads the file itself, so no JS chunk waits for V8\'s collector; what is left is Node\'s own baseline (about 60 MB) and the parts in flight, more of them while the server is slow to take them.',
   },
   {
     match: /^download (256 MiB|1 GiB): throughput vs curl/,
@@ -45,12 +45,12 @@ const LIMITS = [
   {
     match: /^sink over HTTP, small objects/,
     explain: () =>
-      'No hot spot to remove (profiled 2026-11-29, 16,000 operations, symbol build): a third of the client\'s CPU is the kernel (socket calls, and the switches between the JS thread and the runtime\'s workers that every call makes twice: 11%), malloc and free 9%, V8 23%, SigV4 signing 3%. OpenDAL\'s profile has the same shape (its binding crosses the same threads). Over the same 16,000 operations ours used 0.68× OpenDAL\'s CPU but took longer, unpinned: OpenDAL spreads its work over more threads.',
+      'No hot spot to remove (profiled 2026-11-29, 16,000 operations, symbol build): a third of the client\'s CPU is the kernel (socket calls, and the switches between the JS thread and the runtime\'s workers that every call makes twice: 11%), malloc and free 9%, V8 23%, SigV4 signing 3%. OpenDAL\'s profile has the same shape (its binding crosses the same threads). Over the same 16,000 operations ours used 0.68× OpenDAL\'s CPU but took longer, unpinned: OpenDAL spreads its work over more threads. Tried 2026-11-29: mimalloc as the addon\'s allocator cut the client\'s CPU on this workload by about 6% (client pinned to one core), not enough to reach the target and not worth a C allocator in every platform\'s build; it was not kept.',
   },
   {
     match: /^sink over HTTP, list /,
     explain: () =>
-      'Profiled 2026-11-29 (100,000 keys, symbol build): over 40% of the client\'s CPU was the AWS SDK\'s XML deserializer (aws-smithy-xml, xmlparser and the memcmp of its tag matching). Listings now go over the direct request path with the package\'s own XML reader; the run above predates that change.',
+      'Profiled 2026-11-29 (100,000 keys, symbol build): over 40% of the client\'s CPU was the AWS SDK\'s XML deserializer until listings went over the direct request path with the package\'s own XML reader; what is left is one page after another, each parsed as it comes.',
   },
   {
     match: /^sink over HTTP, deletePrefix /,
@@ -60,7 +60,7 @@ const LIMITS = [
   {
     match: /^(sink over HTTP|HTTPS sink), \d+ uploads of 4 MiB at once: (vs|peak RSS)/,
     explain: () =>
-      'Each body given as a Buffer is copied into the addon when the call is made, so that the app may reuse its buffer and no Worker torn down mid-upload leaves the addon reading freed memory: 256 bodies of 4 MiB at once are held twice (2.2 GB peak against OpenDAL\'s 1.3). Profiled 2026-11-29: the copy (memmove, 11% of the client\'s CPU) and the page faults of the fresh memory it lands in (27%) are what OpenDAL spends less on.',
+      'Each body given as a Buffer is copied into the addon when the call is made, so that the app may reuse its buffer and no Worker torn down mid-upload leaves the addon reading freed memory: the copy (memmove) and the page faults of the fresh memory it lands in are what OpenDAL spends less on (profiled 2026-11-29). A second copy, into a part buffer, is gone since: a Buffer given whole goes out as it came.',
   },
   {
     match: /^tus upload .*peak RSS/,

@@ -188,7 +188,7 @@ class StorageBackend {
     const body = buffer !== null ? oneChunk(buffer) : params.body
     if (buffer !== null) settings.contentLength ??= buffer.length
     // A file stream's file is read by the addon itself.
-    const file = buffer === null ? await plainFileStream(body) : null
+    const file = buffer === null ? await this.#opening(body, signal) : null
     if (file !== null) {
       const open = (native) => native.uploadFile(key, settings, file.fd, file.start, file.end)
       const result = await this.#sendFile(body, open, { signal, onProgress, total: settings.contentLength })
@@ -243,6 +243,22 @@ class StorageBackend {
       // parts) is discarded by the store in the background right after.
       await writer.close().catch(() => {})
       throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
+    } finally {
+      aborted?.dispose()
+    }
+  }
+
+  /**
+   * `plainFileStream(body)`, ended by an abort while the file opens (a FIFO opens only once a
+   * writer comes): the stream is then destroyed, as a body is when an upload is aborted.
+   */
+  async #opening(body, signal) {
+    const aborted = signal && abortion(signal)
+    try {
+      return await (aborted ? Promise.race([plainFileStream(body), aborted.promise]) : plainFileStream(body))
+    } catch (error) {
+      if (signal?.aborted) body.destroy()
+      throw error
     } finally {
       aborted?.dispose()
     }

@@ -7,6 +7,9 @@
 // deadline) or when a Rust panic is printed during it. A child that dies leaves the rest of its
 // batch to a new child, so every trial is one terminated Worker.
 import { spawn } from 'node:child_process'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { fixtures } from '../__test__/fixtures.mjs'
@@ -15,7 +18,9 @@ const childScript = fileURLToPath(new URL('./workers/teardown-child.mjs', import
 const PANIC = /panicked|entered unreachable/
 const TAIL_LINES = 20
 /** The operations each Worker keeps in flight (see workers/teardown-worker.mjs). */
-export const OPERATIONS = ['upload', 'put', 'download', 'get', 'stat', 'list']
+export const OPERATIONS = ['upload', 'upload-file', 'put', 'download', 'get', 'stat', 'list']
+/** The file `upload-file` sends (as an fs.ReadStream, which the addon reads itself). */
+const FILE_BYTES = 8 << 20
 
 /** Runs a child for `rounds` rounds; resolves with its exit, output and whether it hung. */
 function runChild(config, deadlineMs) {
@@ -77,6 +82,9 @@ export async function runTeardown({
   if (unknown.length > 0) throw new Error(`unknown operations: ${unknown.join(', ')}`)
   const started = Date.now()
   const { place, cleanup } = await fixture.provision()
+  const fileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'rstorage-teardown-'))
+  const file = path.join(fileDir, 'body.bin')
+  await fs.writeFile(file, Buffer.alloc(FILE_BYTES, 5))
   const details = []
   const byMode = { idle: { trials: 0, crashes: 0 }, busy: { trials: 0, crashes: 0 } }
   const opErrors = {}
@@ -92,7 +100,7 @@ export async function runTeardown({
       // A child that dies leaves the rest of its batch to a new one.
       for (let next = batch * batchSize; next < end; ) {
         const rounds = end - next
-        const config = { fixtureName, place, firstRound: next, rounds, ops, mainBusy }
+        const config = { fixtureName, place, file, firstRound: next, rounds, ops, mainBusy }
         const result = await runChild(config, 30_000 + rounds * 3_000)
         const died = result.signal !== null || result.code !== 0
         const reason = result.hung ? 'hang' : result.signal ? 'signal' : 'exit code'
@@ -132,6 +140,7 @@ export async function runTeardown({
     }
   } finally {
     await cleanup()
+    await fs.rm(fileDir, { recursive: true, force: true })
   }
   const ms = Date.now() - started
   return { store: fixtureName, trials, crashes: details.length, details, byMode, opErrors, workerErrors, mainErrors, ms }

@@ -12,14 +12,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 
-const { fixtureName, place, firstRound, rounds, ops, mainBusy } = JSON.parse(process.argv[2])
+const { fixtureName, place, file, firstRound, rounds, ops, mainBusy } = JSON.parse(process.argv[2])
 const workerUrl = new URL('./teardown-worker.mjs', import.meta.url)
 const MAX_DELAY_MS = 50
 // A worker that never reaches its trigger (it failed first) is terminated after this anyway.
 const FALLBACK_MS = 10_000
 
 // Only streams have chunks to wait for.
-const streams = ops.includes('upload') || ops.includes('download')
+const streams = ['upload', 'upload-file', 'download'].some((op) => ops.includes(op))
 
 /** When to terminate: after a delay from the spawn, from 'started', or at the first chunk. */
 function pickTiming() {
@@ -37,7 +37,7 @@ let mainErrors = 0
 async function runRound(round) {
   const timing = pickTiming()
   process.stderr.write(`@@round ${round} ${JSON.stringify(timing)}\n`)
-  const worker = new Worker(workerUrl, { workerData: { fixtureName, place, round, ops } })
+  const worker = new Worker(workerUrl, { workerData: { fixtureName, place, file, round, ops } })
   const exited = new Promise((resolve) => worker.once('exit', resolve))
   let timer
   const terminate = (delay) => {

@@ -1,5 +1,6 @@
 // One worker_threads Worker of the teardown harness: it opens a backend and keeps a mix of
 // native operations in flight until its parent terminates it. It never finishes on its own.
+import fs from 'node:fs'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,7 +14,7 @@ const SEED = 'teardown/seed.bin'
 const SEED_BYTES = 4 * MiB
 const UPLOAD_BYTES = 8 * MiB
 
-const { fixtureName, place, round, ops } = workerData
+const { fixtureName, place, file, round, ops } = workerData
 // On odd rounds an S3 store takes its credentials from an async provider (as an S3Client's)
 // that expire within the refresh margin, so native code calls back into JS before every
 // request: a teardown must find no such call in flight either.
@@ -66,6 +67,8 @@ if (!(await backend.exists(SEED))) await backend.put(SEED, Buffer.alloc(SEED_BYT
 const operations = {
   // A few upload keys in rotation bound the disk that completed uploads can use.
   upload: () => backend.upload({ key: `teardown/up-${round % 4}.bin`, body: slowBody() }),
+  // The addon reads the file itself; progress comes back to JS while it does.
+  'upload-file': () => backend.upload({ key: `teardown/file-${round % 4}.bin`, body: fs.createReadStream(file), onProgress: sawChunk }),
   put: () => backend.put(`teardown/put-${round % 4}.bin`, Buffer.alloc(CHUNK, round & 0xff)),
   download: async () => pipeline(await backend.download(SEED), slowSink()),
   get: () => backend.get(SEED),
