@@ -5,7 +5,7 @@
 const { Readable } = require('node:stream')
 const { NativeStorage, generateStorageKey } = require('./addon')
 const { downloadArchive } = require('./archive')
-const { asBuffer, isStreamBody, bodyChunks, plainFileStream, whenDestroyed } = require('./body')
+const { asBuffer, isStreamBody, bodyChunks, isUntouchedFileStream, plainFileStream, prematureClose, whenDestroyed } = require('./body')
 const { AbortError, InvalidArgumentError } = require('./errors')
 const { callNative, callNativeSync, fromNative } = require('./native')
 const options = require('./options')
@@ -187,11 +187,12 @@ class StorageBackend {
     }
     const body = buffer !== null ? oneChunk(buffer) : params.body
     if (buffer !== null) settings.contentLength ??= buffer.length
-    // A file stream's file is read by the addon itself.
-    const file = buffer === null ? await this.#opening(body, signal) : null
+    // A file stream's file is read by the addon itself. Only such a stream is awaited here:
+    // any other goes to #send at once, which must hold a flowing stream still before an await.
+    const file = buffer === null && isUntouchedFileStream(body) ? await this.#opening(body, signal) : null
     if (file !== null) {
       const open = (native) => native.uploadFile(key, settings, file.fd, file.start, file.end)
-      const result = await this.#sendFile(body, open, { signal, onProgress, total: settings.contentLength })
+      const result = await this.#sendFile(body, file, open, { signal, onProgress, total: settings.contentLength })
       if (result !== null) return { key, etag: result.etag ?? undefined }
     }
     const result = await this.#send(body, (native) => native.upload(key, settings), {
@@ -267,41 +268,65 @@ class StorageBackend {
   /**
    * Uploads a plain file stream (see `plainFileStream`) whose file the addon reads itself;
    * resolves to null, the stream untouched, when the addon will not (not a regular file).
-   * The stream is closed when done, as reading it to its end would have closed it; destroying
-   * it (the app, its own signal) fails the upload. Progress is reported as the addon reads,
-   * the last report before the store commits, as for any other body.
+   * Until the file is read to its end, destroying the stream (the app, its own signal, an
+   * onProgress) fails the upload, as it would fail a stream read in JS; the signal can stop it
+   * until it is stored. Progress is reported as the addon reads, the last report before the
+   * store commits. Then the stream ends, as reading it to its end would have ended it.
    */
-  async #sendFile(body, open, { signal, onProgress, total }) {
+  async #sendFile(body, file, open, { signal, onProgress, total }) {
     let writer
     try {
       const native = await this.#store()
+      // Destroyed meanwhile: its descriptor may be closed, or already another file's.
+      if (body.destroyed || body.fd !== file.fd) throw body.errored ?? prematureClose()
       writer = callNativeSync(() => open(native))
     } catch (error) {
       body.destroy()
       throw error
     }
     if (writer === null) return null
-    let stopWatching
-    const destroyed = new Promise((_resolve, reject) => (stopWatching = whenDestroyed(body, reject)))
-    const aborted = signal && abortion(signal)
-    const stops = [destroyed, ...(aborted ? [aborted.promise] : [])]
+    // What stopped the upload; the writer's own calls then reject, and this is what is thrown.
+    let stoppedBy
+    const stop = (reason) => {
+      stoppedBy ??= reason
+      writer.abort()
+    }
+    const onAbort = () => stop(abortErrorFor(signal))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
+    let stopWatching = whenDestroyed(body, stop)
+    let stored = false
     try {
-      for (let reported = 0, done = !onProgress; !done; ) {
-        const progress = await Promise.race([callNative(() => writer.progress()), ...stops])
+      for (let reported = 0, done = false; !done; ) {
+        const progress = await callNative(() => writer.progress())
         done = progress.done
-        if (progress.loaded > reported) onProgress({ loaded: (reported = progress.loaded), total })
+        if (onProgress && progress.loaded > reported) onProgress({ loaded: (reported = progress.loaded), total })
+        // A destroy without an error tells nothing to a stream made with `emitClose: false`.
+        if (body.destroyed) stop(body.errored ?? prematureClose())
+        if (stoppedBy !== undefined) throw stoppedBy
       }
-      const closing = callNative(() => writer.close())
-      closing.catch(() => {})
-      return await Promise.race([closing, ...stops])
+      // Read to its end: the stream is done with, as one read in JS would be.
+      stopWatching()
+      stopWatching = () => {}
+      const result = await callNative(() => writer.close())
+      stored = true
+      return result
     } catch (error) {
       writer.abort()
       await writer.close().catch(() => {})
-      throw signal?.aborted ? abortErrorFor(signal) : fromNative(error)
+      throw stoppedBy ?? fromNative(error)
     } finally {
-      aborted?.dispose()
+      signal?.removeEventListener('abort', onAbort)
+      // The upload has reported the stream's error: its 'error' event, still to come, must not
+      // become an uncaught exception once nothing watches it.
+      body.on('error', () => {})
       stopWatching()
-      body.destroy()
+      if (stored && !body.destroyed) {
+        body.push(null)
+        body.resume()
+      } else {
+        body.destroy()
+      }
     }
   }
 

@@ -99,9 +99,12 @@ async function plainFileStream(body) {
   return { fd: body.fd, start: body.start ?? null, end: Number.isFinite(body.end) ? body.end : null }
 }
 
+/** Whether `body` is an fs.ReadStream the addon may read itself: see plainFileStream. */
 function isUntouchedFileStream(body) {
   return (
     kFs !== undefined &&
+    body !== null &&
+    typeof body === 'object' &&
     Object.getPrototypeOf(body) === fs.ReadStream.prototype &&
     body[kFs] === fs &&
     body.autoClose === true &&
@@ -139,4 +142,4 @@ function prematureClose() {
   return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }
 
-module.exports = { asBuffer, isStreamBody, bodyChunks, plainFileStream, whenDestroyed }
+module.exports = { asBuffer, isStreamBody, bodyChunks, isUntouchedFileStream, plainFileStream, prematureClose, whenDestroyed }

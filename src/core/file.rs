@@ -7,6 +7,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
+use rustix::fs::OFlags;
 
 use crate::core::body::{ByteStream, CHUNK_SIZE};
 use crate::core::error::{Error, Result};
@@ -26,7 +27,8 @@ pub enum ReadTo {
 }
 
 /// A descriptor of our own for a file JS holds open, so that it stays open however JS closes
-/// its own; `None` when it is not a regular file (a pipe, a socket), which only JS reads.
+/// its own; `None` when it is not a regular file (a pipe, a socket) or not open for reading,
+/// which only JS reads.
 pub fn regular_file_of(fd: RawFd) -> Result<Option<File>> {
     if fd < 0 {
         return Err(Error::InvalidArgument(format!("{fd} is not a file descriptor")));
@@ -35,7 +37,10 @@ pub fn regular_file_of(fd: RawFd) -> Result<Option<File>> {
     // while JS still holds it open; a stale number fails with EBADF.
     let file = File::from(unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().map_err(|e| Error::io("dup", e))?);
     let regular = file.metadata().map_err(|e| Error::io("stat", e))?.is_file();
-    Ok(regular.then_some(file))
+    // Opened for writing only: JS reads it, and fails as Node does (EBADF).
+    let readable =
+        rustix::fs::fcntl_getfl(&file).map_err(|e| Error::io("fcntl", e.into()))? & OFlags::RWMODE != OFlags::WRONLY;
+    Ok((regular && readable).then_some(file))
 }
 
 /// Streams a file from `start` in `CHUNK_SIZE` reads, each into a fresh buffer that becomes a
@@ -54,6 +59,10 @@ pub fn read_file(file: File, start: u64, to: ReadTo) -> ByteStream {
             file.seek(SeekFrom::Start(pos))
                 .and_then(|_| (&mut file).take(want).read_to_end(&mut chunk))
                 .map_err(|e| Error::io("read", e))?;
+            // A short read (a small file, the last chunk) keeps no more than it holds.
+            if chunk.len() < chunk.capacity() / 2 {
+                chunk.shrink_to_fit();
+            }
             Ok((file, chunk))
         })
         .await?;
@@ -100,6 +109,8 @@ mod tests {
         assert_eq!(own.metadata().unwrap().len(), 3);
         let (reader, _writer) = io::pipe().unwrap();
         assert!(regular_file_of(reader.as_raw_fd()).unwrap().is_none());
+        let write_only = std::fs::OpenOptions::new().append(true).open(file.path()).unwrap();
+        assert!(regular_file_of(write_only.as_raw_fd()).unwrap().is_none());
         assert!(regular_file_of(-1).is_err());
     }
 

@@ -304,8 +304,10 @@ impl PartReader {
             // Not for one chunk that is the whole stated body (a Buffer given whole): it is
             // sent as it came, without a copy or a share of the budget it would not use.
             let whole_in_one = held.len() == 1 && len == self.pool.size;
-            let enough =
-                !first || len >= HELD_BEFORE_BUFFERING || (len >= HELD_WHILE_SHORT && self.pool.budget_short());
+            // A body stated under HELD_BEFORE_BUFFERING never waits for the budget.
+            let enough = !first
+                || len >= HELD_BEFORE_BUFFERING
+                || (len >= HELD_WHILE_SHORT && self.pool.size > HELD_BEFORE_BUFFERING && self.pool.budget_short());
             if part.is_none() && enough && len < self.size && !whole_in_one {
                 let (mut buffer, share) = self.pool.take().await?;
                 held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
@@ -427,6 +429,14 @@ mod tests {
         assert_eq!(taken.load(Ordering::SeqCst) * CHUNK, HELD_WHILE_SHORT, "read before it waited");
         drop(other);
         cutting.await.unwrap().unwrap();
+
+        // A body stated under 1 MiB never waits, however short the budget.
+        let limits = PartLimits { part_size: 2 << 20, concurrency: 2, max_parts: 10_000, budget: budget(2 << 20) };
+        let _other = limits.budget.reserve(2 << 20).await.unwrap();
+        let (stream, _) = counted(10, CHUNK);
+        let small =
+            tokio::time::timeout(Duration::from_secs(5), limits.cut(Body::stream(stream, Some(10 * CHUNK as u64))));
+        assert!(matches!(small.await, Ok(Ok(Cut::Whole(_)))), "a 640 KiB body waited for the budget");
 
         // Once a part is read, the next waits for a buffer before it reads more than a chunk.
         let limits = PartLimits { part_size: 2 << 20, concurrency: 2, max_parts: 10_000, budget: budget(2 << 20) };
