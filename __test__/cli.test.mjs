@@ -281,6 +281,22 @@ describe('CLI usage, errors and exit codes', () => {
     assert.equal((await run(cwd, ['rm', '--prefix', 'types/'])).stdout, 'deleted 7 objects under types/\n')
   })
 
+  it('put reads a FIFO to its end (no length to state), and refuses to resume one', async () => {
+    const fifo = path.join(cwd, 'named.pipe')
+    await exec('mkfifo', [fifo])
+    const data = crypto.randomBytes(300_000)
+    const putting = run(cwd, ['put', 'docs/from-fifo.bin', fifo])
+    await fs.writeFile(fifo, data)
+    const put = await putting
+    assert.equal(put.code, 0, put.stderr)
+    const local = new LocalStorageBackend({ root: path.join(cwd, 'storage/uploads') })
+    assert.ok((await local.get('docs/from-fifo.bin')).equals(data))
+    const resumed = await run(cwd, ['put', '--resumable', 'docs/from-fifo.bin', fifo])
+    assert.equal(resumed.code, 2)
+    assert.match(resumed.stderr, /--resumable needs a regular file/)
+    await fs.rm(fifo)
+  })
+
   it('put -r and get -r copy folders; --json output; rm --prefix', async () => {
     const tree = path.join(cwd, 'tree')
     await fs.mkdir(path.join(tree, 'sub/deeper'), { recursive: true })

@@ -222,10 +222,11 @@ const commands = {
       return printPut(result, values)
     }
     // Checked before a stream is opened, so a missing file is one clear error, not a stream's.
-    const { size } = await fsp.stat(file).then((info) => {
-      if (info.isDirectory()) throw new UsageError(`${file} is a folder: upload it with put -r`, 'put')
-      return info
-    })
+    const info = await fsp.stat(file)
+    if (info.isDirectory()) throw new UsageError(`${file} is a folder: upload it with put -r`, 'put')
+    // A FIFO or a device has no length to state (its size reads 0), and cannot be resumed.
+    const size = info.isFile() ? info.size : undefined
+    if (values.resumable && size === undefined) throw new UsageError(`--resumable needs a regular file; ${file} is not one`, 'put')
     if (values.resumable) {
       const partSize = values['part-size'] === undefined ? DEFAULT_PART_SIZE : parseSize(values['part-size'], 'part-size', 'put')
       let draw // made at the first report, which is where this run starts (a resumed upload's offset)
