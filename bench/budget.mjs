@@ -7,11 +7,10 @@
 // Build with `npm run build` (release) first.
 // Usage: node bench/budget.mjs [--uploads 100] [--mib 64] [--budget-mib N | --budget-mib none] [--server sink]
 // (`none`: a budget no upload reaches, as before there was one).
-import { execFileSync, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { memoryBudget, S3StorageBackend, setMemoryBudget } from '../index.mjs'
 import { fixtures } from '../__test__/fixtures.mjs'
 import { patternSource } from '../__test__/generated.mjs'
+import { buildSink, startSink } from './sink.mjs'
 
 const MiB = 1 << 20
 const option = (name, fallback) => {
@@ -29,7 +28,7 @@ else if (budgetMib !== undefined) setMemoryBudget(Number(budgetMib) * MiB)
 // 20 s to answer a hundred CompleteMultipartUploads at once; a retry of one it did complete
 // is refused (AccessDenied: it knows the upload no more).
 const stallTimeout = 120
-const { backend, cleanup } = server === 'sink' ? await startSink() : await startS3sFs()
+const { backend, cleanup } = server === 'sink' ? await startSinkServer() : await startS3sFs()
 
 async function startS3sFs() {
   const s3sFs = fixtures.find((f) => f.name === 's3s-fs')
@@ -37,19 +36,14 @@ async function startS3sFs() {
   return { backend: s3sFs.open(place, { stallTimeout }), cleanup }
 }
 
-async function startSink() {
-  const manifest = fileURLToPath(new URL('./sink/Cargo.toml', import.meta.url))
-  execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
-  const sink = spawn(fileURLToPath(new URL('./sink/target/release/s3-sink', import.meta.url)), [], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const port = await new Promise((resolve, reject) => {
-    sink.stdout.once('data', (line) => resolve(Number(/ready (\d+)/.exec(String(line))[1])))
-    sink.once('exit', (code) => reject(new Error(`s3-sink exited with ${code}`)))
-  })
+async function startSinkServer() {
+  await buildSink()
+  const { child, port } = await startSink('s3-sink')
   const backend = new S3StorageBackend({
     bucket: 'sink', region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, stallTimeout,
     credentials: { accessKeyId: 'sink', secretAccessKey: 'sink' },
   })
-  return { backend, cleanup: () => sink.kill() }
+  return { backend, cleanup: () => child.kill() }
 }
 
 // The baseline: the addon, the runtime and a connection pool warmed by one small upload.

@@ -18,6 +18,7 @@ import {
 } from '../__test__/servers.mjs'
 import { gcsTestKey } from '../__test__/fixtures.mjs'
 import { writeReport } from './report.mjs'
+import { buildSink, startSink } from './sink.mjs'
 
 const run = promisify(execFile)
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -212,22 +213,17 @@ if (only === undefined) {
   }
   plan.push({ group: 'local list', name: `local listing of ${LOCAL_FILES.toLocaleString('en')} files`, arg: 'tree/', peers: ['raptscallions-local', 'fs'], check: counted })
 }
-/** A process of bench/sink's, pinned to the server's core; resolves once it says `ready <port>`. */
+/** A process of bench/sink's, pinned to the server's core, stopped with the run. */
 async function startSinkProcess(binary, args) {
-  const [command, pinnedArgs] = pinned(true, SERVER_CORE, path.join(here, 'sink/target/release', binary), args)
-  const child = spawn(command, pinnedArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.once('data', (line) => resolve(Number(/ready (\d+)/.exec(String(line))[1])))
-    child.once('exit', (code) => reject(new Error(`${binary} exited with ${code}`)))
-  })
-  stops.push(() => child.kill())
-  return { child, port }
+  const sink = await startSink(binary, args, { core: SERVER_CORE })
+  stops.push(() => sink.child.kill())
+  return sink
 }
 
 // The client-bound rows: every client over HTTPS (a TLS terminator of bench/sink's, with a CA
 // made for the run) on the S3 sink; the server's CPU is the sink's and the terminator's.
 if (only === undefined || only === 'sink') {
-  await run('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(here, 'sink/Cargo.toml')])
+  await buildSink()
   const ca = await makeTestCa()
   stops.push(() => fs.rmSync(ca.dir, { recursive: true, force: true }))
   const sink = await startSinkProcess('s3-sink', [])

@@ -302,13 +302,17 @@ impl PartReader {
                 None => held.push(chunk),
             }
             // Not for one chunk that is the whole stated body (a Buffer given whole): it is
-            // sent as it came, without a copy or a share of the budget it would not use.
+            // sent as it came, without a copy or a share of the budget it would not use. A body
+            // stated under HELD_BEFORE_BUFFERING never waits for the budget. The budget is
+            // looked at last, and only while this part has no buffer.
             let whole_in_one = held.len() == 1 && len == self.pool.size;
-            // A body stated under HELD_BEFORE_BUFFERING never waits for the budget.
-            let enough = !first
-                || len >= HELD_BEFORE_BUFFERING
-                || (len >= HELD_WHILE_SHORT && self.pool.size > HELD_BEFORE_BUFFERING && self.pool.budget_short());
-            if part.is_none() && enough && len < self.size && !whole_in_one {
+            if part.is_none()
+                && len < self.size
+                && !whole_in_one
+                && (!first
+                    || len >= HELD_BEFORE_BUFFERING
+                    || (len >= HELD_WHILE_SHORT && self.pool.size > HELD_BEFORE_BUFFERING && self.pool.budget_short()))
+            {
                 let (mut buffer, share) = self.pool.take().await?;
                 held.drain(..).for_each(|chunk| buffer.extend_from_slice(&chunk));
                 part = Some((buffer, share));
